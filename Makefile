@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Both bootstrap .venv/ idempotently.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.dynnet-installed
+export DYNNET_DATASETS ?= $(CURDIR)/datasets
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: install test demo benchmark clean-data
+
+install: $(STAMP)
+
+$(STAMP): setup.py tools/install_detectron2.py Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) tools/install_detectron2.py
+	$(PY) -m dynnet_d2.collect_env
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+demo: install
+	$(PY) tools/demo.py --output-dir output/demo
+
+clean-data:
+	rm -rf $(DYNNET_DATASETS)/shapes

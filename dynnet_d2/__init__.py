@@ -1,0 +1,13 @@
+"""dynnet_d2: the dynamic neural networks of one thesis as Detectron2 components.
+
+Importing this package registers every component and dataset with Detectron2's registries
+and makes ``lvis.eval.LVISEval`` run on NumPy 2 (see :mod:`dynnet_d2.compat`).
+"""
+from . import compat, data, modeling  # noqa: F401  (registration side effects)
+from .config import add_dynnet_config, get_dynnet_cfg
+
+__version__ = "0.1.0"
+
+compat.fix_lvis_numpy2()
+
+__all__ = ["add_dynnet_config", "get_dynnet_cfg", "__version__"]

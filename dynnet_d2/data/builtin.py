@@ -1,0 +1,117 @@
+"""Register the synthetic "shapes" dataset under TFA-style names (brief §3).
+
+=================================  =====================================================
+``shapes_{train,val,test}``        COCO JSON, all 20 classes (canonical order), masks
+``shapes_{split}_{base,novel}{s}`` the 15 base / 5 novel classes of split s in {1,2,3}
+``shapes_{split}_all{s}``          all 20 classes ordered base then novel (TFA's convention)
+``shapes_voc_{train,val,test,trainval}``  the same images via Pascal VOC XML (VOC evaluator)
+``shapes_lvis_{train,val}``        LVIS-v0.5-style long-tail train set; val = the test images
+=================================  =====================================================
+
+The data are generated on first use under ``$DYNNET_DATASETS/shapes`` (default ``./datasets``).
+"""
+import os
+from functools import partial
+from typing import Callable, List, Optional, Sequence
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.datasets import load_coco_json, load_lvis_json
+from detectron2.data.datasets.pascal_voc import load_voc_instances
+
+from . import synthetic
+from .synthetic import ALL_CLASSES, all_classes, base_classes, novel_classes
+
+SPLITS = ("train", "val", "test")
+SPLIT_IDS = (1, 2, 3)
+
+
+def ensure_shapes(root: Optional[str] = None):
+    """The dataset directory; generates the default dataset if none is complete there.
+
+    An existing complete dataset (e.g. a smaller one made with ``tools/make_synthetic.py``)
+    is used as it is.
+    """
+    if (synthetic.dataset_dir(root) / "manifest.json").is_file():
+        return synthetic.dataset_dir(root)
+    return synthetic.ensure_synthetic(root)
+
+
+def load_shapes_coco(split: str, classes: Sequence[str], root: Optional[str] = None) -> List[dict]:
+    """Dataset dicts of ``split`` keeping only ``classes``; ``category_id`` indexes ``classes``.
+
+    Images without any kept object stay (test sets must keep them; training filters them
+    with ``DATALOADER.FILTER_EMPTY_ANNOTATIONS``).
+    """
+    ensure_shapes(root)
+    dicts = load_coco_json(
+        str(synthetic.coco_json_path(split, root)), str(synthetic.image_root(root)),
+        extra_annotation_keys=["attributes"],
+    )
+    contiguous = {ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)}  # JSON ids are 1..20
+    for d in dicts:
+        d["annotations"] = [
+            dict(a, category_id=contiguous[a["category_id"]])
+            for a in d["annotations"] if a["category_id"] in contiguous
+        ]
+    return dicts
+
+
+def load_shapes_voc(split: str, root: Optional[str] = None) -> List[dict]:
+    """The Pascal VOC export of ``split``, read by Detectron2's own VOC loader."""
+    ensure_shapes(root)
+    return load_voc_instances(str(synthetic.voc_dir(root)), split, ALL_CLASSES)
+
+
+def load_shapes_lvis(split: str, root: Optional[str] = None) -> List[dict]:
+    """The LVIS-v0.5-style export of ``split``, read by Detectron2's own LVIS loader."""
+    ensure_shapes(root)
+    return load_lvis_json(str(synthetic.lvis_json_path(split, root)), str(synthetic.image_root(root)))
+
+
+def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:
+    if name in DatasetCatalog.list():
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+    DatasetCatalog.register(name, loader)
+    MetadataCatalog.get(name).set(**metadata)
+
+
+def _register_coco_view(name: str, split: str, classes: Sequence[str], root, **extra) -> None:
+    full = list(classes) == list(ALL_CLASSES)
+    _register(
+        name,
+        partial(load_shapes_coco, split, list(classes), root),
+        thing_classes=list(classes),
+        # Maps the JSON's category ids to our contiguous ids; evaluators map predictions back.
+        thing_dataset_id_to_contiguous_id={ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)},
+        evaluator_type="coco",
+        image_root=str(synthetic.image_root(root)),
+        # A class subset is converted to COCO JSON by COCOEvaluator itself (only its classes).
+        **({"json_file": str(synthetic.coco_json_path(split, root))} if full else {}),
+        **extra,
+    )
+
+
+def register_all_shapes(root: Optional[str] = None) -> None:
+    """Register every shapes dataset name for the data under ``root`` (default: $DYNNET_DATASETS)."""
+    root = root or os.environ.get("DYNNET_DATASETS")
+    for split in SPLITS:
+        _register_coco_view(f"shapes_{split}", split, ALL_CLASSES, root)
+        for sid in SPLIT_IDS:
+            split_meta = dict(split_id=sid, base_classes=base_classes(sid), novel_classes=novel_classes(sid))
+            _register_coco_view(f"shapes_{split}_base{sid}", split, base_classes(sid), root, **split_meta)
+            _register_coco_view(f"shapes_{split}_novel{sid}", split, novel_classes(sid), root, **split_meta)
+            _register_coco_view(f"shapes_{split}_all{sid}", split, all_classes(sid), root, **split_meta)
+    voc = str(synthetic.voc_dir(root))
+    for split in SPLITS + ("trainval",):
+        _register(
+            f"shapes_voc_{split}", partial(load_shapes_voc, split, root),
+            thing_classes=list(ALL_CLASSES), dirname=voc, year=2007, split=split,
+            evaluator_type="pascal_voc",
+        )
+    for split in ("train", "val"):
+        _register(
+            f"shapes_lvis_{split}", partial(load_shapes_lvis, split, root),
+            thing_classes=list(ALL_CLASSES), json_file=str(synthetic.lvis_json_path(split, root)),
+            image_root=str(synthetic.image_root(root)), evaluator_type="lvis",
+        )

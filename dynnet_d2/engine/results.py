@@ -1,0 +1,40 @@
+"""``OUTPUT_DIR/inference/results.json``: ``{task: {metric: value}}`` (brief §3)."""
+import math
+import os
+from collections import OrderedDict
+from typing import Any, Dict, Mapping, Sequence
+
+from ..utils.io import atomic_write_json
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: NaN (e.g. AP of a class without ground truth) becomes null."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "item"):
+        return _plain(value.item())
+    return value
+
+
+def write_results(output_dir: str, results: Mapping[str, Any], dataset_names: Sequence[str]) -> Dict[str, str]:
+    """Write each test dataset's ``{task: {metric: value}}`` and return the written paths.
+
+    ``results`` is what ``DefaultTrainer.test`` returns: the metrics of the single dataset, or a
+    mapping dataset name -> metrics for several. ``inference/results.json`` holds the first
+    (primary) dataset; ``inference/<dataset>/results.json`` holds each one.
+    """
+    per_dataset = (
+        OrderedDict((n, results[n]) for n in dataset_names)
+        if len(dataset_names) > 1 else OrderedDict([(dataset_names[0], results)])
+    )
+    paths = {}
+    for name, metrics in per_dataset.items():
+        path = os.path.join(output_dir, "inference", name, "results.json")
+        atomic_write_json(path, _plain(metrics), indent=2)
+        paths[name] = path
+    primary = os.path.join(output_dir, "inference", "results.json")
+    atomic_write_json(primary, _plain(per_dataset[dataset_names[0]]), indent=2)
+    paths["primary"] = primary
+    return paths

@@ -1,0 +1,43 @@
+"""Draw a model's predictions on a few test images with Detectron2's Visualizer."""
+import os
+from typing import List
+
+import cv2
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import transforms as T
+from detectron2.data.detection_utils import read_image
+from detectron2.utils.visualizer import Visualizer
+
+
+def visualize_predictions(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str,
+                          num_images: int) -> List[str]:
+    """Save ``num_images`` side-by-side PNGs (ground truth | predictions with score >=
+    ``TEST.VIS_SCORE_THRESH``) under ``output_dir``; return their paths.
+
+    Images are resized as at test time (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST``) and fed in
+    ``INPUT.FORMAT``, like Detectron2's ``DefaultPredictor``.
+    """
+    metadata = MetadataCatalog.get(dataset_name)
+    resize = T.ResizeShortestEdge([cfg.INPUT.MIN_SIZE_TEST] * 2, cfg.INPUT.MAX_SIZE_TEST)
+    os.makedirs(output_dir, exist_ok=True)
+    paths = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for d in DatasetCatalog.get(dataset_name)[:num_images]:
+            rgb = read_image(d["file_name"], format="RGB")
+            model_input = rgb[:, :, ::-1] if cfg.INPUT.FORMAT == "BGR" else rgb
+            resized = resize.get_transform(model_input).apply_image(model_input)
+            tensor = torch.as_tensor(resized.transpose(2, 0, 1).copy())
+            outputs = model([{"image": tensor, "height": d["height"], "width": d["width"]}])[0]
+            instances = outputs["instances"].to("cpu")
+            instances = instances[instances.scores >= cfg.TEST.VIS_SCORE_THRESH]
+            gt = Visualizer(rgb, metadata).draw_dataset_dict(d).get_image()
+            pred = Visualizer(rgb, metadata).draw_instance_predictions(instances).get_image()
+            name = os.path.splitext(os.path.basename(d["file_name"]))[0]
+            path = os.path.join(output_dir, f"{name}.png")
+            cv2.imwrite(path, cv2.cvtColor(cv2.hconcat([gt, pred]), cv2.COLOR_RGB2BGR))
+            paths.append(path)
+    model.train(was_training)
+    return paths

@@ -1,0 +1,3 @@
+from .build import build_evaluator
+
+__all__ = ["build_evaluator"]
