@@ -1,5 +1,6 @@
 """``python -m dynnet_d2.collect_env``: which Detectron2 is in use and what it lacks here."""
 import importlib
+import importlib.metadata
 import platform
 import sys
 
@@ -7,11 +8,16 @@ from tabulate import tabulate
 
 
 def _version(module: str) -> str:
+    """Version and location of ``module``, or why it does not import."""
     try:
         mod = importlib.import_module(module)
     except Exception as e:  # report, never crash: this is a diagnostics tool
         return f"not importable ({type(e).__name__}: {e})"
-    return f"{getattr(mod, '__version__', '?')} @ {getattr(mod, '__file__', '?')}"
+    try:
+        version = importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        version = getattr(mod, "__version__", "?")
+    return f"{version} @ {getattr(mod, '__file__', '?')}"
 
 
 def collect_env_info() -> str:
@@ -25,6 +31,8 @@ def collect_env_info() -> str:
         ("platform", platform.platform()),
         ("dynnet_d2", _version("dynnet_d2")),
         ("detectron2", _version("detectron2")),
+        ("detectron2 installed by", ", ".join(
+            importlib.metadata.packages_distributions().get("detectron2", ["(unknown, e.g. source checkout)"]))),
         ("detectron2._C", "loaded" if compat.has_compiled_detectron2()
          else f"NOT loadable: {compat.detectron2_c_extension_error()}"),
         ("torch", _version("torch")),

@@ -92,3 +92,14 @@ def test_lvis_eval_runs_on_numpy2_without_patching_numpy(tmp_path):
     evaluator.run()
     assert evaluator.get_results()["AP"] == pytest.approx(1.0)
     assert evaluator.get_results()["APf"] == pytest.approx(1.0)
+
+
+def test_collect_env_names_detectron2_and_what_it_lacks():
+    from dynnet_d2.collect_env import collect_env_info
+
+    info = collect_env_info()
+    assert "detectron2" in info and "detectron2._C" in info
+    if compat.has_compiled_detectron2():
+        assert "every op is available" in info
+    else:
+        assert "NOT loadable" in info and "deformable convolution" in info

@@ -10,8 +10,8 @@
 
 The data are generated on first use under ``$DYNNET_DATASETS/shapes`` (default ``./datasets``).
 """
-import os
 from functools import partial
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -26,12 +26,13 @@ SPLIT_IDS = (1, 2, 3)
 
 
 def ensure_shapes(root: Optional[str] = None):
-    """The dataset directory; generates the default dataset if none is complete there.
+    """The dataset directory; generates the default dataset unless one is there.
 
-    An existing complete dataset (e.g. a smaller one made with ``tools/make_synthetic.py``)
-    is used as it is.
+    A complete dataset made by the current generator version, of any size (e.g. a smaller one
+    made with ``tools/make_synthetic.py --num-train ...``), is used as it is.
     """
-    if (synthetic.dataset_dir(root) / "manifest.json").is_file():
+    manifest = synthetic.read_manifest(root)
+    if manifest and manifest.get("generator_version") == synthetic.GENERATOR_VERSION:
         return synthetic.dataset_dir(root)
     return synthetic.ensure_synthetic(root)
 
@@ -93,8 +94,9 @@ def _register_coco_view(name: str, split: str, classes: Sequence[str], root, **e
 
 
 def register_all_shapes(root: Optional[str] = None) -> None:
-    """Register every shapes dataset name for the data under ``root`` (default: $DYNNET_DATASETS)."""
-    root = root or os.environ.get("DYNNET_DATASETS")
+    """Register every shapes dataset name for the data under ``root`` (default: $DYNNET_DATASETS,
+    else ./datasets, made absolute now so metadata paths do not depend on a later working dir)."""
+    root = str(Path(root) if root else synthetic.default_root().resolve())
     for split in SPLITS:
         _register_coco_view(f"shapes_{split}", split, ALL_CLASSES, root)
         for sid in SPLIT_IDS:

@@ -59,7 +59,7 @@ def test_train_evaluate_and_resume(tmp_path):
 def test_two_cpu_processes_train_with_ddp(tmp_path):
     """``--num-gpus 2`` without a GPU: two gloo processes; DDP must not get device_ids."""
     cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file", CONFIG,
-           "--num-gpus", "2", "OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", 3,
+           "--num-gpus", "2", "--dist-url", "auto", "OUTPUT_DIR", str(tmp_path), "SOLVER.MAX_ITER", 3,
            "DATASETS.TEST", "('shapes_val',)"] + TINY
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, timeout=400)

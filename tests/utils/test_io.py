@@ -39,3 +39,12 @@ def test_output_dir_under_a_file_is_reported(tmp_path):
     with pytest.raises(PermissionError) as e:
         ensure_writable_dir(tmp_path / "file" / "out", key="OUTPUT_DIR")
     assert "OUTPUT_DIR" in str(e.value) and str(tmp_path / "file" / "out") in str(e.value)
+
+
+def test_atomic_file_gets_umask_mode_not_0600(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        atomic_write_json(tmp_path / "r.json", {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "r.json").stat().st_mode & 0o777 == 0o644
