@@ -15,8 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dynnet_d2.data.synthetic import (SyntheticSpec, default_root, ensure_synthetic,  # noqa: E402
-                                      generate_dataset, read_manifest)
-from dynnet_d2.data.synthetic.generate import _file_lock  # noqa: E402
+                                      read_manifest)
 
 
 def main(argv=None) -> int:
@@ -40,15 +39,9 @@ def main(argv=None) -> int:
                             if hasattr(args, f.name)})
     root = Path(args.root) if args.root else default_root()
     t0 = time.perf_counter()
-    if args.force:
-        root.mkdir(parents=True, exist_ok=True)
-        with _file_lock(root / ".shapes.lock"):
-            out = generate_dataset(root, spec, workers=args.workers)
-        action = "generated"
-    else:
-        before = read_manifest(root)
-        out = ensure_synthetic(root, spec, workers=args.workers)
-        action = "already complete, kept" if read_manifest(root) == before else "generated"
+    before = read_manifest(root)
+    out = ensure_synthetic(root, spec, workers=args.workers, force=args.force)
+    action = "already complete, kept" if read_manifest(root) == before else "generated"
     dt = time.perf_counter() - t0
     m = read_manifest(root) or {}
     print(f"{out.resolve()}: {action} in {dt:.1f} s")

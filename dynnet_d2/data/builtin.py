@@ -12,20 +12,18 @@ The data are generated on first use under ``$DYNNET_DATASETS/shapes`` (default `
 """
 from functools import partial
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json, load_lvis_json
 from detectron2.data.datasets.pascal_voc import load_voc_instances
 
 from . import synthetic
-from .synthetic import ALL_CLASSES, all_classes, base_classes, novel_classes
-
-SPLITS = ("train", "val", "test")
-SPLIT_IDS = (1, 2, 3)
+from .synthetic import (ALL_CLASSES, COCO_SPLITS, LVIS_SPLITS, SPLIT_IDS, all_classes, base_classes,
+                        novel_classes)
 
 
-def ensure_shapes(root: Optional[str] = None):
+def ensure_shapes(root: Optional[str] = None) -> Path:
     """The dataset directory; generates the default dataset unless one is there.
 
     A complete dataset made by the current generator version, of any size (e.g. a smaller one
@@ -35,6 +33,11 @@ def ensure_shapes(root: Optional[str] = None):
     if manifest and manifest.get("generator_version") == synthetic.GENERATOR_VERSION:
         return synthetic.dataset_dir(root)
     return synthetic.ensure_synthetic(root)
+
+
+def dataset_id_to_contiguous_id(classes: Sequence[str]) -> Dict[int, int]:
+    """JSON category id (1..20, canonical order) of each of ``classes`` -> its index in ``classes``."""
+    return {ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)}
 
 
 def load_shapes_coco(split: str, classes: Sequence[str], root: Optional[str] = None) -> List[dict]:
@@ -48,7 +51,7 @@ def load_shapes_coco(split: str, classes: Sequence[str], root: Optional[str] = N
         str(synthetic.coco_json_path(split, root)), str(synthetic.image_root(root)),
         extra_annotation_keys=["attributes"],
     )
-    contiguous = {ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)}  # JSON ids are 1..20
+    contiguous = dataset_id_to_contiguous_id(classes)
     for d in dicts:
         d["annotations"] = [
             dict(a, category_id=contiguous[a["category_id"]])
@@ -84,7 +87,7 @@ def _register_coco_view(name: str, split: str, classes: Sequence[str], root, **e
         partial(load_shapes_coco, split, list(classes), root),
         thing_classes=list(classes),
         # Maps the JSON's category ids to our contiguous ids; evaluators map predictions back.
-        thing_dataset_id_to_contiguous_id={ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)},
+        thing_dataset_id_to_contiguous_id=dataset_id_to_contiguous_id(classes),
         evaluator_type="coco",
         image_root=str(synthetic.image_root(root)),
         # A class subset is converted to COCO JSON by COCOEvaluator itself (only its classes).
@@ -97,7 +100,7 @@ def register_all_shapes(root: Optional[str] = None) -> None:
     """Register every shapes dataset name for the data under ``root`` (default: $DYNNET_DATASETS,
     else ./datasets, made absolute now so metadata paths do not depend on a later working dir)."""
     root = str(Path(root) if root else synthetic.default_root().resolve())
-    for split in SPLITS:
+    for split in COCO_SPLITS:
         _register_coco_view(f"shapes_{split}", split, ALL_CLASSES, root)
         for sid in SPLIT_IDS:
             split_meta = dict(split_id=sid, base_classes=base_classes(sid), novel_classes=novel_classes(sid))
@@ -105,13 +108,13 @@ def register_all_shapes(root: Optional[str] = None) -> None:
             _register_coco_view(f"shapes_{split}_novel{sid}", split, novel_classes(sid), root, **split_meta)
             _register_coco_view(f"shapes_{split}_all{sid}", split, all_classes(sid), root, **split_meta)
     voc = str(synthetic.voc_dir(root))
-    for split in SPLITS + ("trainval",):
+    for split in COCO_SPLITS + ("trainval",):
         _register(
             f"shapes_voc_{split}", partial(load_shapes_voc, split, root),
             thing_classes=list(ALL_CLASSES), dirname=voc, year=2007, split=split,
             evaluator_type="pascal_voc",
         )
-    for split in ("train", "val"):
+    for split in LVIS_SPLITS:
         _register(
             f"shapes_lvis_{split}", partial(load_shapes_lvis, split, root),
             thing_classes=list(ALL_CLASSES), json_file=str(synthetic.lvis_json_path(split, root)),

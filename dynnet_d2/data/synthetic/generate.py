@@ -29,7 +29,7 @@ from .categories import (ALL_CLASSES, COLOR_NAMES, PREFERRED_COLOR, PREFERRED_CO
 from .render import (ASPECT_JITTER, add_clutter, add_pixel_noise, background, paint,
                      shape_mask)
 
-GENERATOR_VERSION = "shapes-2"
+GENERATOR_VERSION = "shapes-3"
 DATASET_NAME = "shapes"
 
 # Split name -> code used in the RNG seed and in integer image ids (code * 1e6 + index + 1).
@@ -55,15 +55,15 @@ class SyntheticSpec:
     num_lvis_train: int = 2000
     seed: int = 0
     min_objects: int = 2
-    max_objects: int = 6
+    max_objects: int = 5
     # Image width and height are each drawn from range(min_size, max_size + 1, size_step).
     min_size: int = 128
     max_size: int = 192
     size_step: int = 16
     # Object scale (side of the shape's unit box, pixels): log-uniform in [min_scale, max_scale].
-    min_scale: float = 16.0
+    min_scale: float = 20.0
     max_scale: float = 200.0
-    min_visible: float = 0.4  # instances keep at least this fraction of their pixels visible
+    min_visible: float = 0.5  # instances keep at least this fraction of their pixels visible
     min_area: int = 24  # and at least this many visible pixels
     max_truncation: float = 0.2  # fraction of an object's box that may lie outside the image
     jpeg_quality: int = 95
@@ -495,14 +495,15 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 def ensure_synthetic(root: Optional[PathLike] = None, spec: SyntheticSpec = SyntheticSpec(),
-                     workers: int = 2) -> Path:
+                     workers: int = 2, force: bool = False) -> Path:
     """Return ``root/shapes``, generating it first unless a complete copy made from ``spec`` by
-    this generator version is there.  Safe to call from several processes at once: they
-    serialise on a lock file in ``root`` and all but the first find the dataset ready."""
+    this generator version is there (``force``: regenerate anyway).  Safe to call from several
+    processes at once: they serialise on a lock file in ``root`` and all but the first find the
+    dataset ready."""
     root = Path(default_root() if root is None else root)
-    if is_complete(root, spec):
+    if not force and is_complete(root, spec):
         return dataset_dir(root)
     with _file_lock(root / f".{DATASET_NAME}.lock"):
-        if is_complete(root, spec):
+        if not force and is_complete(root, spec):
             return dataset_dir(root)
         return generate_dataset(root, spec, workers=workers)
