@@ -37,9 +37,8 @@ class DynnetTrainer(DefaultTrainer):
             setup_logger()
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         ensure_writable_dir(cfg.OUTPUT_DIR)
-        check_config_ops(cfg)
+        model = self.build_model(cfg)  # fails first if the config needs an op missing here
         check_test_datasets(cfg)
-        model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         model = create_ddp_model(model, broadcast_buffers=False)
@@ -59,6 +58,7 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
+        """Detectron2's model builder, after :func:`check_config_ops`."""
         check_config_ops(cfg)
         return super().build_model(cfg)
 

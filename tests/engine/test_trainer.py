@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from dynnet_d2 import get_dynnet_cfg
+from dynnet_d2 import compat, get_dynnet_cfg
 from dynnet_d2.data import EmptyDatasetError, ImageReadError
 from dynnet_d2.data.mappers import CheckedDatasetMapper
 from dynnet_d2.engine import DynnetTrainer
@@ -105,3 +105,10 @@ def test_missing_or_corrupt_image_is_named(tmp_path, content):
     record = {"file_name": str(path), "image_id": 7, "height": 8, "width": 8, "annotations": []}
     with pytest.raises(ImageReadError, match="broken.jpg"):
         mapper(record)
+
+
+@pytest.mark.skipif(compat.has_compiled_detectron2(), reason="a compiled Detectron2 has every op")
+def test_config_needing_missing_op_fails_before_training(tmp_path):
+    cfg = _cfg(tmp_path, "MODEL.ROI_BOX_HEAD.POOLER_TYPE", "ROIAlignRotated")
+    with pytest.raises(compat.UnavailableOpError, match="ROIAlignRotated"):
+        DynnetTrainer(cfg)
