@@ -24,7 +24,7 @@ CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/demo")
-    parser.add_argument("--iters", type=int, default=300, help="training iterations (batch 4)")
+    parser.add_argument("--iters", type=int, default=500, help="training iterations (batch 4)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = parser.parse_args()
 
@@ -35,7 +35,7 @@ def main() -> int:
     cfg.merge_from_list([
         "OUTPUT_DIR", args.output_dir, "SOLVER.MAX_ITER", args.iters,
         "SOLVER.STEPS", (int(args.iters * 0.8),), "SOLVER.WARMUP_ITERS", min(100, args.iters // 3),
-        "SOLVER.CHECKPOINT_PERIOD", args.iters, "TEST.VIS_NUM_IMAGES", 6,
+        "SOLVER.CHECKPOINT_PERIOD", args.iters, "TEST.VIS_NUM_IMAGES", 6, "TEST.VIS_SCORE_THRESH", 0.2,
     ] + args.opts)
     cfg.freeze()
     setup_logger(output=cfg.OUTPUT_DIR)
