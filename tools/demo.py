@@ -11,7 +11,6 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from detectron2.evaluation import print_csv_format  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from dynnet_d2 import get_dynnet_cfg  # noqa: E402
@@ -43,8 +42,8 @@ def main() -> int:
     trainer = DynnetTrainer(cfg)
     trainer.resume_or_load(resume=False)
     results = trainer.train()  # Detectron2's EvalHook evaluates DATASETS.TEST after the last iteration
-    print("[demo] metrics on", cfg.DATASETS.TEST[0])
-    print_csv_format(results)
+    summary = ", ".join(f"{task} AP50 {m['AP50']:.1f} AP {m['AP']:.1f}" for task, m in results.items())
+    print(f"[demo] metrics on {cfg.DATASETS.TEST[0]} (table above): {summary}")
     print(f"[demo] results: {os.path.join(cfg.OUTPUT_DIR, 'inference', 'results.json')}")
     print(f"[demo] visualizations: {os.path.join(cfg.OUTPUT_DIR, 'visualizations')}")
     print(f"[demo] done in {time.perf_counter() - start:.0f} s")
