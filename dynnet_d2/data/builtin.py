@@ -19,6 +19,7 @@ from detectron2.data.datasets import load_coco_json, load_lvis_json
 from detectron2.data.datasets.pascal_voc import load_voc_instances
 
 from . import synthetic
+from .catalog import unregister
 from .synthetic import (ALL_CLASSES, COCO_SPLITS, LVIS_SPLITS, SPLIT_IDS, all_classes, base_classes,
                         novel_classes)
 
@@ -73,9 +74,7 @@ def load_shapes_lvis(split: str, root: Optional[str] = None) -> List[dict]:
 
 
 def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
+    unregister(name)
     DatasetCatalog.register(name, loader)
     MetadataCatalog.get(name).set(**metadata)
 

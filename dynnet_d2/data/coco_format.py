@@ -7,9 +7,10 @@ import json
 import os
 from typing import Any, Dict, Iterable, Sequence
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import MetadataCatalog
 from detectron2.data.datasets import register_coco_instances
 
+from .catalog import unregister
 from .errors import DatasetFormatError
 
 _REQUIRED = {
@@ -75,9 +76,7 @@ def register_coco_json_dataset(name: str, json_file: str, image_root: str) -> No
     if not os.path.isdir(image_root):
         raise FileNotFoundError(f"image_root {image_root!r} of dataset {name!r} is not a directory")
     data = validate_coco_json(json_file)
-    if name in DatasetCatalog.list():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
+    unregister(name)
     register_coco_instances(name, {}, json_file, image_root)
     categories = sorted(data["categories"], key=lambda c: c["id"])
     MetadataCatalog.get(name).set(
