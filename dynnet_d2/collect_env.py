@@ -25,6 +25,7 @@ def collect_env_info() -> str:
     import torch
 
     from dynnet_d2 import compat
+    from dynnet_d2.modeling.pretrained import PREFIX, search_dirs
 
     rows = [
         ("Python", sys.version.replace("\n", " ")),
@@ -43,6 +44,8 @@ def collect_env_info() -> str:
         ("pycocotools", _version("pycocotools")),
         ("lvis", _version("lvis")),
         ("cv2", _version("cv2")),
+        (f"{PREFIX} weights", ", ".join(sorted(p.name for d in search_dirs() if d.is_dir()
+                                               for p in d.glob("*.pth"))) or "none found"),
     ]
     lines = [tabulate(rows)]
     missing = compat.unavailable_ops()

@@ -12,6 +12,15 @@ def add_dynnet_config(cfg: CN) -> CN:
     cfg.TEST.VIS_NUM_IMAGES = 0
     # Score threshold for those drawings.
     cfg.TEST.VIS_SCORE_THRESH = 0.5
+
+    # MobileNetV2 backbone (dynnet_d2/modeling/backbone/mobilenet.py).
+    cfg.MODEL.MOBILENET = CN()
+    # Stage outputs, named like ResNet's at the same strides: res2 (4), res3 (8), res4 (16), res5 (32).
+    cfg.MODEL.MOBILENET.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    # Channel width multiplier of torchvision's mobilenet_v2; ImageNet weights exist for 1.0 only.
+    cfg.MODEL.MOBILENET.WIDTH_MULT = 1.0
+    # "FrozenBN": BatchNorm fixed to the loaded (ImageNet) statistics; "BN": trained.
+    cfg.MODEL.MOBILENET.NORM = "FrozenBN"
     return cfg
 
 

@@ -99,6 +99,7 @@ def test_collect_env_names_detectron2_and_what_it_lacks():
 
     info = collect_env_info()
     assert "detectron2" in info and "detectron2._C" in info
+    assert "mobilenet_v2-b0353104.pth" in info  # installed by `make install`
     if compat.has_compiled_detectron2():
         assert "every op is available" in info
     else:

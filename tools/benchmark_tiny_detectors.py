@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark: train the tiny CPU detectors from scratch on shapes and record what it cost.
+"""Benchmark: train the tiny CPU detectors (from scratch or ImageNet-initialised) on shapes and
+record what it cost.
 
 For each config: wall time of the whole ``tools/train_net.py`` run (training + final
 evaluation), median s/iter (Detectron2's ``metrics.json``), peak RSS of the process tree,
@@ -26,7 +27,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from dynnet_d2.utils.io import atomic_write_json  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIGS = ["configs/Base-RCNN-Tiny.yaml", "configs/Base-MaskRCNN-Tiny.yaml"]
+DEFAULT_CONFIGS = ["configs/Base-RCNN-Tiny.yaml", "configs/Base-MaskRCNN-Tiny.yaml",
+                   "configs/Base-RCNN-MobileNetV2-Tiny.yaml", "configs/Base-MaskRCNN-MobileNetV2-Tiny.yaml"]
 
 
 def _tree_rss(proc: psutil.Process) -> int:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""``make demo``: generate the synthetic data, train the tiny detector briefly, evaluate it,
-save visualized predictions and print the metrics table.
+"""``make demo``: generate the synthetic data, fine-tune the tiny ImageNet-initialised detector
+briefly, evaluate it, save visualized predictions and print the metrics table.
 
     python tools/demo.py [--output-dir output/demo] [--iters 300] [KEY VALUE ...]
 """
@@ -17,7 +17,8 @@ from dynnet_d2 import get_dynnet_cfg  # noqa: E402
 from dynnet_d2.data.builtin import ensure_shapes  # noqa: E402
 from dynnet_d2.engine import DynnetTrainer  # noqa: E402
 
-CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "Base-RCNN-Tiny.yaml")
+CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs",
+                      "Base-RCNN-MobileNetV2-Tiny.yaml")
 
 
 def main() -> int:

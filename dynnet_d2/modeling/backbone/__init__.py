@@ -1,3 +1,7 @@
 from .basic_resnet import build_basic_resnet_backbone, build_basic_resnet_fpn_backbone
+from .mobilenet import MobileNetV2Backbone, build_mobilenet_v2_backbone, build_mobilenet_v2_fpn_backbone
 
-__all__ = ["build_basic_resnet_backbone", "build_basic_resnet_fpn_backbone"]
+__all__ = [
+    "build_basic_resnet_backbone", "build_basic_resnet_fpn_backbone",
+    "MobileNetV2Backbone", "build_mobilenet_v2_backbone", "build_mobilenet_v2_fpn_backbone",
+]

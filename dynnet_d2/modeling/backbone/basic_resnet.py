@@ -9,8 +9,9 @@ RES2_OUT_CHANNELS, OUT_FEATURES}``, ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.FPN
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN, ResNet
-from detectron2.modeling.backbone.fpn import LastLevelMaxPool
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem
+
+from .fpn import fpn_on
 
 BLOCKS_PER_STAGE = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
@@ -49,11 +50,4 @@ def build_basic_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
 @BACKBONE_REGISTRY.register()
 def build_basic_resnet_fpn_backbone(cfg, input_shape: ShapeSpec) -> FPN:
     """:func:`build_basic_resnet_backbone` with Detectron2's FPN on top (P2-P6)."""
-    return FPN(
-        bottom_up=build_basic_resnet_backbone(cfg, input_shape),
-        in_features=cfg.MODEL.FPN.IN_FEATURES,
-        out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
-        norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelMaxPool(),
-        fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
-    )
+    return fpn_on(build_basic_resnet_backbone(cfg, input_shape), cfg)
