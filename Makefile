@@ -4,9 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.dynnet-installed
 export DYNNET_DATASETS ?= $(CURDIR)/datasets
-export OMP_NUM_THREADS ?= 2
 
-.PHONY: install test demo benchmark clean-data
+.PHONY: install test demo clean-data
 
 install: $(STAMP)
 
@@ -21,6 +20,7 @@ $(STAMP): setup.py tools/install_detectron2.py Makefile
 	touch $(STAMP)
 
 test: install
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q tests
 
 demo: install

@@ -10,7 +10,8 @@ from setuptools import find_packages, setup
 setup(
     name="dynnet_d2",
     version="0.1.0",
-    description="Dynamic neural networks (SkipNet, DeepMoE, IDK, TAFE-Net, FSRW, TFA, ShapeProp) on Detectron2",
+    description=("Dynamic neural networks "
+                 "(SkipNet, DeepMoE, IDK, TAFE-Net, FSRW, TFA, ShapeProp) on Detectron2"),
     packages=find_packages(include=["dynnet_d2", "dynnet_d2.*"]),
     python_requires=">=3.10",
     install_requires=[
@@ -36,5 +37,6 @@ setup(
         # detectron2.model_zoo imports pkg_resources, removed in setuptools 81.
         "setuptools<81",
     ],
-    extras_require={"dev": ["pytest>=7", "pytest-timeout"]},
+    extras_require={"dev": ["pytest>=7", "pytest-timeout", "ruff==0.17.5"]},
+    license="Apache-2.0",
 )

@@ -33,7 +33,8 @@ def collect_env_info() -> str:
         ("dynnet_d2", _version("dynnet_d2")),
         ("detectron2", _version("detectron2")),
         ("detectron2 installed by", ", ".join(
-            importlib.metadata.packages_distributions().get("detectron2", ["(unknown, e.g. source checkout)"]))),
+            importlib.metadata.packages_distributions().get("detectron2",
+                                                            ["(unknown, e.g. source checkout)"]))),
         ("detectron2._C", "loaded" if compat.has_compiled_detectron2()
          else f"NOT loadable: {compat.detectron2_c_extension_error()}"),
         ("torch", _version("torch")),
@@ -50,7 +51,8 @@ def collect_env_info() -> str:
     lines = [tabulate(rows)]
     missing = compat.unavailable_ops()
     if missing:
-        lines.append("Unavailable with this Detectron2 (configs asking for them fail with a clear error):")
+        lines.append("Unavailable with this Detectron2 "
+                     "(configs asking for them fail with a clear error):")
         lines += [f"  - {op}" for op in missing]
         lines.append(compat.INSTALL_HINT)
     else:

@@ -13,6 +13,8 @@ from typing import Dict, List
 
 import numpy as np
 
+from .config import config_value
+
 INSTALL_HINT = (
     "The installed Detectron2 has no compiled C++/CUDA extension (detectron2._C does not load "
     "on this Python). Install a compiled, official Detectron2 "
@@ -51,26 +53,31 @@ def unavailable_ops() -> List[str]:
     ]
 
 
+# Detectron2's backbones that implement MODEL.RESNETS.DEFORM_ON_PER_STAGE (ours reject it).
+DEFORMABLE_BACKBONES = ("build_resnet_backbone", "build_resnet_fpn_backbone",
+                        "build_retinanet_resnet_fpn_backbone")
+# Config keys whose values ask for rotated-box ops.
+ROTATED_OPS = {
+    "MODEL.PROPOSAL_GENERATOR.NAME": ("RRPN",),
+    "MODEL.ROI_HEADS.NAME": ("RROIHeads",),
+    "MODEL.ANCHOR_GENERATOR.NAME": ("RotatedAnchorGenerator",),
+    "MODEL.ROI_BOX_HEAD.POOLER_TYPE": ("ROIAlignRotated",),
+    "MODEL.ROI_MASK_HEAD.POOLER_TYPE": ("ROIAlignRotated",),
+}
+
+
 def _ops_requested_by(cfg) -> Dict[str, str]:
     """Map each ``_C``-only op the config asks for to the config key that asks for it."""
     requested = {}
-    if any(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE):
+    if (any(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE)
+            and cfg.MODEL.BACKBONE.NAME in DEFORMABLE_BACKBONES):
         requested["deformable convolution"] = (
             f"MODEL.RESNETS.DEFORM_ON_PER_STAGE={list(cfg.MODEL.RESNETS.DEFORM_ON_PER_STAGE)}"
         )
-    rotated = {
-        "MODEL.PROPOSAL_GENERATOR.NAME": ("RRPN",),
-        "MODEL.ROI_HEADS.NAME": ("RROIHeads",),
-        "MODEL.ANCHOR_GENERATOR.NAME": ("RotatedAnchorGenerator",),
-        "MODEL.ROI_BOX_HEAD.POOLER_TYPE": ("ROIAlignRotated",),
-        "MODEL.ROI_MASK_HEAD.POOLER_TYPE": ("ROIAlignRotated",),
-    }
-    for key, names in rotated.items():
-        node = cfg
-        for part in key.split("."):
-            node = node.get(part) if hasattr(node, "get") else None
-        if node in names:
-            requested["rotated box ops"] = f"{key}={node}"
+    for key, names in ROTATED_OPS.items():
+        value = config_value(cfg, key)
+        if value in names:
+            requested["rotated box ops"] = f"{key}={value}"
     return requested
 
 

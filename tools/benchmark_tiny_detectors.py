@@ -8,52 +8,37 @@ and the evaluation metrics. Writes one JSON (atomically, after each run); a fail
 recorded with its error and the sweep goes on.
 
     python tools/benchmark_tiny_detectors.py --output output/benchmarks/tiny_detectors.json \
-        [--configs configs/Base-RCNN-Tiny.yaml configs/Base-MaskRCNN-Tiny.yaml] [KEY VALUE ...]
+        [--configs configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml ...] [--opts KEY VALUE ...]
+
+Every config is checked (the file exists, the overrides apply to it) before the first run starts.
+Resumable: a config already recorded in the output JSON with results for the same overrides is
+skipped (``--rerun`` runs it again).
 """
 import argparse
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from dynnet_d2.utils.io import atomic_write_json  # noqa: E402
+from dynnet_d2.config import load_config
+from dynnet_d2.utils.io import atomic_write_json
+from dynnet_d2.utils.measure import run_measured
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIGS = ["configs/Base-RCNN-Tiny.yaml", "configs/Base-MaskRCNN-Tiny.yaml",
-                   "configs/Base-RCNN-MobileNetV2-Tiny.yaml", "configs/Base-MaskRCNN-MobileNetV2-Tiny.yaml"]
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for p in [proc] + proc.children(recursive=True):
-        try:
-            total += p.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
+DEFAULT_CONFIGS = ["configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml",
+                   "configs/mask_rcnn_R18half_FPN_2800it_shapes.yaml",
+                   "configs/faster_rcnn_MobileNetV2_FPN_2800it_shapes.yaml",
+                   "configs/mask_rcnn_MobileNetV2_FPN_2800it_shapes.yaml"]
 
 
 def run_one(config: str, output_dir: Path, opts) -> dict:
     """Run train_net on ``config``; return timings, peak RSS and metrics (or the error)."""
     cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file", config,
            "OUTPUT_DIR", str(output_dir)] + list(opts)
-    start = time.perf_counter()
-    log = open(output_dir.with_suffix(".log"), "w")
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    ps, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        peak = max(peak, _tree_rss(ps))
-        time.sleep(0.5)
-    record = {"config": config, "command": " ".join(cmd), "returncode": proc.returncode,
-              "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mib": round(peak / 2**20)}
+    measured = run_measured(cmd, output_dir.with_suffix(".log"), cwd=REPO, poll_s=0.5)
+    record = {"config": config, "opts": list(opts), "command": " ".join(cmd), **measured}
     metrics_file = output_dir / "metrics.json"
     if metrics_file.is_file():
         rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
@@ -62,29 +47,45 @@ def run_one(config: str, output_dir: Path, opts) -> dict:
             record["median_s_per_iter"] = round(statistics.median(times), 4)
             record["iters"] = max(r["iteration"] for r in rows if "time" in r) + 1
     results = output_dir / "inference" / "results.json"
-    if proc.returncode == 0 and results.is_file():
+    if record["returncode"] == 0 and results.is_file():
         record["results"] = json.loads(results.read_text())
     else:
-        record["error"] = f"train_net exited with {proc.returncode}; see {output_dir.with_suffix('.log')}"
+        record["error"] = (f"train_net exited with {record['returncode']}; "
+                           f"see {output_dir.with_suffix('.log')}")
     return record
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", nargs="+", default=DEFAULT_CONFIGS, help="config files to run")
     parser.add_argument("--output", default="output/benchmarks/tiny_detectors.json")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
+    parser.add_argument("--rerun", action="store_true", help="run configs already recorded again")
+    parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides KEY VALUE ... for every run (last argument)")
     args = parser.parse_args()
+    for config in args.configs:
+        try:
+            load_config(config, args.opts)
+        except Exception as e:  # any config/override error: report it before the first run
+            parser.error(f"--configs {config} with --opts {args.opts}: {type(e).__name__}: {e}")
     out_root = Path(args.output).with_suffix("")
     out_root.mkdir(parents=True, exist_ok=True)
-    report = {
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "torch_threads": os.environ.get("OMP_NUM_THREADS")},
-        "runs": [],
-    }
+    report = {"runs": []}
+    if Path(args.output).is_file():
+        report = json.loads(Path(args.output).read_text())
+    report["machine"] = {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                         "torch_threads": os.environ.get("OMP_NUM_THREADS")}
     for config in args.configs:
+        done = [r for r in report["runs"] if r["config"] == config and r.get("opts") == args.opts
+                and "results" in r]
+        if done and not args.rerun:
+            print(f"{config}: already recorded in {args.output}, skipped (--rerun to run it again)")
+            continue
         run_dir = out_root / Path(config).stem
         record = run_one(config, run_dir, args.opts)
+        report["runs"] = [r for r in report["runs"] if not (r["config"] == config
+                                                             and r.get("opts") == args.opts)]
         report["runs"].append(record)
         atomic_write_json(args.output, report, indent=2)
         print(json.dumps(record, indent=2), flush=True)

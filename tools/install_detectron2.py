@@ -36,10 +36,11 @@ def install_registry_wheel() -> None:
     """Install the cp310 ``sal-detectron2`` wheel into this interpreter's purelib."""
     purelib = Path(sysconfig.get_paths()["purelib"])
     with tempfile.TemporaryDirectory() as tmp:
-        _pip("--no-deps", "--only-binary=:all:", "--python-version", "3.10", "--implementation", "cp",
-             "--target", tmp, WHEEL)
+        _pip("--no-deps", "--only-binary=:all:", "--python-version", "3.10",
+             "--implementation", "cp", "--target", tmp, WHEEL)
         # The wheel also ships a top-level ``tools`` package; we copy only the library.
-        for name in ("detectron2",) + tuple(p.name for p in Path(tmp).glob("sal_detectron2-*.dist-info")):
+        for name in (("detectron2",)
+                     + tuple(p.name for p in Path(tmp).glob("sal_detectron2-*.dist-info"))):
             dst = purelib / name
             if dst.exists():
                 shutil.rmtree(dst)

@@ -12,10 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dynnet_d2.data.synthetic import (SyntheticSpec, default_root, ensure_synthetic,  # noqa: E402
-                                      read_manifest)
+from dynnet_d2.data.synthetic import SyntheticSpec, default_root, ensure_synthetic, read_manifest
 
 
 def main(argv=None) -> int:

@@ -1,13 +1,33 @@
-"""Training/test data with the checks Detectron2 leaves to asserts: empty datasets and class counts."""
+"""Training and test data with every check done before training starts (and before --eval-only).
+
+Detectron2 leaves these to asserts or to a crash hours later: an unknown or empty dataset, a
+class count that does not fit the model (read from the key of the configured meta-architecture,
+:mod:`dynnet_d2.modeling.class_count`), category ids out of range, boxes that are not numbers,
+``MODEL.MASK_ON`` on data without masks, and images that are missing, unreadable or not the
+size their annotation says (``DATASETS.CHECK_IMAGES``).
+"""
+import itertools
+import math
 from typing import Dict, List, Sequence
 
-from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
-from detectron2.data.build import filter_images_with_only_crowd_annotations
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.build import (
+    filter_images_with_few_keypoints,
+    filter_images_with_only_crowd_annotations,
+    load_proposals_into_dataset,
+    print_instances_class_histogram,
+)
+from detectron2.data.detection_utils import check_metadata_consistency
+from detectron2.utils import comm
 
-from .errors import EmptyDatasetError
+from ..config import config_value
+from ..modeling.class_count import class_count_key
+from .errors import DatasetFormatError, EmptyDatasetError
+from .image_check import find_image_problems, raise_for_image_problems
 
 
-def _load(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
+def load_datasets(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
+    """The dataset dicts of each of ``names`` (the value of config ``key``); none may be empty."""
     if not names:
         raise EmptyDatasetError(f"{key} is empty: name at least one registered dataset")
     loaded = {}
@@ -20,51 +40,127 @@ def _load(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
 
 
 def check_num_classes(cfg, names: Sequence[str], key: str) -> None:
-    """Check that the datasets' classes fit ``MODEL.ROI_HEADS.NUM_CLASSES``."""
-    num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
+    """Check that the datasets' classes fit the class count of the configured meta-architecture."""
+    count_key = class_count_key(cfg)
+    if count_key is None:
+        return
+    num_classes = config_value(cfg, count_key)
     for name in names:
         classes = MetadataCatalog.get(name).get("thing_classes")
         if classes is not None and len(classes) != num_classes:
             raise ValueError(
                 f"dataset {name!r} (in {key}) has {len(classes)} classes {list(classes)}, but "
-                f"MODEL.ROI_HEADS.NUM_CLASSES={num_classes}; set it to {len(classes)}"
+                f"{count_key}={num_classes} (the class count of MODEL.META_ARCHITECTURE="
+                f"{cfg.MODEL.META_ARCHITECTURE}); set it to {len(classes)}"
             )
+
+
+def is_box(value) -> bool:
+    """True when ``value`` is a list or tuple of four finite numbers (booleans are not numbers)."""
+    return isinstance(value, (list, tuple)) and len(value) == 4 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+
+
+def check_annotations(cfg, loaded: Dict[str, List[dict]]) -> None:
+    """Category ids within the class count and boxes of four finite numbers, in every dataset."""
+    count_key = class_count_key(cfg)
+    num_classes = config_value(cfg, count_key) if count_key else None
+    for name, dicts in loaded.items():
+        for record in dicts:
+            for i, ann in enumerate(record.get("annotations", ())):
+                where = (f"dataset {name!r}, image {record.get('file_name')!r}, annotation "
+                         f"{ann['id'] if 'id' in ann else i}")
+                bbox = ann.get("bbox")
+                if not is_box(bbox):
+                    raise DatasetFormatError(f"{where}: bbox {bbox!r} is not four finite numbers")
+                if num_classes is not None and not 0 <= ann["category_id"] < num_classes:
+                    raise ValueError(f"{where}: category_id {ann['category_id']} outside "
+                                     f"[0, {count_key}={num_classes})")
+
+
+def check_masks(cfg, loaded: Dict[str, List[dict]]) -> None:
+    """With ``MODEL.MASK_ON``, every dataset must have some instance segmentation."""
+    if not cfg.MODEL.MASK_ON:
+        return
+    for name, dicts in loaded.items():
+        if not any("segmentation" in a for d in dicts for a in d.get("annotations", ())):
+            raise DatasetFormatError(
+                f"dataset {name!r} has no segmentation (no annotation has a mask); "
+                f"set MODEL.MASK_ON False, or use a dataset with masks"
+            )
+
+
+def check_images(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
+    """Every image exists, is readable and has its recorded size (``DATASETS.CHECK_IMAGES``).
+
+    Under DDP each process checks a share of the images and all of them raise the same error.
+    """
+    if not cfg.DATASETS.CHECK_IMAGES:
+        return
+    rank, world = comm.get_rank(), comm.get_world_size()
+    problems = []
+    for name, dicts in loaded.items():
+        problems += find_image_problems(dicts[rank::world], description=f"images of {name}")
+    if world > 1:
+        problems = sorted(p for share in comm.all_gather(problems) for p in share)
+    raise_for_image_problems(problems, f"{key}={list(loaded)}")
+
+
+def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
+    """Every check above on the datasets of config ``key``."""
+    check_num_classes(cfg, list(loaded), key)
+    check_annotations(cfg, loaded)
+    check_masks(cfg, loaded)
+    check_images(cfg, loaded, key)
 
 
 def training_dataset_dicts(cfg) -> List[dict]:
-    """``DATASETS.TRAIN`` as Detectron2 would load it, with clear errors when nothing is left."""
-    names = cfg.DATASETS.TRAIN
-    loaded = _load(names, "DATASETS.TRAIN")
-    check_num_classes(cfg, names, "DATASETS.TRAIN")
-    num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
-    for name, dicts in loaded.items():
-        bad = next((a["category_id"] for d in dicts for a in d.get("annotations", [])
-                    if not 0 <= a["category_id"] < num_classes), None)
-        if bad is not None:
-            raise ValueError(
-                f"dataset {name!r} has an annotation with category_id {bad} outside "
-                f"[0, MODEL.ROI_HEADS.NUM_CLASSES={num_classes})"
+    """``DATASETS.TRAIN`` loaded once, checked, then prepared as Detectron2's loader does.
+
+    The preparation after loading follows ``detectron2.data.build.get_detection_dataset_dicts``
+    (Detectron2 main, 2024): proposals, crowd-only filtering, keypoint filtering, the class
+    histogram; that function takes names and would load every dataset a second time.
+    """
+    names = list(cfg.DATASETS.TRAIN)
+    loaded = load_datasets(names, "DATASETS.TRAIN")
+    check_datasets(cfg, loaded, "DATASETS.TRAIN")
+    per_dataset = [loaded[name] for name in names]
+    if cfg.MODEL.LOAD_PROPOSALS:
+        per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file
+                       in zip(per_dataset, cfg.DATASETS.PROPOSAL_FILES_TRAIN)]
+    dicts = list(itertools.chain.from_iterable(per_dataset))
+    if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS:
+        dicts = filter_images_with_only_crowd_annotations(dicts)
+        if not dicts:
+            raise EmptyDatasetError(
+                f"DATASETS.TRAIN={names}: no image has a non-crowd annotation, so none is left "
+                f"after DATALOADER.FILTER_EMPTY_ANNOTATIONS=True"
             )
-    all_dicts = [d for dicts in loaded.values() for d in dicts]
-    if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS and not filter_images_with_only_crowd_annotations(all_dicts):
-        raise EmptyDatasetError(
-            f"DATASETS.TRAIN={list(names)}: no image has a non-crowd annotation, so none is left "
-            f"after DATALOADER.FILTER_EMPTY_ANNOTATIONS=True"
+    if cfg.MODEL.KEYPOINT_ON and cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE > 0:
+        dicts = filter_images_with_few_keypoints(
+            dicts, cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE
         )
-    return get_detection_dataset_dicts(
-        names,
-        filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS,
-        min_keypoints=cfg.MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE if cfg.MODEL.KEYPOINT_ON else 0,
-        proposal_files=cfg.DATASETS.PROPOSAL_FILES_TRAIN if cfg.MODEL.LOAD_PROPOSALS else None,
-    )
+        if not dicts:
+            raise EmptyDatasetError(
+                f"DATASETS.TRAIN={names}: no image is left after filtering images with fewer than "
+                f"MODEL.ROI_KEYPOINT_HEAD.MIN_KEYPOINTS_PER_IMAGE keypoints"
+            )
+    classes = MetadataCatalog.get(names[0]).get("thing_classes")
+    if classes is not None:
+        check_metadata_consistency("thing_classes", names)
+        print_instances_class_histogram(dicts, classes)
+    return dicts
 
 
-def check_test_datasets(cfg) -> None:
-    """Fail early, before training, if a ``DATASETS.TEST`` entry is empty or has the wrong classes.
+def check_test_datasets(cfg, *, required: bool) -> None:
+    """Load and check every ``DATASETS.TEST`` entry before training or evaluation.
 
-    An empty ``DATASETS.TEST`` is fine: training without evaluation.
+    An empty ``DATASETS.TEST`` is an error when ``required`` (``--eval-only``); otherwise it
+    means training without evaluation.
     """
     if not cfg.DATASETS.TEST:
+        if required:
+            raise EmptyDatasetError("DATASETS.TEST is empty: nothing to evaluate; name the "
+                                    "registered dataset(s) to evaluate on")
         return
-    _load(cfg.DATASETS.TEST, "DATASETS.TEST")
-    check_num_classes(cfg, cfg.DATASETS.TEST, "DATASETS.TEST")
+    check_datasets(cfg, load_datasets(cfg.DATASETS.TEST, "DATASETS.TEST"), "DATASETS.TEST")

@@ -2,8 +2,8 @@
 
 =================================  =====================================================
 ``shapes_{train,val,test}``        COCO JSON, all 20 classes (canonical order), masks
-``shapes_{split}_{base,novel}{s}`` the 15 base / 5 novel classes of split s in {1,2,3}
-``shapes_{split}_all{s}``          all 20 classes ordered base then novel (TFA's convention)
+``shapes_{split}_{base,novel}{f}`` the 15 base / 5 novel classes of few-shot split f in {1,2,3}
+``shapes_{split}_all{f}``          all 20 classes ordered base then novel (TFA's convention)
 ``shapes_voc_{train,val,test,trainval}``  the same images via Pascal VOC XML (VOC evaluator)
 ``shapes_lvis_{train,val}``        LVIS-v0.5-style long-tail train set; val = the test images
 =================================  =====================================================
@@ -16,12 +16,19 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json, load_lvis_json
-from detectron2.data.datasets.pascal_voc import load_voc_instances
 
 from . import synthetic
 from .catalog import unregister
-from .synthetic import (ALL_CLASSES, COCO_SPLITS, LVIS_SPLITS, SPLIT_IDS, all_classes, base_classes,
-                        novel_classes)
+from .pascal_voc import load_voc_folder
+from .synthetic import (
+    ALL_CLASSES,
+    COCO_SPLITS,
+    FEWSHOT_SPLITS,
+    LVIS_SPLITS,
+    all_classes,
+    base_classes,
+    novel_classes,
+)
 
 
 def ensure_shapes(root: Optional[str] = None) -> Path:
@@ -37,7 +44,8 @@ def ensure_shapes(root: Optional[str] = None) -> Path:
 
 
 def dataset_id_to_contiguous_id(classes: Sequence[str]) -> Dict[int, int]:
-    """JSON category id (1..20, canonical order) of each of ``classes`` -> its index in ``classes``."""
+    """JSON category id (1..20, canonical order) of each of ``classes`` -> its index in
+    ``classes``."""
     return {ALL_CLASSES.index(c) + 1: i for i, c in enumerate(classes)}
 
 
@@ -62,15 +70,16 @@ def load_shapes_coco(split: str, classes: Sequence[str], root: Optional[str] = N
 
 
 def load_shapes_voc(split: str, root: Optional[str] = None) -> List[dict]:
-    """The Pascal VOC export of ``split``, read by Detectron2's own VOC loader."""
+    """The Pascal VOC export of ``split``, read by our VOC folder loader."""
     ensure_shapes(root)
-    return load_voc_instances(str(synthetic.voc_dir(root)), split, ALL_CLASSES)
+    return load_voc_folder(str(synthetic.voc_dir(root)), split, ALL_CLASSES)
 
 
 def load_shapes_lvis(split: str, root: Optional[str] = None) -> List[dict]:
     """The LVIS-v0.5-style export of ``split``, read by Detectron2's own LVIS loader."""
     ensure_shapes(root)
-    return load_lvis_json(str(synthetic.lvis_json_path(split, root)), str(synthetic.image_root(root)))
+    return load_lvis_json(str(synthetic.lvis_json_path(split, root)),
+                          str(synthetic.image_root(root)))
 
 
 def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:
@@ -101,11 +110,14 @@ def register_all_shapes(root: Optional[str] = None) -> None:
     root = str(Path(root) if root else synthetic.default_root().resolve())
     for split in COCO_SPLITS:
         _register_coco_view(f"shapes_{split}", split, ALL_CLASSES, root)
-        for sid in SPLIT_IDS:
-            split_meta = dict(split_id=sid, base_classes=base_classes(sid), novel_classes=novel_classes(sid))
-            _register_coco_view(f"shapes_{split}_base{sid}", split, base_classes(sid), root, **split_meta)
-            _register_coco_view(f"shapes_{split}_novel{sid}", split, novel_classes(sid), root, **split_meta)
-            _register_coco_view(f"shapes_{split}_all{sid}", split, all_classes(sid), root, **split_meta)
+        for fewshot_split in FEWSHOT_SPLITS:
+            fewshot_meta = dict(fewshot_split=fewshot_split,
+                                base_classes=base_classes(fewshot_split),
+                                novel_classes=novel_classes(fewshot_split))
+            for part, classes in (("base", base_classes), ("novel", novel_classes),
+                                  ("all", all_classes)):
+                _register_coco_view(f"shapes_{split}_{part}{fewshot_split}", split,
+                                    classes(fewshot_split), root, **fewshot_meta)
     voc = str(synthetic.voc_dir(root))
     for split in COCO_SPLITS + ("trainval",):
         _register(

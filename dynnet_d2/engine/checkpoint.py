@@ -1,16 +1,50 @@
-"""A DetectionCheckpointer whose files are written atomically (a crash never leaves half a .pth)."""
+"""``DynnetCheckpointer``: Detectron2's DetectionCheckpointer, safe against crashes and bad files.
+
+* ``model_*.pth`` and ``last_checkpoint`` are written through a temporary file and a rename, so
+  ``--resume`` always finds a complete checkpoint; the temporaries a killed save left behind are
+  deleted when a checkpointer with a save directory starts (on the main process).
+* A file that is not a loadable checkpoint raises :class:`CheckpointLoadError` naming it.
+* ``strict=True`` (evaluation): a checkpoint that lacks parameters of the model, or whose shapes
+  differ (e.g. trained for another number of classes), raises :class:`CheckpointMismatchError`
+  instead of leaving those parameters randomly initialised.
+"""
 import os
-from typing import Any
+from typing import Any, Dict
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils import comm
 
-from ..utils.io import atomic_open
+from ..utils.io import atomic_open, remove_stale_temporaries
+
+# Targets of our atomic writes in a checkpoint directory (names without the temporary suffix).
+CHECKPOINT_FILES = r"[^/]+\.pth|last_checkpoint"
 
 
-class AtomicDetectionCheckpointer(DetectionCheckpointer):
-    """Writes ``<name>.pth`` and ``last_checkpoint`` through a temporary file and a rename,
-    so ``--resume`` always finds a complete checkpoint."""
+class CheckpointLoadError(ValueError):
+    """A weights file is not a checkpoint PyTorch can load."""
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint does not provide every parameter of the model with the model's shape."""
+
+
+def _describe(keys, limit: int = 5) -> str:
+    keys = list(keys)
+    more = f" and {len(keys) - limit} more" if len(keys) > limit else ""
+    return ", ".join(str(k) for k in keys[:limit]) + more
+
+
+class DynnetCheckpointer(DetectionCheckpointer):
+    """DetectionCheckpointer with atomic saves, stale-temporary clean-up, clear load errors and an
+    optional ``strict`` load (see the module docstring)."""
+
+    def __init__(self, model, save_dir: str = "", *, strict: bool = False, **kwargs: Any):
+        super().__init__(model, save_dir, **kwargs)
+        self.strict = strict
+        if save_dir and comm.is_main_process():
+            for path in remove_stale_temporaries(save_dir, CHECKPOINT_FILES):
+                self.logger.info(f"Removed {path}, left by an interrupted checkpoint save")
 
     def save(self, name: str, **kwargs: Any) -> None:
         if not self.save_dir or not self.save_to_disk:
@@ -28,3 +62,33 @@ class AtomicDetectionCheckpointer(DetectionCheckpointer):
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         with atomic_open(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
             f.write(last_filename_basename)
+
+    def _load_file(self, filename: str) -> Dict[str, Any]:
+        try:
+            return super()._load_file(filename)
+        except Exception as e:
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointLoadError(
+                f"{filename!r} is not a valid checkpoint: PyTorch cannot load it "
+                f"({type(e).__name__}: {reason}). Check MODEL.WEIGHTS, or delete a damaged file."
+            ) from e
+
+    def _load_model(self, checkpoint: Any):
+        incompatible = super()._load_model(checkpoint)
+        if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes):
+            # A reshaped key was dropped before loading, so it is also among the missing ones.
+            problems = []
+            if incompatible.incorrect_shapes:
+                problems.append("shapes differ for " + _describe(
+                    f"{key} (checkpoint {tuple(ckpt)}, model {tuple(model)})"
+                    for key, ckpt, model in incompatible.incorrect_shapes))
+            reshaped = {key for key, _, _ in incompatible.incorrect_shapes}
+            missing = [key for key in incompatible.missing_keys if key not in reshaped]
+            if missing:
+                problems.append("the checkpoint has no " + _describe(missing))
+            raise CheckpointMismatchError(
+                "the checkpoint does not fit the model built from this config: "
+                + "; ".join(problems) + ". Was it trained with another config (e.g. another "
+                "number of classes)? Set TEST.ALLOW_UNTRAINED True to evaluate such a model anyway."
+            )
+        return incompatible

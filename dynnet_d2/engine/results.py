@@ -18,7 +18,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def write_results(output_dir: str, results: Mapping[str, Any], dataset_names: Sequence[str]) -> Dict[str, str]:
+def write_results(output_dir: str, results: Mapping[str, Any],
+                  dataset_names: Sequence[str]) -> Dict[str, str]:
     """Write each test dataset's ``{task: {metric: value}}`` and return the written paths.
 
     ``results`` is what ``DefaultTrainer.test`` returns: the metrics of the single dataset, or a

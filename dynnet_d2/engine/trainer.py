@@ -1,31 +1,49 @@
 """``DynnetTrainer``: Detectron2's DefaultTrainer with what it lacks for us.
 
-* DDP also on CPU (gloo) — see :mod:`dynnet_d2.engine.ddp`;
-* atomic checkpoints — :class:`AtomicDetectionCheckpointer`;
-* evaluator chosen from dataset metadata and ``OUTPUT_DIR/inference/results.json`` written;
-* clear errors before training: unwritable ``OUTPUT_DIR``, ops missing from this Detectron2,
-  empty datasets, class-count mismatch, unreadable images (named).
+* datasets declared in the config (``DATASETS.COCO_JSON_DATASETS``, ``DATASETS.VOC_DATASETS``)
+  registered by every entry point (training, ``--eval-only``, ``test``, tools/demo.py);
+* every check before training or evaluation starts (:mod:`dynnet_d2.data.build`): unwritable
+  ``OUTPUT_DIR``, ops missing from this Detectron2, unknown/empty datasets, class counts, boxes,
+  masks, images, and an evaluator for every test dataset;
+* DDP also on CPU (gloo), see :mod:`dynnet_d2.engine.ddp`;
+* checkpoints written atomically, interrupted saves cleaned up, and ``--eval-only`` refusing
+  weights that do not fit the model (:class:`DynnetCheckpointer`);
+* ``OUTPUT_DIR/inference/results.json`` written after each evaluation.
 """
 import logging
 import os
 import weakref
 from collections import OrderedDict
 
+import torch
 from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
-from detectron2.utils.logger import setup_logger
 
 from ..compat import check_config_ops
 from ..data.build import check_test_datasets, training_dataset_dicts
+from ..data.from_config import register_datasets_from_config
 from ..data.mappers import CheckedDatasetMapper
-from ..evaluation import build_evaluator
+from ..evaluation import build_evaluator, evaluator_type
 from ..utils.io import ensure_writable_dir
-from .checkpoint import AtomicDetectionCheckpointer
+from ..utils.logger import logging_is_set_up, setup_logger
+from .checkpoint import DynnetCheckpointer
 from .ddp import create_ddp_model
 from .results import write_results
 from .visualize import visualize_predictions
+
+logger = logging.getLogger(__name__)
+
+
+class UntrainedModelError(ValueError):
+    """Evaluation was asked for a model that has no trained weights."""
+
+
+def _check_test_data(cfg, *, required: bool) -> None:
+    check_test_datasets(cfg, required=required)
+    for name in cfg.DATASETS.TEST:
+        evaluator_type(name)
 
 
 class DynnetTrainer(DefaultTrainer):
@@ -33,19 +51,20 @@ class DynnetTrainer(DefaultTrainer):
 
     def __init__(self, cfg):
         TrainerBase.__init__(self)
-        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+        if not logging_is_set_up():
             setup_logger()
+        register_datasets_from_config(cfg)
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         ensure_writable_dir(cfg.OUTPUT_DIR)
         model = self.build_model(cfg)  # fails first if the config needs an op missing here
-        check_test_datasets(cfg)
+        _check_test_data(cfg, required=False)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         model = create_ddp_model(model, broadcast_buffers=False)
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = AtomicDetectionCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -58,19 +77,24 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """Detectron2's model builder, after :func:`check_config_ops`."""
+        """Detectron2's model builder, after :func:`check_config_ops`; logs the device."""
         check_config_ops(cfg)
+        logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} "
+                    f"(CUDA available: {torch.cuda.is_available()})")
         return super().build_model(cfg)
 
     @classmethod
     def build_train_loader(cls, cfg):
         return build_detection_train_loader(
-            cfg, mapper=CheckedDatasetMapper(cfg, is_train=True), dataset=training_dataset_dicts(cfg)
+            cfg, mapper=CheckedDatasetMapper(cfg, is_train=True),
+            dataset=training_dataset_dicts(cfg)
         )
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name: str):
-        return build_detection_test_loader(cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False))
+        return build_detection_test_loader(
+            cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False)
+        )
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder=None) -> DatasetEvaluator:
@@ -79,13 +103,43 @@ class DynnetTrainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         """Evaluate on ``DATASETS.TEST``, write ``results.json`` and optional visualizations."""
+        register_datasets_from_config(cfg)
         results = super().test(cfg, model, evaluators)
         if comm.is_main_process() and cfg.DATASETS.TEST:
             paths = write_results(cfg.OUTPUT_DIR, results, cfg.DATASETS.TEST)
-            logging.getLogger(__name__).info(f"Wrote evaluation results to {paths['primary']}")
+            logger.info(f"Wrote evaluation results to {paths['primary']}")
             if cfg.TEST.VIS_NUM_IMAGES > 0:
                 visualize_predictions(
                     cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],
                     os.path.join(cfg.OUTPUT_DIR, "visualizations"), cfg.TEST.VIS_NUM_IMAGES,
                 )
         return results
+
+    @classmethod
+    def evaluate_checkpoint(cls, cfg, *, resume: bool = False) -> OrderedDict:
+        """``--eval-only``: the checks of training, then the trained weights, then :meth:`test`.
+
+        The weights are the last checkpoint of ``OUTPUT_DIR`` with ``resume``, else
+        ``MODEL.WEIGHTS``. No weights, or weights that do not fit the model, is an error
+        (:class:`UntrainedModelError`, :class:`CheckpointMismatchError`) unless
+        ``TEST.ALLOW_UNTRAINED``.
+        """
+        register_datasets_from_config(cfg)
+        ensure_writable_dir(cfg.OUTPUT_DIR)
+        _check_test_data(cfg, required=True)
+        model = cls.build_model(cfg)
+        allow_untrained = cfg.TEST.ALLOW_UNTRAINED
+        checkpointer = DynnetCheckpointer(model, save_dir=cfg.OUTPUT_DIR,
+                                          strict=not allow_untrained)
+        has_checkpoint = resume and checkpointer.has_checkpoint()
+        if not (has_checkpoint or cfg.MODEL.WEIGHTS or allow_untrained):
+            raise UntrainedModelError(
+                "--eval-only with no weights: MODEL.WEIGHTS is empty"
+                + (f" and OUTPUT_DIR={cfg.OUTPUT_DIR!r} has no checkpoint to resume"
+                   if resume else "")
+                + ". Name a trained checkpoint with MODEL.WEIGHTS (or --resume for the last one in "
+                "OUTPUT_DIR); set TEST.ALLOW_UNTRAINED True to evaluate a randomly initialised "
+                "model."
+            )
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+        return cls.test(cfg, model)

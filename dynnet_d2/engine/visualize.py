@@ -13,7 +13,8 @@ from detectron2.utils.visualizer import Visualizer
 def visualize_predictions(cfg, model: torch.nn.Module, dataset_name: str, output_dir: str,
                           num_images: int) -> List[str]:
     """Save ``num_images`` side-by-side PNGs (ground truth | predictions with score >=
-    ``TEST.VIS_SCORE_THRESH``) under ``output_dir``; return their paths.
+    ``TEST.VIS_SCORE_THRESH``) as ``output_dir/<dataset index>_<image name>.png``; return their
+    paths.
 
     Images are resized as at test time (``INPUT.MIN_SIZE_TEST``/``MAX_SIZE_TEST``) and fed in
     ``INPUT.FORMAT``, like Detectron2's ``DefaultPredictor``.
@@ -25,7 +26,7 @@ def visualize_predictions(cfg, model: torch.nn.Module, dataset_name: str, output
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for d in DatasetCatalog.get(dataset_name)[:num_images]:
+        for index, d in enumerate(DatasetCatalog.get(dataset_name)[:num_images]):
             rgb = read_image(d["file_name"], format="RGB")
             model_input = rgb[:, :, ::-1] if cfg.INPUT.FORMAT == "BGR" else rgb
             resized = resize.get_transform(model_input).apply_image(model_input)
@@ -35,8 +36,9 @@ def visualize_predictions(cfg, model: torch.nn.Module, dataset_name: str, output
             instances = instances[instances.scores >= cfg.TEST.VIS_SCORE_THRESH]
             gt = Visualizer(rgb, metadata).draw_dataset_dict(d).get_image()
             pred = Visualizer(rgb, metadata).draw_instance_predictions(instances).get_image()
+            # The dataset index keeps images of the same name in different folders apart.
             name = os.path.splitext(os.path.basename(d["file_name"]))[0]
-            path = os.path.join(output_dir, f"{name}.png")
+            path = os.path.join(output_dir, f"{index:04d}_{name}.png")
             cv2.imwrite(path, cv2.cvtColor(cv2.hconcat([gt, pred]), cv2.COLOR_RGB2BGR))
             paths.append(path)
     model.train(was_training)

@@ -1,3 +1,3 @@
-from .build import build_evaluator
+from .build import build_evaluator, evaluator_type
 
-__all__ = ["build_evaluator"]
+__all__ = ["build_evaluator", "evaluator_type"]

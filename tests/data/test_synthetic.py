@@ -1,4 +1,7 @@
-"""The embedded synthetic "shapes" dataset: determinism, format validity, attributes, ensure()."""
+"""The embedded synthetic "shapes" dataset: class tables, determinism, format validity, attributes.
+
+ensure_synthetic() and its lock are tested in test_synthetic_ensure.py.
+"""
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -7,13 +10,32 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from dynnet_d2.data.synthetic import (ALL_CLASSES, COLOR_NAMES, NOVEL_CLASSES, PREFERRED_COLOR,
-                                      PREFERRED_TEXTURE, TEXTURES, SyntheticSpec, all_classes, base_classes,
-                                      coco_json_path, dataset_dir, ensure_synthetic,
-                                      generate_dataset, image_root, load_classification,
-                                      lvis_json_path, manifest_path, novel_classes, voc_dir)
+from dynnet_d2.data.synthetic import (
+    ALL_CLASSES,
+    COLOR_NAMES,
+    COLORS,
+    FEWSHOT_SPLITS,
+    NOVEL_CLASSES,
+    PREFERRED_COLOR,
+    PREFERRED_TEXTURE,
+    TEXTURES,
+    SyntheticSpec,
+    all_classes,
+    base_classes,
+    coco_json_path,
+    dataset_dir,
+    generate_dataset,
+    image_root,
+    load_classification,
+    lvis_json_path,
+    manifest_path,
+    novel_classes,
+    voc_dir,
+)
+from dynnet_d2.data.synthetic.categories import DEFINITIONS, SUPERCATEGORY
 from dynnet_d2.data.synthetic.export import lvis_frequency
-from dynnet_d2.data.synthetic.generate import mask_polygons, render_scene
+from dynnet_d2.data.synthetic.polygons import mask_polygons
+from dynnet_d2.data.synthetic.scene import render_scene
 
 TINY = SyntheticSpec(num_train=12, num_val=4, num_test=6, num_lvis_train=30)
 
@@ -170,19 +192,31 @@ def test_lvis_format_and_frequencies(root):
         assert img["neg_category_ids"] and not present & set(img["neg_category_ids"])
 
 
-def test_category_splits():
-    assert len(ALL_CLASSES) == len(set(ALL_CLASSES)) == 20
+def test_class_tables_cover_every_class():
+    classes = set(ALL_CLASSES)
+    assert len(ALL_CLASSES) == len(classes) == 20
+    for table in (PREFERRED_TEXTURE, PREFERRED_COLOR, SUPERCATEGORY, DEFINITIONS):
+        assert set(table) == classes
+    assert set(PREFERRED_TEXTURE.values()) == set(TEXTURES)  # every texture is preferred by some
+    assert set(PREFERRED_COLOR.values()) <= set(COLORS)
+    # distinct preferred (texture, colour) pairs: appearance alone tells the classes apart
+    assert len({(PREFERRED_TEXTURE[c], PREFERRED_COLOR[c]) for c in ALL_CLASSES}) == 20
+
+
+def test_fewshot_splits():
+    assert FEWSHOT_SPLITS == (1, 2, 3) == tuple(sorted(NOVEL_CLASSES))
     novel_sets = []
-    for sid in (1, 2, 3):
-        base, novel = base_classes(sid), novel_classes(sid)
+    for fewshot_split in FEWSHOT_SPLITS:
+        base, novel = base_classes(fewshot_split), novel_classes(fewshot_split)
         assert len(base) == 15 and len(novel) == 5
         assert set(base) | set(novel) == set(ALL_CLASSES) and not set(base) & set(novel)
-        assert all_classes(sid) == base + novel
-        assert set(novel) == set(NOVEL_CLASSES[sid])
+        assert all_classes(fewshot_split) == base + novel
+        assert sorted(novel) == sorted(NOVEL_CLASSES[fewshot_split])  # no duplicates, all known
         novel_sets.append(frozenset(novel))
     assert len(set(novel_sets)) == 3
-    for bad in (0, 4, "1"):
-        with pytest.raises(ValueError, match=r"split id .*valid split ids are \[1, 2, 3\]"):
+    for bad in (0, 4, "1", True):
+        with pytest.raises(ValueError,
+                           match=r"few-shot split .*valid few-shot splits are \[1, 2, 3\]"):
             base_classes(bad)
 
 
@@ -225,49 +259,6 @@ def test_classification_view(root):
         assert [vocab["color"][i] for i in z["color"]] == \
             [a["attributes"]["color"] for a in coco["annotations"]]
         assert z["images"].std() > 10  # real crops, not blank
-
-
-def test_ensure_reuses_and_regenerates(tmp_path):
-    spec = SyntheticSpec(num_train=4, num_val=1, num_test=1, num_lvis_train=0)
-    out = ensure_synthetic(tmp_path, spec)
-    mp = manifest_path(tmp_path)
-    stamp = mp.stat().st_mtime_ns
-    assert ensure_synthetic(tmp_path, spec) == out
-    assert mp.stat().st_mtime_ns == stamp  # not regenerated
-
-    spec2 = SyntheticSpec(num_train=3, num_val=1, num_test=1, num_lvis_train=0)
-    ensure_synthetic(tmp_path, spec2)
-    assert _load(mp)["counts"]["train"]["images"] == 3
-    assert not (image_root(tmp_path) / "train_000003.jpg").exists()  # no stale files
-
-    mp.write_text("{not json")  # corrupt manifest: regenerate rather than crash
-    ensure_synthetic(tmp_path, spec2)
-    assert _load(mp)["spec"] == spec2.to_dict()
-
-
-def test_ensure_concurrent_processes(tmp_path):
-    """Two processes (e.g. DDP ranks) calling ensure at once: one generates, the other waits."""
-    import subprocess
-    import sys
-
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    code = (
-        "import sys; from dynnet_d2.data.synthetic import *\n"
-        "if __name__ == '__main__':\n"
-        "    s = SyntheticSpec(num_train=20, num_val=2, num_test=2, num_lvis_train=0)\n"
-        "    ensure_synthetic(sys.argv[1], s, workers=1)\n"
-        "    print(manifest_path(sys.argv[1]).stat().st_mtime_ns)\n"
-    )
-    env = dict(os.environ, PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
-    stamps = {o[0].split()[-1] for o in outs}
-    assert len(stamps) == 1  # the second process found the first one's dataset
-    assert _load(manifest_path(tmp_path))["counts"]["train"]["images"] == 20
-    assert not list(tmp_path.glob(".shapes.*-*"))
 
 
 def test_bad_split_names(root):

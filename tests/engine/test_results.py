@@ -16,4 +16,5 @@ def test_several_datasets_primary_is_first(tmp_path):
     results = {"a": {"bbox": {"AP": 1.0}}, "b": {"bbox": {"AP": 2.0}}}
     paths = write_results(str(tmp_path), results, ["a", "b"])
     assert json.loads(open(paths["primary"]).read()) == {"bbox": {"AP": 1.0}}
-    assert json.loads(open(tmp_path / "inference" / "b" / "results.json").read()) == {"bbox": {"AP": 2.0}}
+    assert (json.loads(open(tmp_path / "inference" / "b" / "results.json").read())
+            == {"bbox": {"AP": 2.0}})

@@ -32,7 +32,8 @@ def test_narrow_resnet_fpn_shapes_and_gradients():
 
 def test_width_scales_parameters_quadratically():
     def params(width):
-        return sum(p.numel() for p in build_backbone(_cfg(width), ShapeSpec(channels=3)).bottom_up.parameters())
+        return sum(p.numel() for p in
+                   build_backbone(_cfg(width), ShapeSpec(channels=3)).bottom_up.parameters())
     assert 3.5 < params(64) / params(32) < 4.1
 
 

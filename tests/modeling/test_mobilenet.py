@@ -12,7 +12,8 @@ from dynnet_d2.modeling.pretrained import PretrainedWeightsNotFoundError, resolv
 
 def _cfg(*opts):
     cfg = get_dynnet_cfg()
-    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_mobilenet_v2_fpn_backbone", "MODEL.FPN.OUT_CHANNELS", 16,
+    cfg.merge_from_list(["MODEL.BACKBONE.NAME", "build_mobilenet_v2_fpn_backbone",
+                         "MODEL.FPN.OUT_CHANNELS", 16,
                          "MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res5"], *opts])
     return cfg
 
@@ -21,7 +22,8 @@ def test_stage_outputs_strides_and_channels():
     backbone = build_backbone(_cfg("MODEL.BACKBONE.FREEZE_AT", 0), ShapeSpec(channels=3)).bottom_up
     out = backbone(torch.randn(2, 3, 64, 96))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "res2": (2, 24, 16, 24), "res3": (2, 32, 8, 12), "res4": (2, 96, 4, 6), "res5": (2, 320, 2, 3)}
+        "res2": (2, 24, 16, 24), "res3": (2, 32, 8, 12), "res4": (2, 96, 4, 6),
+        "res5": (2, 320, 2, 3)}
     assert backbone.output_shape()["res4"] == ShapeSpec(channels=96, stride=16)
     assert len(backbone.features) == 18  # the 1280-channel classifier conv is dropped
 
@@ -32,7 +34,8 @@ def test_freeze_at_stops_gradients_and_frozen_bn_has_no_batchnorm():
     x = torch.randn(1, 3, 64, 64)
     sum(o.sum() for o in fpn(x).values()).backward()
     features = fpn.bottom_up.features
-    assert all(p.grad is None and not p.requires_grad for p in features[:4].parameters())  # stem + res2
+    # stem + res2
+    assert all(p.grad is None and not p.requires_grad for p in features[:4].parameters())
     assert all(p.grad is not None for p in features[4:].parameters())
     assert not any(isinstance(m, nn.BatchNorm2d) for m in features.modules())
 
@@ -42,7 +45,8 @@ def test_trainable_bn_except_frozen_stages():
                               ShapeSpec(channels=3)).bottom_up.features
     def norms(blocks):
         return [m for m in blocks.modules() if isinstance(m, (nn.BatchNorm2d, FrozenBatchNorm2d))]
-    assert norms(features[:2]) and all(isinstance(m, FrozenBatchNorm2d) for m in norms(features[:2]))
+    assert norms(features[:2]) and all(isinstance(m, FrozenBatchNorm2d)
+                                       for m in norms(features[:2]))
     assert all(isinstance(m, nn.BatchNorm2d) for m in norms(features[2:]))
 
 
@@ -91,7 +95,9 @@ def test_missing_weights_error_names_file_dirs_and_install(tmp_path, monkeypatch
 
 
 def test_installed_imagenet_mobilenet_weights_resolve():
-    """`make install` installs torchvision's MobileNetV2 ImageNet file; the default config names it."""
+    """`make install` installs torchvision's MobileNetV2 ImageNet file; the default config names
+    it."""
     path = resolve_pretrained("imagenet://mobilenet_v2-b0353104.pth")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    assert state["features.0.0.weight"].shape == (32, 3, 3, 3) and state["classifier.1.weight"].shape == (1000, 1280)
+    assert (state["features.0.0.weight"].shape == (32, 3, 3, 3)
+            and state["classifier.1.weight"].shape == (1000, 1280))

@@ -1,8 +1,11 @@
-"""Classes, attribute vocabularies and the base/novel splits of the synthetic "shapes" dataset.
+"""Classes, attribute vocabularies and the few-shot splits of the synthetic "shapes" dataset.
 
 The 20 classes are shape families; colour and texture are per-instance attributes.  Each class
 has a *preferred* texture and colour (each taken with probability 0.8), so classes differ in
 appearance statistically while every (class, colour, texture) combination still occurs.
+
+A *few-shot split* (1, 2 or 3) partitions the classes into 15 base and 5 novel classes; it is
+unrelated to the image splits (train/val/test, lvis_train) of :mod:`.spec`.
 """
 from typing import Dict, List, Tuple
 
@@ -109,14 +112,14 @@ PREFERRED_COLOR: Dict[str, str] = {
     "frame": "pink",
 }
 
-# Three 15/5 base/novel splits in the style of few-shot Pascal VOC: fixed lists, each novel set
-# mixing easy and hard classes; the three novel sets are pairwise different.
+# The novel classes of the three few-shot splits (15 base / 5 novel classes each), in the style
+# of few-shot Pascal VOC: fixed lists, each mixing easy and hard classes, pairwise different.
 NOVEL_CLASSES: Dict[int, List[str]] = {
     1: ["triangle", "star", "ring", "arrow", "ellipse"],
     2: ["square", "hexagon", "heart", "tshape", "hourglass"],
     3: ["circle", "crescent", "diamond", "trapezoid", "frame"],
 }
-SPLIT_IDS: Tuple[int, ...] = tuple(sorted(NOVEL_CLASSES))
+FEWSHOT_SPLITS: Tuple[int, ...] = tuple(sorted(NOVEL_CLASSES))
 
 # Short definitions, used for the LVIS "def" field.
 DEFINITIONS: Dict[str, str] = {
@@ -143,39 +146,25 @@ DEFINITIONS: Dict[str, str] = {
 }
 
 
-def _check_sid(sid: int) -> int:
-    if isinstance(sid, bool) or sid not in NOVEL_CLASSES:
-        raise ValueError(
-            f"Unknown base/novel split id {sid!r}; valid split ids are {list(SPLIT_IDS)}."
-        )
-    return sid
+def _check_fewshot_split(fewshot_split: int) -> int:
+    if isinstance(fewshot_split, bool) or fewshot_split not in NOVEL_CLASSES:
+        raise ValueError(f"Unknown few-shot split {fewshot_split!r}; valid few-shot splits are "
+                         f"{list(FEWSHOT_SPLITS)}.")
+    return fewshot_split
 
 
-def novel_classes(sid: int) -> List[str]:
-    """The 5 novel classes of split ``sid`` (1, 2 or 3), in canonical order."""
-    novel = set(NOVEL_CLASSES[_check_sid(sid)])
+def novel_classes(fewshot_split: int) -> List[str]:
+    """The 5 novel classes of few-shot split ``fewshot_split`` (1, 2 or 3), in canonical order."""
+    novel = set(NOVEL_CLASSES[_check_fewshot_split(fewshot_split)])
     return [c for c in ALL_CLASSES if c in novel]
 
 
-def base_classes(sid: int) -> List[str]:
-    """The 15 base classes of split ``sid``, in canonical order."""
-    novel = set(NOVEL_CLASSES[_check_sid(sid)])
+def base_classes(fewshot_split: int) -> List[str]:
+    """The 15 base classes of few-shot split ``fewshot_split``, in canonical order."""
+    novel = set(NOVEL_CLASSES[_check_fewshot_split(fewshot_split)])
     return [c for c in ALL_CLASSES if c not in novel]
 
 
-def all_classes(sid: int) -> List[str]:
+def all_classes(fewshot_split: int) -> List[str]:
     """Base classes followed by novel classes (TFA's ordering convention)."""
-    return base_classes(sid) + novel_classes(sid)
-
-
-def _validate() -> None:
-    assert len(ALL_CLASSES) == 20 and len(set(ALL_CLASSES)) == 20
-    assert set(PREFERRED_TEXTURE) == set(ALL_CLASSES) == set(SUPERCATEGORY) == set(DEFINITIONS)
-    assert set(PREFERRED_TEXTURE.values()) == set(TEXTURES)
-    assert set(PREFERRED_COLOR) == set(ALL_CLASSES) and set(PREFERRED_COLOR.values()) <= set(COLORS)
-    assert len({(PREFERRED_TEXTURE[c], PREFERRED_COLOR[c]) for c in ALL_CLASSES}) == len(ALL_CLASSES)
-    for sid, novel in NOVEL_CLASSES.items():
-        assert len(novel) == len(set(novel)) == 5 and set(novel) <= set(ALL_CLASSES), sid
-
-
-_validate()
+    return base_classes(fewshot_split) + novel_classes(fewshot_split)

@@ -21,8 +21,7 @@ import numpy as np
 
 from dynnet_d2.utils.io import atomic_open
 
-from .categories import (ALL_CLASSES, COLOR_NAMES, DEFINITIONS, SIZES, SUPERCATEGORY,
-                         TEXTURES)
+from .categories import ALL_CLASSES, COLOR_NAMES, DEFINITIONS, SIZES, SUPERCATEGORY, TEXTURES
 
 # LVIS's frequency groups by number of training images: rare 1-10, common 11-100, frequent >100.
 LVIS_RARE_MAX = 10
@@ -183,8 +182,3 @@ def write_classification(path: Path, records: Sequence[dict]) -> Dict[str, int]:
 def write_vocab(path: Path) -> None:
     _dump(path, {"labels": list(ALL_CLASSES), "color": list(COLOR_NAMES),
                  "texture": list(TEXTURES), "size": list(SIZES)})
-
-
-def load_json(path: Path) -> dict:
-    with open(path) as f:
-        return json.load(f)

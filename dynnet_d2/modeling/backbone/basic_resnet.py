@@ -4,21 +4,22 @@ Detectron2's ``build_resnet_backbone`` insists on ``RES2_OUT_CHANNELS = 64`` for
 These builders honour any width: stage ``i`` (res2..res5) has ``RES2_OUT_CHANNELS * 2**i``
 channels, so ``STEM_OUT_CHANNELS = RES2_OUT_CHANNELS = 32`` is a half-width R18 with about a
 quarter of the FLOPs. Keys used: ``MODEL.RESNETS.{DEPTH, NORM, STEM_OUT_CHANNELS,
-RES2_OUT_CHANNELS, OUT_FEATURES}``, ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.FPN.*``.
+RES2_OUT_CHANNELS, OUT_FEATURES}``, ``MODEL.BACKBONE.FREEZE_AT`` and ``MODEL.FPN.*``; setting
+``MODEL.RESNETS.DEFORM_ON_PER_STAGE`` or ``RES5_DILATION`` is an error (not implemented here).
 """
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY
 from detectron2.modeling.backbone import FPN, ResNet
 from detectron2.modeling.backbone.resnet import BasicBlock, BasicStem
 
-from .fpn import fpn_on
+from .fpn import check_unsupported_options, fpn_on
 
 BLOCKS_PER_STAGE = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
 
-@BACKBONE_REGISTRY.register()
 def build_basic_resnet_backbone(cfg, input_shape: ShapeSpec) -> ResNet:
     """ResNet with basic blocks and configurable width (see module docstring)."""
+    check_unsupported_options(cfg)
     depth = cfg.MODEL.RESNETS.DEPTH
     if depth not in BLOCKS_PER_STAGE:
         raise ValueError(

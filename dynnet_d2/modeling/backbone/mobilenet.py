@@ -19,7 +19,7 @@ from detectron2.modeling.backbone import FPN, Backbone
 from torch import nn
 from torchvision.models import mobilenet_v2
 
-from .fpn import fpn_on
+from .fpn import check_unsupported_options, fpn_on
 
 # Output name -> (index of the last torchvision block of the stage, stride). The stem is
 # blocks 0-1 (stride 2).
@@ -29,18 +29,23 @@ NORMS = ("FrozenBN", "BN")
 
 
 class MobileNetV2Backbone(Backbone):
-    """torchvision's MobileNetV2 feature blocks 0-17 returning the stage outputs in ``out_features``."""
+    """torchvision's MobileNetV2 feature blocks 0-17 returning the stage outputs in
+    ``out_features``."""
 
     def __init__(self, out_features: List[str], width_mult: float = 1.0, norm: str = "FrozenBN",
                  freeze_at: int = 0):
         super().__init__()
         unknown = [name for name in out_features if name not in STAGES]
         if unknown:
-            raise ValueError(f"MODEL.MOBILENET.OUT_FEATURES has {unknown}; expected a subset of {list(STAGES)}")
+            raise ValueError(f"MODEL.MOBILENET.OUT_FEATURES has {unknown}; expected a subset of "
+                             f"{list(STAGES)}")
         if norm not in NORMS:
-            raise ValueError(f"MODEL.MOBILENET.NORM={norm!r} is not supported; expected one of {NORMS}")
+            raise ValueError(f"MODEL.MOBILENET.NORM={norm!r} is not supported; "
+                             f"expected one of {NORMS}")
         last = max(STAGES[name][0] for name in out_features)
-        self.features = nn.Sequential(*list(mobilenet_v2(weights=None, width_mult=width_mult).features)[: last + 1])
+        self.features = nn.Sequential(
+            *list(mobilenet_v2(weights=None, width_mult=width_mult).features)[: last + 1]
+        )
         if norm == "FrozenBN":
             self.features = FrozenBatchNorm2d.convert_frozen_batchnorm(self.features)
         self._out_features = [name for name in STAGES if name in out_features]
@@ -52,7 +57,8 @@ class MobileNetV2Backbone(Backbone):
         self._freeze(freeze_at)
 
     def _freeze(self, freeze_at: int) -> None:
-        """Freeze the stem (``freeze_at >= 1``) and stages res2..res{freeze_at} (``freeze_at >= 2``)."""
+        """Freeze the stem (``freeze_at >= 1``) and stages res2..res{freeze_at}
+        (``freeze_at >= 2``)."""
         if freeze_at <= 0:
             return
         stage_ends = [STEM_LAST_BLOCK] + [STAGES[f"res{k}"][0] for k in range(2, 6)]
@@ -77,11 +83,13 @@ def _out_channels(block: nn.Module) -> int:
     return convs[-1].out_channels
 
 
-@BACKBONE_REGISTRY.register()
 def build_mobilenet_v2_backbone(cfg, input_shape: ShapeSpec) -> MobileNetV2Backbone:
-    """MobileNetV2 from ``MODEL.MOBILENET.{OUT_FEATURES, WIDTH_MULT, NORM}`` and ``MODEL.BACKBONE.FREEZE_AT``."""
+    """MobileNetV2 from ``MODEL.MOBILENET.{OUT_FEATURES, WIDTH_MULT, NORM}`` and
+    ``MODEL.BACKBONE.FREEZE_AT``."""
+    check_unsupported_options(cfg)
     if input_shape.channels != 3:
-        raise ValueError(f"MobileNetV2 expects 3 input channels (len(MODEL.PIXEL_MEAN)); got {input_shape.channels}")
+        raise ValueError(f"MobileNetV2 expects 3 input channels (len(MODEL.PIXEL_MEAN)); "
+                         f"got {input_shape.channels}")
     return MobileNetV2Backbone(
         out_features=list(cfg.MODEL.MOBILENET.OUT_FEATURES),
         width_mult=cfg.MODEL.MOBILENET.WIDTH_MULT,

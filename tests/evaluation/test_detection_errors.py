@@ -1,21 +1,19 @@
-import importlib.util
+"""Localization vs classification error split against hand-computed cases."""
 import json
-from pathlib import Path
 
 import pytest
 from pycocotools.coco import COCO
 
-_SPEC = importlib.util.spec_from_file_location(
-    "analyze_detections", Path(__file__).resolve().parents[2] / "tools" / "analyze_detections.py")
-analyze = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(analyze)
+from dynnet_d2.evaluation import detection_errors as analyze
 
 GT = {
     "images": [{"id": 1, "width": 100, "height": 100}],
     "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
     "annotations": [
-        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "area": 400, "iscrowd": 0},
-        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 50, 30, 30], "area": 900, "iscrowd": 0},
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 20, 20], "area": 400,
+         "iscrowd": 0},
+        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 50, 30, 30], "area": 900,
+         "iscrowd": 0},
     ],
 }
 

@@ -1,0 +1,43 @@
+"""DynnetCheckpointer: crash leftovers removed, unreadable files named, strict loading."""
+import pytest
+import torch
+from torch import nn
+
+from dynnet_d2.engine import CheckpointLoadError, CheckpointMismatchError, DynnetCheckpointer
+
+
+def test_stale_temporaries_of_killed_saves_are_removed_at_start(tmp_path):
+    leftovers = [".model_0000499.pth.k2j4_x9a.tmp", ".last_checkpoint.ab12cd34.tmp"]
+    kept = [".notes.txt.ab12cd34.tmp", "model_0000499.pth", ".model_final.pth.tmp",
+            "last_checkpoint"]
+    for name in leftovers + kept:
+        (tmp_path / name).write_bytes(b"x" * 10)
+    DynnetCheckpointer(nn.Linear(2, 2), str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint at all", b""])
+def test_corrupt_weights_file_is_named(tmp_path, content):
+    path = tmp_path / "weights.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointLoadError,
+                       match=r"weights.pth' is not a valid checkpoint.*MODEL.WEIGHTS") as e:
+        DynnetCheckpointer(nn.Linear(2, 2)).load(str(path))
+    assert "weights_only=False" not in str(e.value)
+
+
+def test_save_then_strict_load_roundtrip_and_mismatch(tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 4))
+    DynnetCheckpointer(model, str(tmp_path)).save("model_final")
+    copy = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 4))
+    DynnetCheckpointer(copy, strict=True).load(str(tmp_path / "model_final.pth"))
+    assert all(torch.equal(a, b)
+               for a, b in zip(model.state_dict().values(), copy.state_dict().values()))
+
+    other = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 5), nn.Linear(5, 1))
+    with pytest.raises(CheckpointMismatchError) as e:
+        DynnetCheckpointer(other, strict=True).load(str(tmp_path / "model_final.pth"))
+    assert "1.weight (checkpoint (4, 3), model (5, 3))" in str(e.value)
+    assert "the checkpoint has no 2.weight, 2.bias" in str(e.value)
+    DynnetCheckpointer(other).load(str(tmp_path / "model_final.pth"))  # not strict: loads what fits
