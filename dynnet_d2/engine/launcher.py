@@ -9,7 +9,6 @@ GPU is visible, so ``--num-gpus 2`` with ``MODEL.DEVICE cpu`` dies on a one-GPU 
   threads (N processes with the default thread count each oversubscribe the cores: measured
   7-10x slower on 2 cores). An ``OMP_NUM_THREADS`` set in the environment wins.
 """
-import logging
 import os
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -17,8 +16,6 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from detectron2.engine import launch as detectron2_launch
-
-logger = logging.getLogger(__name__)
 
 
 def available_cpus() -> int:
@@ -37,7 +34,6 @@ def threads_per_process(num_processes: int) -> int:
 def _cpu_worker(main_func: Callable, threads: int, *args):
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(threads)
-    logger.info(f"CPU worker process: {torch.get_num_threads()} intra-op thread(s)")
     return main_func(*args)
 
 

@@ -79,8 +79,8 @@ class DynnetTrainer(DefaultTrainer):
     def build_model(cls, cfg):
         """Detectron2's model builder, after :func:`check_config_ops`; logs the device."""
         check_config_ops(cfg)
-        logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} "
-                    f"(CUDA available: {torch.cuda.is_available()})")
+        logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} (CUDA available: "
+                    f"{torch.cuda.is_available()}; {torch.get_num_threads()} intra-op thread(s))")
         return super().build_model(cfg)
 
     @classmethod

@@ -20,6 +20,7 @@ from dynnet_d2.engine import (
     DynnetTrainer,
     UntrainedModelError,
 )
+from dynnet_d2.engine.launcher import threads_per_process
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = str(REPO / "configs" / "faster_rcnn_R18half_FPN_2800it_shapes.yaml")
@@ -81,7 +82,8 @@ def test_two_cpu_processes_train_with_ddp(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = (tmp_path / "log.txt").read_text()
     assert "World size: 2" in log
-    assert "MODEL.DEVICE=cpu" in log
+    threads = threads_per_process(2)  # the cores split between the two workers
+    assert f"MODEL.DEVICE=cpu (CUDA available: False; {threads} intra-op thread(s))" in log
     assert "Wrote evaluation results to" in log  # dynnet_d2's logger reaches log.txt
     assert "bbox" in json.loads((tmp_path / "inference" / "results.json").read_text())
 
