@@ -59,6 +59,37 @@ def _add_mobilenet_config(cfg: CN) -> None:
     cfg.MODEL.MOBILENET.NORM = "FrozenBN"
 
 
+def _add_tfa_config(cfg: CN) -> None:
+    # TFA (thesis ch. 7) with fsdet's keys, so fsdet configs carry over.
+    # Freeze the whole backbone (FPN included): no gradients, BatchNorm statistics fixed.
+    cfg.MODEL.BACKBONE.FREEZE = False
+    # Freeze the proposal generator (RPN).
+    cfg.MODEL.PROPOSAL_GENERATOR.FREEZE = False
+    # Freeze the box head (RoI feature extractor); with the two above only the box predictor
+    # (last layer) trains, as in TFA's fine-tuning.
+    cfg.MODEL.ROI_HEADS.FREEZE_FEAT = False
+    # Box predictor of TFAROIHeads: "FastRCNNOutputLayers" (TFA w/ fc) or "CosineSimOutputLayers"
+    # (TFA w/ cos, Eq. 7.2); any name in dynnet_d2.modeling.roi_heads.BOX_PREDICTOR_REGISTRY.
+    cfg.MODEL.ROI_HEADS.OUTPUT_LAYER = "FastRCNNOutputLayers"
+    # Scale alpha of the cosine classifier (Eq. 7.2): 20 in the thesis; -1 = learnable (from 20).
+    cfg.MODEL.ROI_HEADS.COSINE_SCALE = 20.0
+
+
+def _add_fewshot_config(cfg: CN) -> None:
+    # Few-shot runs: the few-shot split, shots and seeds are overrides, not one config per shot.
+    cfg.FEWSHOT = CN()
+    # Few-shot split (base/novel partition) id; replaces "{split}" in DATASETS.TRAIN/TEST,
+    # MODEL.WEIGHTS and OUTPUT_DIR.
+    cfg.FEWSHOT.SPLIT = 1
+    # K of the K-shot training set; replaces "{shot}" in the same keys.
+    cfg.FEWSHOT.SHOT = 0
+    # Which sampled K-shot set; replaces "{seed}" in the same keys.
+    cfg.FEWSHOT.SEED = 0
+    # True: SOLVER.MAX_ITER, SOLVER.STEPS and SOLVER.CHECKPOINT_PERIOD are per shot and get
+    # multiplied by FEWSHOT.SHOT when the config is loaded (fsdet scaled schedules by K).
+    cfg.FEWSHOT.SCHEDULE_PER_SHOT = False
+
+
 def add_dynnet_config(cfg: CN) -> CN:
     """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it."""
     _add_device_config(cfg)
@@ -66,6 +97,8 @@ def add_dynnet_config(cfg: CN) -> CN:
     _add_evaluation_config(cfg)
     _add_visualization_config(cfg)
     _add_mobilenet_config(cfg)
+    _add_tfa_config(cfg)
+    _add_fewshot_config(cfg)
     return cfg
 
 
@@ -84,8 +117,43 @@ def config_value(cfg: CN, key: str):
     return node
 
 
+FEWSHOT_PLACEHOLDERS = {"{split}": "SPLIT", "{shot}": "SHOT", "{seed}": "SEED"}
+
+
+def resolve_fewshot(cfg: CN) -> CN:
+    """Put ``FEWSHOT.SPLIT``/``SHOT``/``SEED`` into the ``{split}``/``{shot}``/``{seed}`` of
+    ``DATASETS.TRAIN``/``TEST``, ``MODEL.WEIGHTS`` and ``OUTPUT_DIR``, and scale the schedule by
+    the shot with ``FEWSHOT.SCHEDULE_PER_SHOT`` (then set False), in place; return ``cfg``. A
+    resolved config stays as it is, so the ``config.yaml`` a run writes loads again unchanged.
+    """
+    values = (*cfg.DATASETS.TRAIN, *cfg.DATASETS.TEST, cfg.MODEL.WEIGHTS, cfg.OUTPUT_DIR)
+    uses_shot = any("{shot}" in v for v in values) or cfg.FEWSHOT.SCHEDULE_PER_SHOT
+    if uses_shot and cfg.FEWSHOT.SHOT < 1:
+        raise ValueError("this config is for K-shot fine-tuning ({shot} in its dataset names, "
+                         "weights or output folder, or FEWSHOT.SCHEDULE_PER_SHOT): set "
+                         "FEWSHOT.SHOT to K >= 1, e.g. `FEWSHOT.SHOT 5 FEWSHOT.SEED 0`")
+
+    def fill(value: str) -> str:
+        for placeholder, key in FEWSHOT_PLACEHOLDERS.items():
+            value = value.replace(placeholder, str(cfg.FEWSHOT[key]))
+        return value
+
+    cfg.DATASETS.TRAIN = tuple(fill(n) for n in cfg.DATASETS.TRAIN)
+    cfg.DATASETS.TEST = tuple(fill(n) for n in cfg.DATASETS.TEST)
+    cfg.MODEL.WEIGHTS = fill(cfg.MODEL.WEIGHTS)
+    cfg.OUTPUT_DIR = fill(cfg.OUTPUT_DIR)
+    if cfg.FEWSHOT.SCHEDULE_PER_SHOT:
+        shot = cfg.FEWSHOT.SHOT
+        cfg.SOLVER.MAX_ITER *= shot
+        cfg.SOLVER.STEPS = tuple(step * shot for step in cfg.SOLVER.STEPS)
+        cfg.SOLVER.CHECKPOINT_PERIOD *= shot
+        cfg.FEWSHOT.SCHEDULE_PER_SHOT = False
+    return cfg
+
+
 def load_config(config_file: str, opts=()) -> CN:
-    """dynnet_d2's defaults, then ``config_file``, then the ``KEY VALUE`` list ``opts``.
+    """dynnet_d2's defaults, then ``config_file``, then the ``KEY VALUE`` list ``opts``, then
+    :func:`resolve_fewshot`.
 
     Raises ``FileNotFoundError`` naming ``config_file`` when it is not a file.
     """
@@ -94,4 +162,4 @@ def load_config(config_file: str, opts=()) -> CN:
     cfg = get_dynnet_cfg()
     cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
-    return cfg
+    return resolve_fewshot(cfg)

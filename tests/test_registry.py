@@ -26,6 +26,7 @@ from fvcore.common.registry import Registry
 import dynnet_d2  # noqa: F401  (registers every component)
 from dynnet_d2.config import config_value, load_config
 from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.modeling.roi_heads import BOX_PREDICTOR_REGISTRY
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 # Registry name -> (config key naming the component,
@@ -42,10 +43,11 @@ REGISTRY_KEYS = {
     ROI_MASK_HEAD_REGISTRY._name: ("MODEL.ROI_MASK_HEAD.NAME", "roi_heads.mask_head"),
     ROI_KEYPOINT_HEAD_REGISTRY._name: ("MODEL.ROI_KEYPOINT_HEAD.NAME", "roi_heads.keypoint_head"),
     SEM_SEG_HEADS_REGISTRY._name: ("MODEL.SEM_SEG_HEAD.NAME", "sem_seg_head"),
+    BOX_PREDICTOR_REGISTRY._name: ("MODEL.ROI_HEADS.OUTPUT_LAYER", "roi_heads.box_predictor"),
 }
-TINY_BATCH = ["SOLVER.IMS_PER_BATCH", 2, "DATALOADER.NUM_WORKERS", 0, "INPUT.MIN_SIZE_TRAIN", (96,),
-              "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 160,
-              "DATASETS.CHECK_IMAGES", False]
+TINY_BATCH = ["FEWSHOT.SHOT", 1, "SOLVER.IMS_PER_BATCH", 2, "DATALOADER.NUM_WORKERS", 0,
+              "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96,
+              "INPUT.MAX_SIZE_TEST", 160, "DATASETS.CHECK_IMAGES", False]
 
 
 def our_registrations():
@@ -60,12 +62,12 @@ def our_registrations():
 
 @lru_cache(maxsize=None)
 def _parameter_count(path: Path) -> int:
-    return sum(p.numel() for p in build_model(load_config(str(path))).parameters())
+    return sum(p.numel() for p in build_model(load_config(str(path), TINY_BATCH)).parameters())
 
 
 def smallest_config_using(registry: str, name: str) -> Path:
     key = REGISTRY_KEYS[registry][0]
-    users = [p for p in CONFIGS if config_value(load_config(str(p)), key) == name]
+    users = [p for p in CONFIGS if config_value(load_config(str(p), TINY_BATCH), key) == name]
     assert users, f"no config under configs/ uses {registry} {name!r} ({key}); add one"
     return min(users, key=_parameter_count)
 

@@ -6,6 +6,8 @@
 ``shapes_{split}_all{f}``          all 20 classes ordered base then novel (TFA's convention)
 ``shapes_voc_{train,val,test,trainval}``  the same images via Pascal VOC XML (VOC evaluator)
 ``shapes_lvis_{train,val}``        LVIS-v0.5-style long-tail train set; val = the test images
+``shapes_train_{all,novel}{f}_{K}shot_seed{N}``  exact K-shot sets of few-shot split f (K in
+                                   1, 2, 3, 5, 10; N in 0..29), split files made on first use
 =================================  =====================================================
 
 The data are generated on first use under ``$DYNNET_DATASETS/shapes`` (default ``./datasets``).
@@ -19,6 +21,15 @@ from detectron2.data.datasets import load_coco_json, load_lvis_json
 
 from . import synthetic
 from .catalog import unregister
+from .fewshot import (
+    VOC_SHOTS,
+    ensure_split_files,
+    kshot_dicts_from_voc_splits,
+    pool_from_dicts,
+    register_kshot_datasets,
+    sample_fewshot,
+    write_voc_split,
+)
 from .pascal_voc import load_voc_folder
 from .synthetic import (
     ALL_CLASSES,
@@ -82,6 +93,35 @@ def load_shapes_lvis(split: str, root: Optional[str] = None) -> List[dict]:
                           str(synthetic.image_root(root)))
 
 
+SHAPES_SEEDS = range(30)
+FEWSHOT_SOURCE = "shapes_train"  # the pool K-shot sets are drawn from
+
+
+def fewshot_split_root(root: Optional[str] = None) -> Path:
+    """Where the K-shot split files of the synthetic data live (VOC-style text files); inside
+    the dataset directory, so regenerating the data also discards them."""
+    return synthetic.dataset_dir(root) / "fewshot" / "vocsplit"
+
+
+def _write_shapes_splits(root: Optional[str], seed: int, shot: int) -> None:
+    pool = pool_from_dicts(load_shapes_coco("train", ALL_CLASSES, root), ALL_CLASSES)
+    shots = [k for k in VOC_SHOTS if k <= shot] or [shot]
+    write_voc_split(str(fewshot_split_root(root)), seed,
+                    sample_fewshot(pool, ALL_CLASSES, shots, seed, source=FEWSHOT_SOURCE))
+
+
+def load_shapes_kshot(root: Optional[str], classes: Sequence[str], seed: int,
+                      shot: int) -> List[dict]:
+    """The ``shot``-shot set of ``classes`` for ``seed``, drawn from ``shapes_train``."""
+    ensure_shapes(root)
+    split_root = str(fewshot_split_root(root))
+    ensure_split_files("voc", split_root, seed, shot, ALL_CLASSES,
+                       partial(_write_shapes_splits, root, seed, shot))
+    return kshot_dicts_from_voc_splits(split_root, seed, shot, classes,
+                                       load_shapes_coco("train", ALL_CLASSES, root), ALL_CLASSES,
+                                       FEWSHOT_SOURCE)
+
+
 def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:
     unregister(name)
     DatasetCatalog.register(name, loader)
@@ -118,6 +158,12 @@ def register_all_shapes(root: Optional[str] = None) -> None:
                                   ("all", all_classes)):
                 _register_coco_view(f"shapes_{split}_{part}{fewshot_split}", split,
                                     classes(fewshot_split), root, **fewshot_meta)
+    for fewshot_split in FEWSHOT_SPLITS:
+        register_kshot_datasets(
+            "shapes_train", str(fewshot_split), all_classes(fewshot_split),
+            novel_classes(fewshot_split), VOC_SHOTS, SHAPES_SEEDS, partial(load_shapes_kshot, root),
+            fewshot_split=fewshot_split, evaluator_type="coco",
+            image_root=str(synthetic.image_root(root)))
     voc = str(synthetic.voc_dir(root))
     for split in COCO_SPLITS + ("trainval",):
         _register(

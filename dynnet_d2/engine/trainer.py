@@ -26,6 +26,8 @@ from ..data.build import check_test_datasets, training_dataset_dicts
 from ..data.from_config import register_datasets_from_config
 from ..data.mappers import CheckedDatasetMapper
 from ..evaluation import build_evaluator, evaluator_type
+from ..modeling import freeze_from_config
+from ..modeling.roi_heads import check_output_layer_is_used
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
 from .checkpoint import DynnetCheckpointer
@@ -77,11 +79,13 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_model(cls, cfg):
-        """Detectron2's model builder, after :func:`check_config_ops`; logs the device."""
+        """Detectron2's model builder, after :func:`check_config_ops`, with the parts the freeze
+        keys name frozen (:func:`freeze_from_config`); logs the device."""
         check_config_ops(cfg)
+        check_output_layer_is_used(cfg)
         logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} (CUDA available: "
                     f"{torch.cuda.is_available()}; {torch.get_num_threads()} intra-op thread(s))")
-        return super().build_model(cfg)
+        return freeze_from_config(super().build_model(cfg), cfg)
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -1,6 +1,10 @@
 """Models: importing this module registers every dynnet_d2 component with Detectron2's
-registries."""
+registries (and ours, :mod:`.roi_heads`)."""
 from . import (
     backbone,  # noqa: F401  (registers backbones)
     pretrained,  # noqa: F401  (registers the imagenet:// path handler)
+    tfa,  # noqa: F401  (registers TFA's ROI heads and cosine box predictor)
 )
+from .freeze import freeze_from_config
+
+__all__ = ["freeze_from_config"]

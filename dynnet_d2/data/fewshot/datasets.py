@@ -1,0 +1,135 @@
+"""K-shot training sets and class views, loaded from split files, and their registration.
+
+Names follow TFA's scheme (brief §3): ``<data>_<split>_{all,novel}<fewshot split>_<K>shot_seed<N>``
+(e.g. ``shapes_train_all1_5shot_seed0``), with metadata ``thing_classes`` (the "all" order is
+base then novel), ``base_classes``, ``novel_classes``, ``shot`` and ``seed``.
+
+A K-shot set has one record per selected image, holding the annotations of every class that
+selected it (fsdet made one record per annotation, so an image picked for two classes appeared
+twice, each time with the other class's objects unlabelled). Loading never samples: the split
+files decide. Split files are generated on first use (a seed's shots up to the one asked for:
+the samples of smaller shots do not depend on larger ones).
+"""
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Sequence
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from ..catalog import unregister
+from ..coco_format import coco_dicts_from_json
+from ..errors import DatasetFormatError
+from .split_files import existing_split_file, read_coco_split, read_voc_split, split_file
+
+logger = logging.getLogger(__name__)
+
+# Shots TFA uses on VOC-style data; COCO-style data adds 30.
+VOC_SHOTS = (1, 2, 3, 5, 10)
+COCO_SHOTS = (1, 2, 3, 5, 10, 30)
+
+
+def class_view(dicts: Sequence[dict], source_classes: Sequence[str],
+               classes: Sequence[str]) -> List[dict]:
+    """``dicts`` keeping only annotations of ``classes``, ``category_id`` re-indexed to them.
+
+    Images without a kept annotation stay (test sets need them; training filters them).
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    return [dict(d, annotations=[dict(a, category_id=index[source_classes[a["category_id"]]])
+                                 for a in d.get("annotations", ())
+                                 if source_classes[a["category_id"]] in index])
+            for d in dicts]
+
+
+def _merge_by_image(selected: Sequence[tuple]) -> List[dict]:
+    """One record per image from ``(key, record, annotations)`` triples, in first-seen order."""
+    merged: Dict[str, dict] = {}
+    for key, record, annotations in selected:
+        merged.setdefault(key, dict(record, annotations=[]))["annotations"].extend(annotations)
+    return list(merged.values())
+
+
+def _check_shots(path: Path, class_name: str, shot: int, found: int) -> None:
+    if found != shot:
+        logger.warning(f"{path}: {found} instances of {class_name!r} in a {shot}-shot split file "
+                       f"(used as they are; files written by dynnet_d2 hold exactly {shot})")
+
+
+def kshot_dicts_from_voc_splits(split_root: str, seed: int, shot: int, classes: Sequence[str],
+                                source_dicts: Sequence[dict], source_classes: Sequence[str],
+                                source_name: str) -> List[dict]:
+    """The K-shot set of ``classes`` from VOC-style split files listing image ids of the source
+    dataset ``source_name`` (whose ``category_id`` indexes ``source_classes``)."""
+    by_key = {str(d["image_id"]): d for d in source_dicts}
+    selected = []
+    for new_id, class_name in enumerate(classes):
+        path = existing_split_file("voc", split_root, seed, shot, class_name)
+        found = 0
+        for key in read_voc_split(path):
+            if key not in by_key:
+                raise DatasetFormatError(f"{path}: image {key!r} is not in dataset {source_name!r}")
+            record = by_key[key]
+            annotations = [dict(a, category_id=new_id) for a in record.get("annotations", ())
+                           if source_classes[a["category_id"]] == class_name
+                           and not a.get("iscrowd", 0)]
+            if not annotations:
+                raise DatasetFormatError(f"{path}: image {key!r} of {source_name!r} has no "
+                                         f"{class_name!r} instance")
+            found += len(annotations)
+            selected.append((key, record, annotations))
+        _check_shots(path, class_name, shot, found)
+    return _merge_by_image(selected)
+
+
+def kshot_dicts_from_coco_splits(split_root: str, seed: int, shot: int, classes: Sequence[str],
+                                 category_ids: Mapping[str, int], image_root: str) -> List[dict]:
+    """The K-shot set of ``classes`` from COCO-style split files; ``category_ids`` maps each
+    class to its JSON category id, ``image_root`` is where the files' ``file_name``s are."""
+    selected = []
+    for new_id, class_name in enumerate(classes):
+        path = existing_split_file("coco", split_root, seed, shot, class_name)
+        data = read_coco_split(path)
+        wanted = category_ids[class_name]
+        others = {a["category_id"] for a in data["annotations"]} - {wanted}
+        if others:
+            raise DatasetFormatError(f"{path}: annotations of category ids {sorted(others)}; a "
+                                     f"split file of {class_name!r} holds only id {wanted}")
+        records = coco_dicts_from_json(data, image_root, {wanted: new_id})
+        _check_shots(path, class_name, shot, sum(len(r["annotations"]) for r in records))
+        selected += [(str(r["image_id"]), r, r["annotations"]) for r in records]
+    return _merge_by_image(selected)
+
+
+def ensure_split_files(fmt: str, split_root: str, seed: int, shot: int,
+                       classes: Sequence[str], write: Callable[[], None]) -> None:
+    """Call ``write()`` unless the ``shot``-shot split files of every class of ``classes`` for
+    ``seed`` exist. Sampling is deterministic and each file is written atomically, so processes
+    racing to write (DDP ranks) write the same bytes and a reader never sees half a file."""
+    if not all(split_file(fmt, split_root, seed, shot, c).is_file() for c in classes):
+        write()
+
+
+def register_kshot_datasets(prefix: str, suffix: str, all_classes: Sequence[str],
+                            novel_classes: Sequence[str], shots: Sequence[int],
+                            seeds: Sequence[int], load: Callable[..., List[dict]],
+                            **metadata) -> List[str]:
+    """Register ``<prefix>_{all,novel}<suffix>_<K>shot_seed<N>``; return the names (``suffix``
+    is the few-shot split id, or empty for data with one split).
+
+    ``load(classes, seed, shot)`` returns the K-shot dicts of ``classes``.
+    """
+    novel = list(novel_classes)
+    base = [c for c in all_classes if c not in novel]
+    names = []
+    for part, classes in (("all", list(all_classes)), ("novel", novel)):
+        for shot in shots:
+            for seed in seeds:
+                name = f"{prefix}_{part}{suffix}_{shot}shot_seed{seed}"
+                unregister(name)
+                DatasetCatalog.register(name, partial(load, tuple(classes), seed, shot))
+                MetadataCatalog.get(name).set(thing_classes=classes, base_classes=base,
+                                              novel_classes=novel, shot=shot, seed=seed,
+                                              **metadata)
+                names.append(name)
+    return names

@@ -1,0 +1,176 @@
+"""Few-shot data protocol: exact, nested, deterministic K-shot sets in TFA's file formats."""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from dynnet_d2.data.errors import DatasetFormatError
+from dynnet_d2.data.fewshot import (
+    FewShotSamplingError,
+    kshot_dicts_from_coco_splits,
+    kshot_dicts_from_voc_splits,
+    pool_from_coco,
+    read_voc_split,
+    sample_fewshot,
+    write_coco_split,
+    write_voc_split,
+)
+from dynnet_d2.data.fewshot.split_files import existing_split_file
+
+# Images hold 1-3 instances of a class: exact K needs the budget check.
+POOL = {
+    "cat": {f"img{i}": 1 + (i % 3) for i in range(40)},
+    "dog": {f"img{i}": 1 for i in range(20, 45)},
+}
+SHOTS = (1, 2, 3, 5, 10)
+
+
+def test_exactly_k_instances_nested_without_duplicates():
+    samples = sample_fewshot(POOL, ["cat", "dog"], SHOTS, seed=3)
+    for class_name, per_shot in samples.items():
+        for k in SHOTS:
+            keys = per_shot[k]
+            assert len(keys) == len(set(keys)), "an image counted twice"
+            assert sum(POOL[class_name][key] for key in keys) == k
+        for smaller, larger in zip(SHOTS, SHOTS[1:]):
+            assert per_shot[larger][:len(per_shot[smaller])] == per_shot[smaller]  # nested
+
+
+def test_samples_depend_on_seed_and_class_only():
+    a = sample_fewshot(POOL, ["cat", "dog"], SHOTS, seed=3)
+    # Other classes and larger shots do not change a class's samples.
+    assert sample_fewshot(POOL, ["dog"], SHOTS, seed=3)["dog"] == a["dog"]
+    assert sample_fewshot(POOL, ["cat"], (1, 2), seed=3)["cat"] == {k: a["cat"][k] for k in (1, 2)}
+    assert sample_fewshot(POOL, ["cat", "dog"], SHOTS, seed=4) != a
+
+
+def test_too_few_instances_and_no_exact_fit_are_named():
+    with pytest.raises(FewShotSamplingError, match=r"class 'dog' has only 25 instance\(s\) in "
+                                                   r"voc_x, fewer than 30 shots"):
+        sample_fewshot(POOL, ["dog"], (1, 30), seed=0, source="voc_x")
+    with pytest.raises(FewShotSamplingError, match="class 'bird' has only 0"):
+        sample_fewshot(POOL, ["bird"], (1,), seed=0)
+    pairs = {"pair": {"a": 2, "b": 2, "c": 2}}
+    with pytest.raises(FewShotSamplingError, match="class 'pair', seed 0: no untaken image"):
+        sample_fewshot(pairs, ["pair"], (1,), seed=0)
+
+
+HASH_SPLITS = """
+import hashlib, sys, tempfile
+from pathlib import Path
+from dynnet_d2.data.fewshot import sample_fewshot, write_voc_split
+pool = {c: {f"i{i}": 1 + (i * 7 + len(c)) % 2 for i in range(60)} for c in ("a", "b", "c")}
+root = tempfile.mkdtemp()
+write_voc_split(root, 5, sample_fewshot(pool, ["a", "b", "c"], (1, 2, 3, 5, 10), seed=5))
+digest = hashlib.sha256()
+for f in sorted(Path(root).rglob("*.txt")):
+    digest.update(f.name.encode() + f.read_bytes())
+print(digest.hexdigest())
+"""
+
+
+def test_split_files_are_byte_identical_across_processes():
+    outputs = [subprocess.run([sys.executable, "-c", HASH_SPLITS], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ, PYTHONHASHSEED=str(seed)))
+               for seed in (1, 2)]
+    assert all(o.returncode == 0 for o in outputs), outputs[0].stderr[-2000:]
+    assert outputs[0].stdout == outputs[1].stdout and len(outputs[0].stdout.strip()) == 64
+
+
+def test_voc_split_round_trip_and_fsdet_layout(tmp_path):
+    samples = sample_fewshot(POOL, ["cat"], (1, 2), seed=0)
+    write_voc_split(str(tmp_path), 0, samples)
+    path = existing_split_file("voc", str(tmp_path), 0, 2, "cat")
+    assert path == tmp_path / "seed0" / "box_2shot_cat_train.txt"
+    assert read_voc_split(path) == samples["cat"][2]
+    # fsdet keeps seed 0 in the root and lists image paths.
+    (tmp_path / "box_1shot_dog_train.txt").write_text("datasets/VOC2007/JPEGImages/000005.jpg\n")
+    fsdet_file = existing_split_file("voc", str(tmp_path), 0, 1, "dog")
+    assert read_voc_split(fsdet_file) == ["000005"]
+    with pytest.raises(FileNotFoundError, match="seed 3.*prepare_fewshot_splits"):
+        existing_split_file("voc", str(tmp_path), 3, 1, "cat")
+
+
+def _coco():
+    """8 images with 1-2 cats (id 3) and 1-3 dogs (id 7); the last dog is a crowd box."""
+    images = [{"id": i, "file_name": f"{i}.jpg", "height": 10, "width": 10} for i in range(1, 9)]
+    per_image = [(3, i) for i, n in enumerate([1, 1, 2, 1, 1, 2, 1, 1], 1) for _ in range(n)]
+    per_image += [(7, i) for i, n in enumerate([1, 2, 1, 1, 3, 1, 1, 2], 1) for _ in range(n)]
+    annotations = [{"id": n, "image_id": image, "category_id": category, "bbox": [1, 1, 3, 3],
+                    "iscrowd": int(n == len(per_image))}
+                   for n, (category, image) in enumerate(per_image, 1)]
+    return {"info": {"v": 1}, "images": images, "annotations": annotations,
+            "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]}
+
+
+def test_coco_split_round_trip(tmp_path):
+    coco = _coco()
+    pool = pool_from_coco(coco, {3: "cat", 7: "dog"})
+    assert sum(pool["dog"].values()) == 11  # 12 dog annotations, one crowd
+    assert sum(pool["cat"].values()) == 10
+    samples = sample_fewshot(pool, ["cat", "dog"], (1, 2, 3), seed=1)
+    write_coco_split(str(tmp_path), 1, samples, coco, {"cat": 3, "dog": 7})
+    data = json.loads((tmp_path / "seed1" / "full_box_3shot_dog_trainval.json").read_text())
+    assert [im["id"] for im in data["images"]] == [int(k) for k in samples["dog"][3]]
+    assert {a["category_id"] for a in data["annotations"]} == {7} and len(data["annotations"]) == 3
+    assert data["categories"] == coco["categories"] and data["info"] == {"v": 1}
+    dicts = kshot_dicts_from_coco_splits(str(tmp_path), 1, 3, ["cat", "dog"], {"cat": 3, "dog": 7},
+                                         "/images")
+    counts = Counter(a["category_id"] for d in dicts for a in d["annotations"])
+    assert counts == {0: 3, 1: 3}
+    assert len({d["image_id"] for d in dicts}) == len(dicts)  # one record per image
+    assert dicts[0]["file_name"].startswith("/images/")
+
+
+def test_registered_kshot_sets_hold_exactly_k_per_class():
+    name = "shapes_train_all1_1shot_seed0"
+    meta = MetadataCatalog.get(name)
+    assert meta.thing_classes == list(meta.base_classes) + list(meta.novel_classes)
+    dicts = DatasetCatalog.get(name)
+    counts = Counter(meta.thing_classes[a["category_id"]] for d in dicts for a in d["annotations"])
+    assert counts == {c: 1 for c in meta.thing_classes}
+    assert len({d["image_id"] for d in dicts}) == len(dicts)
+    novel = DatasetCatalog.get("shapes_train_novel1_1shot_seed0")
+    novel_meta = MetadataCatalog.get("shapes_train_novel1_1shot_seed0")
+    assert novel_meta.thing_classes == list(meta.novel_classes)
+    novel_counts = Counter(a["category_id"] for d in novel for a in d["annotations"])
+    assert novel_counts == {i: 1 for i in range(5)}
+    assert DatasetCatalog.get(name) == dicts  # loading never samples
+
+
+def test_split_file_naming_a_missing_image_is_named(tmp_path):
+    (tmp_path / "seed0").mkdir()
+    (tmp_path / "seed0" / "box_1shot_cat_train.txt").write_text("nope\n")
+    source = [{"image_id": "a", "file_name": "a.jpg",
+               "annotations": [{"category_id": 0, "bbox": [0, 0, 1, 1]}]}]
+    with pytest.raises(DatasetFormatError, match="box_1shot_cat_train.txt: image 'nope' is not in "
+                                                 "dataset 'src'"):
+        kshot_dicts_from_voc_splits(str(tmp_path), 0, 1, ["cat"], source, ["cat"], "src")
+    (tmp_path / "seed0" / "box_1shot_cat_train.txt").write_text("a\n")
+    with pytest.raises(DatasetFormatError, match="image 'a' of 'src' has no 'dog' instance"):
+        (tmp_path / "seed0" / "box_1shot_dog_train.txt").write_text("a\n")
+        kshot_dicts_from_voc_splits(str(tmp_path), 0, 1, ["dog"], source, ["cat", "dog"], "src")
+
+
+def test_split_files_of_the_synthetic_data_are_written_on_first_use(shapes_root):
+    from dynnet_d2.data.builtin import fewshot_split_root
+
+    seed_dir = Path(fewshot_split_root(shapes_root)) / "seed4"
+
+    def digest(files):
+        return hashlib.sha256(b"".join((seed_dir / f).read_bytes() for f in files)).hexdigest()
+
+    DatasetCatalog.get("shapes_train_all2_1shot_seed4")
+    files = sorted(p.name for p in seed_dir.iterdir())
+    assert len(files) == 20 and files[0] == "box_1shot_arrow_train.txt"
+    first = digest(files)
+    for f in files:
+        (seed_dir / f).unlink()
+    DatasetCatalog.get("shapes_train_all2_1shot_seed4")  # regenerated: the same bytes
+    assert digest(files) == first
