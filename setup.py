@@ -23,6 +23,8 @@ setup(
         "fvcore>=0.1.5.post20221221",
         "iopath>=0.1.9",
         "pycocotools>=2.0.7",
+        # Compiled COCOeval (pycocotools' numbers) when Detectron2's own is not built.
+        "faster-coco-eval==1.8.0",
         "omegaconf>=2.1,<2.4",
         "hydra-core>=1.1",
         "yacs>=0.1.8",

@@ -49,7 +49,8 @@ def unavailable_ops() -> List[str]:
     return [
         "deformable convolution (DeformConv, ModulatedDeformConv)",
         "rotated boxes (nms_rotated, box_iou_rotated, ROIAlignRotated; RRPN, RROIHeads)",
-        "fast COCOeval (COCOEvaluator falls back to pycocotools' COCOeval; same numbers, slower)",
+        "Detectron2's C++ COCOeval (dynnet_d2's COCO evaluator uses faster-coco-eval instead: "
+        "the same numbers as pycocotools, compiled)",
     ]
 
 

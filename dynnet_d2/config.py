@@ -89,6 +89,26 @@ def _add_fewshot_config(cfg: CN) -> None:
     # multiplied by FEWSHOT.SHOT when the config is loaded (fsdet scaled schedules by K).
     cfg.FEWSHOT.SCHEDULE_PER_SHOT = False
 
+    # Your own few-shot data, no code (dynnet_d2/data/fewshot/custom.py). With NAME set, registers
+    # <NAME>_{train,test}_{all,base,novel} and <NAME>_train_{all,novel}_<K>shot_seed<N>.
+    cfg.DATASETS.FEWSHOT = CN()
+    # Prefix of the registered names; "" = no custom few-shot data.
+    cfg.DATASETS.FEWSHOT.NAME = ""
+    # Registered dataset (e.g. from DATASETS.COCO_JSON_DATASETS / VOC_DATASETS) with every class:
+    # the base-training data and the pool the K-shot sets are drawn from.
+    cfg.DATASETS.FEWSHOT.TRAIN = ""
+    # Registered dataset to evaluate on, with the same classes as TRAIN.
+    cfg.DATASETS.FEWSHOT.TEST = ""
+    # Names of the novel classes; the other classes of TRAIN are the base classes.
+    cfg.DATASETS.FEWSHOT.NOVEL_CLASSES = []
+    # Shots K of the registered K-shot sets.
+    cfg.DATASETS.FEWSHOT.SHOTS = [1, 2, 3, 5, 10]
+    # Number of sampled K-shot sets per shot (seeds 0 .. SEEDS-1).
+    cfg.DATASETS.FEWSHOT.SEEDS = 10
+    # Where the split files go ("" = $DYNNET_DATASETS/fewshot/<NAME>/vocsplit); written on
+    # first use, or beforehand with tools/prepare_fewshot_splits.py.
+    cfg.DATASETS.FEWSHOT.SPLIT_DIR = ""
+
 
 def add_dynnet_config(cfg: CN) -> CN:
     """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it."""

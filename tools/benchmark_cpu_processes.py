@@ -19,24 +19,17 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine.launcher import available_cpus
 from dynnet_d2.utils.io import atomic_write_json
-from dynnet_d2.utils.measure import run_measured
+from dynnet_d2.utils.measure import measure_train_net
 
 REPO = Path(__file__).resolve().parent.parent
 # name -> (processes, OMP_NUM_THREADS or None to leave it unset)
 VARIANTS = {"1_process": (1, None), "2_processes": (2, None), "2_processes_omp2": (2, "2")}
-
-
-def median_s_per_iter(output_dir: Path) -> float:
-    rows = [json.loads(line) for line in (output_dir / "metrics.json").read_text().splitlines()
-            if line.strip()]
-    return round(statistics.median(r["time"] for r in rows if "time" in r), 4)
 
 
 def run_variant(name: str, config: str, iters: int, out_root: Path) -> dict:
@@ -49,14 +42,8 @@ def run_variant(name: str, config: str, iters: int, out_root: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     if omp is not None:
         env["OMP_NUM_THREADS"] = omp
-    record = {"variant": name, "processes": processes, "OMP_NUM_THREADS": omp,
-              "command": " ".join(map(str, cmd)),
-              **run_measured(cmd, out_root / f"{name}.log", cwd=REPO, env=env)}
-    if record["returncode"] == 0:
-        record["median_s_per_iter"] = median_s_per_iter(output_dir)
-    else:
-        record["error"] = f"train_net exited with {record['returncode']}; see {out_root / name}.log"
-    return record
+    return {"variant": name, "processes": processes, "OMP_NUM_THREADS": omp,
+            **measure_train_net(cmd, output_dir, out_root / f"{name}.log", cwd=REPO, env=env)}
 
 
 def main() -> int:

@@ -18,13 +18,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
 from dynnet_d2.config import load_config
 from dynnet_d2.utils.io import atomic_write_json
-from dynnet_d2.utils.measure import run_measured
+from dynnet_d2.utils.measure import measure_train_net
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIGS = ["configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml",
@@ -37,22 +36,8 @@ def run_one(config: str, output_dir: Path, opts) -> dict:
     """Run train_net on ``config``; return timings, peak RSS and metrics (or the error)."""
     cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file", config,
            "OUTPUT_DIR", str(output_dir)] + list(opts)
-    measured = run_measured(cmd, output_dir.with_suffix(".log"), cwd=REPO, poll_s=0.5)
-    record = {"config": config, "opts": list(opts), "command": " ".join(cmd), **measured}
-    metrics_file = output_dir / "metrics.json"
-    if metrics_file.is_file():
-        rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-        times = [r["time"] for r in rows if "time" in r]
-        if times:
-            record["median_s_per_iter"] = round(statistics.median(times), 4)
-            record["iters"] = max(r["iteration"] for r in rows if "time" in r) + 1
-    results = output_dir / "inference" / "results.json"
-    if record["returncode"] == 0 and results.is_file():
-        record["results"] = json.loads(results.read_text())
-    else:
-        record["error"] = (f"train_net exited with {record['returncode']}; "
-                           f"see {output_dir.with_suffix('.log')}")
-    return record
+    return {"config": config, "opts": list(opts),
+            **measure_train_net(cmd, output_dir, output_dir.with_suffix(".log"), cwd=REPO)}
 
 
 def main() -> int:

@@ -21,15 +21,7 @@ from detectron2.data.datasets import load_coco_json, load_lvis_json
 
 from . import synthetic
 from .catalog import unregister
-from .fewshot import (
-    VOC_SHOTS,
-    ensure_split_files,
-    kshot_dicts_from_voc_splits,
-    pool_from_dicts,
-    register_kshot_datasets,
-    sample_fewshot,
-    write_voc_split,
-)
+from .fewshot import VOC_SHOTS, load_kshot_from_source, register_kshot_datasets
 from .pascal_voc import load_voc_folder
 from .synthetic import (
     ALL_CLASSES,
@@ -103,23 +95,12 @@ def fewshot_split_root(root: Optional[str] = None) -> Path:
     return synthetic.dataset_dir(root) / "fewshot" / "vocsplit"
 
 
-def _write_shapes_splits(root: Optional[str], seed: int, shot: int) -> None:
-    pool = pool_from_dicts(load_shapes_coco("train", ALL_CLASSES, root), ALL_CLASSES)
-    shots = [k for k in VOC_SHOTS if k <= shot] or [shot]
-    write_voc_split(str(fewshot_split_root(root)), seed,
-                    sample_fewshot(pool, ALL_CLASSES, shots, seed, source=FEWSHOT_SOURCE))
-
-
 def load_shapes_kshot(root: Optional[str], classes: Sequence[str], seed: int,
                       shot: int) -> List[dict]:
     """The ``shot``-shot set of ``classes`` for ``seed``, drawn from ``shapes_train``."""
     ensure_shapes(root)
-    split_root = str(fewshot_split_root(root))
-    ensure_split_files("voc", split_root, seed, shot, ALL_CLASSES,
-                       partial(_write_shapes_splits, root, seed, shot))
-    return kshot_dicts_from_voc_splits(split_root, seed, shot, classes,
-                                       load_shapes_coco("train", ALL_CLASSES, root), ALL_CLASSES,
-                                       FEWSHOT_SOURCE)
+    return load_kshot_from_source(str(fewshot_split_root(root)), VOC_SHOTS, FEWSHOT_SOURCE,
+                                  classes, seed, shot)
 
 
 def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:

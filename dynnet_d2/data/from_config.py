@@ -2,7 +2,8 @@
 
 ``DATASETS.COCO_JSON_DATASETS``: ``[[name, json_file, image_root], ...]``;
 ``DATASETS.VOC_DATASETS``: ``[[name, folder, split, classes], ...]`` (split ``""`` = every XML,
-classes ``""`` = the names found in the folder's XMLs). An entry already registered from the same
+classes ``""`` = the names found in the folder's XMLs); then ``DATASETS.FEWSHOT``
+(:mod:`dynnet_d2.data.fewshot.custom`). An entry already registered from the same
 values is skipped, so the trainer, ``--eval-only`` and ``test`` can all call
 :func:`register_datasets_from_config` without reading the annotations again.
 """
@@ -11,6 +12,7 @@ from typing import Any, Dict, List, Sequence
 from detectron2.data import DatasetCatalog
 
 from .coco_format import register_coco_json_dataset
+from .fewshot.custom import register_fewshot_from_config
 from .pascal_voc import register_voc_config_entry
 
 # name -> the config entry it was registered from.
@@ -50,7 +52,9 @@ def register_from_entries(key: str, entries: Sequence[Any]) -> None:
 
 
 def register_datasets_from_config(cfg) -> None:
-    """Register the datasets of ``DATASETS.COCO_JSON_DATASETS`` and ``DATASETS.VOC_DATASETS``."""
+    """Register the datasets of ``DATASETS.COCO_JSON_DATASETS`` and ``DATASETS.VOC_DATASETS``,
+    then the few-shot datasets ``DATASETS.FEWSHOT`` derives from them."""
     for key in DATASET_KEYS:
         register_from_entries(key, cfg.DATASETS[key])
+    register_fewshot_from_config(cfg)
 

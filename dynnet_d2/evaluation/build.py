@@ -3,10 +3,11 @@ import os
 from typing import Optional
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator, LVISEvaluator
+from detectron2.evaluation import DatasetEvaluator
 
-from ..compat import fix_lvis_numpy2, has_compiled_detectron2
+from ..compat import fix_lvis_numpy2
 from .coco import DynnetCOCOEvaluator
+from .lvis import DynnetLVISEvaluator
 from .pascal_voc import VOCDetectionEvaluator
 
 EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis")
@@ -26,14 +27,15 @@ def evaluator_type(dataset_name: str) -> str:
 
 def build_evaluator(cfg, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
-    """COCO / Pascal VOC / LVIS evaluator for ``dataset_name`` according to its metadata."""
+    """COCO / Pascal VOC / LVIS evaluator for ``dataset_name`` according to its metadata; for a
+    few-shot dataset (metadata ``base_classes`` and ``novel_classes``) each also reports
+    ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`)."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     kind = evaluator_type(dataset_name)
     if kind == "coco":
-        # Without detectron2._C the fast COCOeval is absent; say so by asking for the official one.
-        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder,
-                                   use_fast_impl=has_compiled_detectron2())
+        # A compiled COCOeval: Detectron2's when built, else faster-coco-eval's.
+        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder)
     if kind == "pascal_voc":
         return VOCDetectionEvaluator(dataset_name)
     fix_lvis_numpy2()
-    return LVISEvaluator(dataset_name, output_dir=output_folder)
+    return DynnetLVISEvaluator(dataset_name, output_dir=output_folder)

@@ -29,7 +29,10 @@ which this evaluator does not. Two deliberate differences from Detectron2's eval
   whose 0.3, 0.6 and 0.7 lie slightly above those values, so its AP differs when some recall
   equals one of them exactly (possible only when a class has a multiple of 5 positives).
 
-APs are in percent in the returned metrics, fractions in :func:`voc_per_class_ap`.
+APs are in percent in the returned metrics, fractions in :func:`voc_per_class_ap`. For a
+few-shot dataset (metadata ``base_classes`` and ``novel_classes``, :mod:`.fewshot`) the metrics
+also have ``bAP``, ``bAP50``, ``bAP75`` and ``nAP``, ``nAP50``, ``nAP75``: the same class means
+over the base / novel classes, from the per-class APs of the one evaluation.
 """
 import logging
 from collections import OrderedDict
@@ -41,6 +44,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode
 from detectron2.utils import comm
+
+from .fewshot import class_subsets, prefixed
 
 IOU_THRESHOLD_PERCENTS = tuple(range(50, 100, 5))
 IOU_THRESHOLDS = np.array(IOU_THRESHOLD_PERCENTS) / 100.0
@@ -227,7 +232,8 @@ class VOCDetectionEvaluator(DatasetEvaluator):
     """Pascal VOC box AP of a registered dataset (see the module docstring).
 
     Call from all ranks: :meth:`evaluate` gathers the predictions on rank 0, which returns
-    ``{"bbox": voc_metrics(...)}`` and keeps :attr:`per_class_ap`; other ranks return ``{}``.
+    ``{"bbox": voc_metrics(...)}`` (plus ``bAP*`` / ``nAP*`` for a few-shot dataset) and keeps
+    :attr:`per_class_ap`; other ranks return ``{}``.
     """
 
     def __init__(self, dataset_name: str):
@@ -235,6 +241,7 @@ class VOCDetectionEvaluator(DatasetEvaluator):
         self._dataset_name = dataset_name
         self._class_names = list(metadata.thing_classes)
         self._use_07_metric = metadata.get("year", 2007) == 2007
+        self._class_subsets = class_subsets(metadata)
         self._logger = logging.getLogger(__name__)
         self._predictions: List[dict] = []
         # {class name: AP (T,) fractions per IoU threshold}, set by evaluate() on rank 0.
@@ -270,4 +277,8 @@ class VOCDetectionEvaluator(DatasetEvaluator):
             + (f"; classes without ground truth (AP NaN, not averaged): {without_gt}"
                if without_gt else "")
         )
-        return OrderedDict(bbox=voc_metrics(self.per_class_ap))
+        metrics = voc_metrics(self.per_class_ap)
+        for prefix, names in self._class_subsets.items():
+            metrics.update(prefixed(prefix, voc_metrics(
+                {name: self.per_class_ap[name] for name in names})))
+        return OrderedDict(bbox=metrics)

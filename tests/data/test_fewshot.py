@@ -174,3 +174,49 @@ def test_split_files_of_the_synthetic_data_are_written_on_first_use(shapes_root)
         (seed_dir / f).unlink()
     DatasetCatalog.get("shapes_train_all2_1shot_seed4")  # regenerated: the same bytes
     assert digest(files) == first
+
+
+def _fewshot_cfg(tmp_path, **node):
+    from dynnet_d2.config import get_dynnet_cfg
+    from dynnet_d2.data.synthetic import coco_json_path, image_root
+
+    cfg = get_dynnet_cfg()
+    entries = [["my_pool", str(coco_json_path("train")), str(image_root())],
+               ["my_test", str(coco_json_path("test")), str(image_root())]]
+    cfg.merge_from_list(["DATASETS.COCO_JSON_DATASETS", entries, "DATASETS.FEWSHOT.NAME", "mine",
+                         "DATASETS.FEWSHOT.TRAIN", "my_pool", "DATASETS.FEWSHOT.TEST", "my_test",
+                         "DATASETS.FEWSHOT.NOVEL_CLASSES", ["star", "ring"],
+                         "DATASETS.FEWSHOT.SHOTS", [1], "DATASETS.FEWSHOT.SEEDS", 2,
+                         "DATASETS.FEWSHOT.SPLIT_DIR", str(tmp_path / "splits")])
+    for key, value in node.items():
+        cfg.DATASETS.FEWSHOT[key] = value
+    return cfg
+
+
+def test_custom_fewshot_data_by_config(tmp_path):
+    from dynnet_d2.data import register_datasets_from_config
+
+    register_datasets_from_config(_fewshot_cfg(tmp_path))
+    meta = MetadataCatalog.get("mine_test_all")
+    assert meta.novel_classes == ["star", "ring"] and meta.thing_classes[-2:] == ["star", "ring"]
+    assert len(meta.base_classes) == 18 and meta.evaluator_type == "coco"
+    test_all = DatasetCatalog.get("mine_test_all")
+    assert len(test_all) == len(DatasetCatalog.get("my_test"))
+    novel = DatasetCatalog.get("mine_train_novel_1shot_seed1")
+    assert Counter(a["category_id"] for d in novel for a in d["annotations"]) == {0: 1, 1: 1}
+    assert MetadataCatalog.get("mine_train_novel_1shot_seed1").thing_classes == ["star", "ring"]
+    shots = DatasetCatalog.get("mine_train_all_1shot_seed0")
+    assert sum(len(d["annotations"]) for d in shots) == 20
+    assert (tmp_path / "splits" / "seed0" / "box_1shot_star_train.txt").is_file()
+
+
+@pytest.mark.parametrize("node,match", [
+    (dict(NOVEL_CLASSES=["unicorn"]), r"\['unicorn'\]: \['unicorn'\] are not classes"),
+    (dict(TRAIN="nope"), "DATASETS.FEWSHOT.TRAIN='nope' is not a registered dataset"),
+    (dict(SHOTS=[0]), r"SHOTS=\[0\]"),
+])
+def test_custom_fewshot_config_errors_name_the_key(tmp_path, node, match):
+    from dynnet_d2.data import register_datasets_from_config
+
+    with pytest.raises(ValueError, match=match):
+        register_datasets_from_config(_fewshot_cfg(tmp_path, NAME="bad", **node))

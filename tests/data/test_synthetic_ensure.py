@@ -64,15 +64,17 @@ def test_ensure_concurrent_processes(tmp_path):
     assert not list(tmp_path.glob(".shapes.*-*"))
 
 
-def test_script_without_main_guard_finishes(tmp_path):
+@pytest.mark.parametrize("generate", ["ensure_synthetic", "generate_dataset"])
+def test_script_without_main_guard_finishes(tmp_path, generate):
     """Generation with workers > 1 from a script without ``if __name__ == "__main__":`` (as on
-    the first use of a registered dataset name) must finish, not hang on its own lock."""
+    the first use of a registered dataset name) must finish: not hang on its own lock, and not
+    re-run the script (and its generation, recursively) in pool workers."""
     script = tmp_path / "user_script.py"
-    script.write_text(textwrap.dedent("""\
+    script.write_text(textwrap.dedent(f"""\
         import sys
-        from dynnet_d2.data.synthetic import SyntheticSpec, ensure_synthetic
+        from dynnet_d2.data.synthetic import SyntheticSpec, {generate}
         spec = SyntheticSpec(num_train=8, num_val=2, num_test=2, num_lvis_train=0)
-        ensure_synthetic(sys.argv[1], spec, workers=2)
+        {generate}(sys.argv[1], spec, workers=2)
         print("done")
         """))
     root = tmp_path / "data"

@@ -20,7 +20,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from ..catalog import unregister
 from ..coco_format import coco_dicts_from_json
 from ..errors import DatasetFormatError
-from .split_files import existing_split_file, read_coco_split, read_voc_split, split_file
+from .sampling import pool_from_dicts, sample_fewshot
+from .split_files import (
+    existing_split_file,
+    read_coco_split,
+    read_voc_split,
+    split_file,
+    write_voc_split,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +115,26 @@ def ensure_split_files(fmt: str, split_root: str, seed: int, shot: int,
     racing to write (DDP ranks) write the same bytes and a reader never sees half a file."""
     if not all(split_file(fmt, split_root, seed, shot, c).is_file() for c in classes):
         write()
+
+
+def load_kshot_from_source(split_root: str, all_shots: Sequence[int], source: str,
+                           classes: Sequence[str], seed: int, shot: int) -> List[dict]:
+    """The ``shot``-shot set of ``classes`` for ``seed``, drawn from the registered dataset
+    ``source``: VOC-style split files under ``split_root``, written on first use (for every class
+    of ``source``, the shots of ``all_shots`` up to ``shot``; smaller shots' samples do not depend
+    on larger ones, so files written later agree with those written before)."""
+    source_dicts = DatasetCatalog.get(source)
+    source_classes = list(MetadataCatalog.get(source).thing_classes)
+
+    def write() -> None:
+        shots = sorted({k for k in all_shots if k < shot} | {shot})
+        pool = pool_from_dicts(source_dicts, source_classes)
+        write_voc_split(split_root, seed,
+                        sample_fewshot(pool, source_classes, shots, seed, source=source))
+
+    ensure_split_files("voc", split_root, seed, shot, source_classes, write)
+    return kshot_dicts_from_voc_splits(split_root, seed, shot, classes, source_dicts,
+                                       source_classes, source)
 
 
 def register_kshot_datasets(prefix: str, suffix: str, all_classes: Sequence[str],

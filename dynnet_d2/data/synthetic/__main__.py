@@ -1,4 +1,4 @@
-"""Entry point in which ``ensure_synthetic`` generates the dataset in a fresh interpreter:
+"""Entry point in which ``generate_dataset`` generates the dataset in a fresh interpreter:
 
     python -m dynnet_d2.data.synthetic --root ROOT --workers N --spec '{"num_train": 8, ...}'
 
@@ -9,7 +9,7 @@ worker pool imports none of the code of whoever started it.  The command line fo
 import argparse
 import json
 
-from .generate import generate_dataset
+from .generate import generate_in_this_process
 from .spec import SyntheticSpec
 
 
@@ -19,7 +19,7 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, required=True)
     p.add_argument("--spec", required=True, help="SyntheticSpec fields as a JSON object")
     args = p.parse_args(argv)
-    generate_dataset(args.root, SyntheticSpec(**json.loads(args.spec)), workers=args.workers)
+    generate_in_this_process(args.root, SyntheticSpec(**json.loads(args.spec)), args.workers)
 
 
 if __name__ == "__main__":

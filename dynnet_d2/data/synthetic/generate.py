@@ -168,11 +168,22 @@ def generate_dataset(root: Optional[PathLike] = None, spec: SyntheticSpec = Synt
     dataset, absent for an instant, or the new complete dataset.  No lock is taken: where other
     processes may generate at the same time, call :func:`ensure_synthetic`.
 
-    With ``workers > 1`` the images are rendered in a process pool whose workers import the
-    caller's ``__main__`` module, so a script calling this directly must do so under
-    ``if __name__ == "__main__":`` (as ``tools/make_synthetic.py`` does).  ``ensure_synthetic``
-    needs no such guard.
+    With ``workers > 1`` the images are rendered by a process pool in a child interpreter
+    (``python -m dynnet_d2.data.synthetic``), so any caller is safe, a script without an
+    ``if __name__ == "__main__":`` guard included (an in-process pool would re-run such a script
+    in every worker, which would generate again, recursively). A failure there raises
+    ``RuntimeError`` with the end of the child's stderr.
     """
+    if workers > 1:
+        _generate_in_child_process(Path(default_root() if root is None else root), spec, workers)
+        return dataset_dir(root)
+    return generate_in_this_process(root, spec, workers=1)
+
+
+def generate_in_this_process(root: Optional[PathLike], spec: SyntheticSpec,
+                             workers: int) -> Path:
+    """:func:`generate_dataset` in this process, its pool (``workers > 1``) started here: only
+    for the entry module of the child interpreter, whose main guard makes that safe."""
     t0 = time.perf_counter()
     root = Path(default_root() if root is None else root)
     root.mkdir(parents=True, exist_ok=True)
@@ -195,12 +206,9 @@ def generate_dataset(root: Optional[PathLike] = None, spec: SyntheticSpec = Synt
 
 
 def _generate_in_child_process(root: Path, spec: SyntheticSpec, workers: int) -> None:
-    """Run :func:`generate_dataset` in a fresh interpreter (``python -m dynnet_d2.data.synthetic``).
-
-    The worker pool of that interpreter re-imports only its guarded entry module, never the
-    caller's ``__main__``: from a script without a main guard, an in-process pool would run the
-    script again in every worker, which would then wait forever for the lock its parent holds.
-    """
+    """Run :func:`generate_in_this_process` in a fresh interpreter
+    (``python -m dynnet_d2.data.synthetic``), whose worker pool re-imports only its guarded entry
+    module, never the caller's ``__main__``."""
     cmd = [sys.executable, "-m", "dynnet_d2.data.synthetic", "--root", str(root),
            "--workers", str(workers), "--spec", json.dumps(spec.to_dict())]
     # The child imports the same dynnet_d2 as this process, installed or not.
@@ -226,9 +234,8 @@ def ensure_synthetic(root: Optional[PathLike] = None, spec: SyntheticSpec = Synt
     lock at most ``lock_timeout`` seconds (default: ``$DYNNET_LOCK_TIMEOUT``, else 600), then
     raises ``TimeoutError`` naming the lock file and the pid holding it.
 
-    With ``workers > 1`` the generation runs in a child interpreter, so callers need no
-    ``if __name__ == "__main__":`` guard; a failure there raises ``RuntimeError`` with the end
-    of the child's stderr.  With ``workers == 1`` it runs in this process.
+    Generation is :func:`generate_dataset` (in a child interpreter with ``workers > 1``, so
+    callers need no ``if __name__ == "__main__":`` guard).
     """
     root = Path(default_root() if root is None else root)
     if not force and is_complete(root, spec):
@@ -237,8 +244,5 @@ def ensure_synthetic(root: Optional[PathLike] = None, spec: SyntheticSpec = Synt
         if not force and is_complete(root, spec):
             return dataset_dir(root)
         logger.info("generating the synthetic dataset in %s", dataset_dir(root))
-        if workers > 1:
-            _generate_in_child_process(root, spec, workers)
-        else:
-            generate_dataset(root, spec, workers=1)
+        generate_dataset(root, spec, workers=workers)
     return dataset_dir(root)

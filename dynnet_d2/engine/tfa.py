@@ -1,0 +1,69 @@
+"""TFA's pipeline (thesis §7.2) as steps a tool strings together: base training, checkpoint
+surgery, K-shot fine-tuning, and the generalized all/base/novel table.
+
+Each step skips work already done (a finished run is reused, an existing surgery file kept), so
+an interrupted pipeline restarts where it stopped.
+"""
+import json
+import logging
+from pathlib import Path
+from typing import Dict, Mapping, Optional
+
+import torch
+from tabulate import tabulate
+
+from ..modeling.tfa.surgery import (
+    ClassLists,
+    checkpoint_surgery,
+    dataset_classes,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .trainer import DynnetTrainer
+
+logger = logging.getLogger(__name__)
+
+# Columns of the generalized table: all classes, base classes, novel classes.
+TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
+
+
+def train_or_reuse(cfg) -> Dict[str, dict]:
+    """Train ``cfg`` (resuming an interrupted run) and return its evaluation; a run that already
+    finished (``model_final.pth`` and ``inference/results.json`` in ``OUTPUT_DIR``) is reused."""
+    output = Path(cfg.OUTPUT_DIR)
+    results = output / "inference" / "results.json"
+    if (output / "model_final.pth").is_file() and results.is_file():
+        logger.info(f"Reusing the finished run in {output}")
+        return json.loads(results.read_text())
+    trainer = DynnetTrainer(cfg)
+    trainer.resume_or_load(resume=True)
+    return trainer.train()
+
+
+def randinit_surgery(base_checkpoint: str, base_dataset: str, all_dataset: str,
+                     output: Optional[str] = None, seed: int = 0) -> Path:
+    """``tools/ckpt_surgery.py --method randinit`` on ``base_checkpoint``: rows of the classes of
+    ``base_dataset`` copied by name into a predictor for the classes of ``all_dataset``, novel
+    rows drawn with ``seed``. Writes ``model_reset_surgery.pth`` beside the checkpoint (or to
+    ``output``) unless it exists; returns its path."""
+    path = Path(output) if output else Path(base_checkpoint).parent / "model_reset_surgery.pth"
+    if path.is_file():
+        return path
+    base, target = dataset_classes(base_dataset), dataset_classes(all_dataset)
+    classes = ClassLists(base, target, [c for c in target if c not in base])
+    checkpoint = checkpoint_surgery("randinit", load_checkpoint(base_checkpoint), classes,
+                                    generator=torch.Generator().manual_seed(seed))
+    save_checkpoint(checkpoint, path)
+    return path
+
+
+def generalized_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
+                      task: str = "bbox") -> str:
+    """A table of :data:`TABLE_METRICS` (rows: the runs of ``{run: {task: {metric: value}}}``)."""
+    rows = [[run] + [_format(metrics.get(task, {}).get(m)) for m in TABLE_METRICS]
+            for run, metrics in results.items()]
+    return tabulate(rows, headers=["run", *TABLE_METRICS], tablefmt="pipe")
+
+
+def _format(value) -> str:
+    return "-" if value is None else f"{value:.1f}"

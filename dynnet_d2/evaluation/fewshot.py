@@ -1,0 +1,35 @@
+"""Class subsets of generalized few-shot evaluation (TFA, thesis ch. 7.3).
+
+A dataset is few-shot when its metadata has ``base_classes`` and ``novel_classes`` (class
+names). Its evaluators report, besides the usual metrics over all its ``thing_classes``,
+``bAP``, ``bAP50``, ``bAP75`` over the base classes and ``nAP``, ``nAP50``, ``nAP75`` over the
+novel classes among ``thing_classes``, from the same per-image matching as ``AP`` (one
+evaluation pass; fsdet instead runs COCOeval once per subset). A subset with no class in
+``thing_classes`` (the novel classes of a ``*_base`` dataset) is not reported.
+"""
+from typing import Dict, List, Mapping
+
+# (metadata key, metric prefix) of each subset.
+SUBSETS = (("base_classes", "b"), ("novel_classes", "n"))
+# The metrics reported per subset, each as prefix + metric.
+SUBSET_METRICS = ("AP", "AP50", "AP75")
+
+
+def class_subsets(metadata) -> Dict[str, List[str]]:
+    """``{prefix: class names}`` of the subsets to report, each in ``thing_classes`` order:
+    ``{"b": base, "n": novel}`` for a few-shot dataset, ``{}`` for any other."""
+    if metadata.get("base_classes") is None or metadata.get("novel_classes") is None:
+        return {}
+    thing_classes = list(metadata.get("thing_classes", ()))
+    subsets = {}
+    for key, prefix in SUBSETS:
+        wanted = set(metadata.get(key))
+        names = [name for name in thing_classes if name in wanted]
+        if names:
+            subsets[prefix] = names
+    return subsets
+
+
+def prefixed(prefix: str, metrics: Mapping[str, float]) -> Dict[str, float]:
+    """``{prefix + metric: value}`` for the :data:`SUBSET_METRICS` of ``metrics``."""
+    return {prefix + name: metrics[name] for name in SUBSET_METRICS}
