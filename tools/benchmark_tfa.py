@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 from dynnet_d2.config import load_config
-from dynnet_d2.engine.tfa import generalized_table, randinit_surgery
+from dynnet_d2.engine.tfa import randinit_surgery
+from dynnet_d2.evaluation.fewshot import generalized_table
 from dynnet_d2.utils.io import atomic_write_json
 from dynnet_d2.utils.measure import measure_train_net
 

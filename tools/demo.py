@@ -8,7 +8,7 @@
 4. the generalized table (AP on all classes, bAP on base, nAP on novel), base-only included;
 5. drawings of the novel-class detections of the 5-shot model.
 
-    python tools/demo.py [--output-dir output/demo] [--base-iters 1000] [--shots 1 5]
+    python tools/demo.py [--output-dir output/demo] [--base-iters 1500] [--shots 1 5]
 
 The full schedules are the configs in configs/TFA (see projects/TFA/README.md).
 """
@@ -23,8 +23,9 @@ from detectron2.data import MetadataCatalog
 from dynnet_d2.config import load_config
 from dynnet_d2.data.builtin import ensure_shapes
 from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
-from dynnet_d2.engine.tfa import generalized_table, randinit_surgery, train_or_reuse
+from dynnet_d2.engine.tfa import randinit_surgery, train_or_reuse
 from dynnet_d2.engine.visualize import visualize_predictions
+from dynnet_d2.evaluation.fewshot import generalized_table
 from dynnet_d2.utils.logger import setup_logger
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "TFA"
@@ -36,7 +37,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/demo")
-    parser.add_argument("--base-iters", type=int, default=1000, help="base training iterations")
+    parser.add_argument("--base-iters", type=int, default=1500, help="base training iterations")
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     parser.add_argument("--split", type=int, default=1, help="few-shot split (1, 2, 3)")
     parser.add_argument("--seed", type=int, default=0, help="which sampled K-shot set")

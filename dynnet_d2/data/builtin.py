@@ -8,19 +8,19 @@
 ``shapes_lvis_{train,val}``        LVIS-v0.5-style long-tail train set; val = the test images
 ``shapes_train_{all,novel}{f}_{K}shot_seed{N}``  exact K-shot sets of few-shot split f (K in
                                    1, 2, 3, 5, 10; N in 0..29), split files made on first use
+``shapes_train_joint{f}_{K}shot_seed{N}``  every base annotation + the novel K-shot set
 =================================  =====================================================
 
 The data are generated on first use under ``$DYNNET_DATASETS/shapes`` (default ``./datasets``).
 """
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.datasets import load_coco_json, load_lvis_json
 
 from . import synthetic
-from .catalog import unregister
+from .catalog import register
 from .fewshot import VOC_SHOTS, load_kshot_from_source, register_kshot_datasets
 from .pascal_voc import load_voc_folder
 from .synthetic import (
@@ -103,15 +103,9 @@ def load_shapes_kshot(root: Optional[str], classes: Sequence[str], seed: int,
                                   classes, seed, shot)
 
 
-def _register(name: str, loader: Callable[[], List[dict]], **metadata) -> None:
-    unregister(name)
-    DatasetCatalog.register(name, loader)
-    MetadataCatalog.get(name).set(**metadata)
-
-
 def _register_coco_view(name: str, split: str, classes: Sequence[str], root, **extra) -> None:
     full = list(classes) == list(ALL_CLASSES)
-    _register(
+    register(
         name,
         partial(load_shapes_coco, split, list(classes), root),
         thing_classes=list(classes),
@@ -143,17 +137,17 @@ def register_all_shapes(root: Optional[str] = None) -> None:
         register_kshot_datasets(
             "shapes_train", str(fewshot_split), all_classes(fewshot_split),
             novel_classes(fewshot_split), VOC_SHOTS, SHAPES_SEEDS, partial(load_shapes_kshot, root),
-            fewshot_split=fewshot_split, evaluator_type="coco",
+            joint_source=FEWSHOT_SOURCE, fewshot_split=fewshot_split, evaluator_type="coco",
             image_root=str(synthetic.image_root(root)))
     voc = str(synthetic.voc_dir(root))
     for split in COCO_SPLITS + ("trainval",):
-        _register(
+        register(
             f"shapes_voc_{split}", partial(load_shapes_voc, split, root),
             thing_classes=list(ALL_CLASSES), dirname=voc, year=2007, split=split,
             evaluator_type="pascal_voc",
         )
     for split in LVIS_SPLITS:
-        _register(
+        register(
             f"shapes_lvis_{split}", partial(load_shapes_lvis, split, root),
             thing_classes=list(ALL_CLASSES), json_file=str(synthetic.lvis_json_path(split, root)),
             image_root=str(synthetic.image_root(root)), evaluator_type="lvis",

@@ -24,10 +24,9 @@ import xml.etree.ElementTree as ET
 from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from .catalog import unregister
+from .catalog import register
 from .errors import DatasetFormatError, ImageReadError
 from .image_check import image_size
 
@@ -304,12 +303,9 @@ def register_voc_dataset(name: str, folder: str, split: Optional[str] = None,
             f"dataset {name!r}: no class list given and no <object><name> in "
             f"{_annotation_dir(folder)!r}"
         )
-    unregister(name)
-    DatasetCatalog.register(name, partial(load_voc_folder, folder, split, class_names))
-    MetadataCatalog.get(name).set(
-        thing_classes=class_names, evaluator_type="pascal_voc", dirname=folder,
-        split=split or "", year=year,
-    )
+    register(name, partial(load_voc_folder, folder, split, class_names),
+             thing_classes=class_names, evaluator_type="pascal_voc", dirname=folder,
+             split=split or "", year=year)
     return class_names
 
 

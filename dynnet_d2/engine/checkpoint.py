@@ -7,6 +7,9 @@
 * ``strict=True`` (evaluation): a checkpoint that lacks parameters of the model, or whose shapes
   differ (e.g. trained for another number of classes), raises :class:`CheckpointMismatchError`
   instead of leaving those parameters randomly initialised.
+* ``predictor_must_fit=True`` (few-shot fine-tuning): a checkpoint whose box predictor has
+  another shape raises :class:`CheckpointMismatchError` saying to run checkpoint surgery first
+  (Detectron2 would re-initialise the predictor silently, base rows included).
 """
 import os
 from typing import Any, Dict
@@ -17,6 +20,8 @@ from detectron2.utils import comm
 
 from ..utils.io import atomic_open, remove_stale_temporaries
 
+# Parameters of the box predictor (the last layer, which checkpoint surgery rewrites).
+PREDICTOR_PREFIX = "roi_heads.box_predictor."
 # Targets of our atomic writes in a checkpoint directory (names without the temporary suffix).
 CHECKPOINT_FILES = r"[^/]+\.pth|last_checkpoint"
 
@@ -39,9 +44,11 @@ class DynnetCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer with atomic saves, stale-temporary clean-up, clear load errors and an
     optional ``strict`` load (see the module docstring)."""
 
-    def __init__(self, model, save_dir: str = "", *, strict: bool = False, **kwargs: Any):
+    def __init__(self, model, save_dir: str = "", *, strict: bool = False,
+                 predictor_must_fit: bool = False, **kwargs: Any):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict
+        self.predictor_must_fit = predictor_must_fit
         if save_dir and comm.is_main_process():
             for path in remove_stale_temporaries(save_dir, CHECKPOINT_FILES):
                 self.logger.info(f"Removed {path}, left by an interrupted checkpoint save")
@@ -75,6 +82,17 @@ class DynnetCheckpointer(DetectionCheckpointer):
 
     def _load_model(self, checkpoint: Any):
         incompatible = super()._load_model(checkpoint)
+        predictor = [(key, ckpt, model) for key, ckpt, model in incompatible.incorrect_shapes
+                     if key.startswith(PREDICTOR_PREFIX)]
+        if self.predictor_must_fit and predictor:
+            raise CheckpointMismatchError(
+                "the box predictor of the checkpoint does not fit this K-shot fine-tuning: "
+                + _describe(f"{key} (checkpoint {tuple(ckpt)}, model {tuple(model)})"
+                            for key, ckpt, model in predictor)
+                + ". Turn the base model's predictor into one for all classes first: "
+                "tools/ckpt_surgery.py --method randinit --src1 <base model_final.pth> "
+                "--src-dataset <base training set> --tar-dataset <K-shot set> "
+                "(projects/TFA/README.md)")
         if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes):
             # A reshaped key was dropped before loading, so it is also among the missing ones.
             problems = []

@@ -18,18 +18,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def results_per_dataset(results: Mapping[str, Any],
+                        dataset_names: Sequence[str]) -> "OrderedDict[str, Any]":
+    """``{dataset: {task: {metric: value}}}`` from what ``DefaultTrainer.test`` returns: the
+    metrics of the single dataset, or a mapping dataset name -> metrics for several."""
+    if len(dataset_names) > 1:
+        return OrderedDict((n, results[n]) for n in dataset_names)
+    return OrderedDict([(dataset_names[0], results)])
+
+
 def write_results(output_dir: str, results: Mapping[str, Any],
                   dataset_names: Sequence[str]) -> Dict[str, str]:
     """Write each test dataset's ``{task: {metric: value}}`` and return the written paths.
 
-    ``results`` is what ``DefaultTrainer.test`` returns: the metrics of the single dataset, or a
-    mapping dataset name -> metrics for several. ``inference/results.json`` holds the first
-    (primary) dataset; ``inference/<dataset>/results.json`` holds each one.
+    ``results`` is what ``DefaultTrainer.test`` returns (:func:`results_per_dataset`).
+    ``inference/results.json`` holds the first (primary) dataset;
+    ``inference/<dataset>/results.json`` holds each one.
     """
-    per_dataset = (
-        OrderedDict((n, results[n]) for n in dataset_names)
-        if len(dataset_names) > 1 else OrderedDict([(dataset_names[0], results)])
-    )
+    per_dataset = results_per_dataset(results, dataset_names)
     paths = {}
     for name, metrics in per_dataset.items():
         path = os.path.join(output_dir, "inference", name, "results.json")

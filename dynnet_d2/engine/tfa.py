@@ -1,5 +1,6 @@
-"""TFA's pipeline (thesis §7.2) as steps a tool strings together: base training, checkpoint
-surgery, K-shot fine-tuning, and the generalized all/base/novel table.
+"""TFA's pipeline (thesis §7.2) as steps a tool strings together: base training (or reuse),
+checkpoint surgery and K-shot fine-tuning; the all/base/novel table is
+:func:`dynnet_d2.evaluation.fewshot.generalized_table`.
 
 Each step skips work already done (a finished run is reused, an existing surgery file kept), so
 an interrupted pipeline restarts where it stopped.
@@ -7,10 +8,9 @@ an interrupted pipeline restarts where it stopped.
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Dict, Optional
 
 import torch
-from tabulate import tabulate
 
 from ..modeling.tfa.surgery import (
     ClassLists,
@@ -22,10 +22,6 @@ from ..modeling.tfa.surgery import (
 from .trainer import DynnetTrainer
 
 logger = logging.getLogger(__name__)
-
-# Columns of the generalized table: all classes, base classes, novel classes.
-TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
-
 
 def train_or_reuse(cfg) -> Dict[str, dict]:
     """Train ``cfg`` (resuming an interrupted run) and return its evaluation; a run that already
@@ -55,15 +51,3 @@ def randinit_surgery(base_checkpoint: str, base_dataset: str, all_dataset: str,
                                     generator=torch.Generator().manual_seed(seed))
     save_checkpoint(checkpoint, path)
     return path
-
-
-def generalized_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
-                      task: str = "bbox") -> str:
-    """A table of :data:`TABLE_METRICS` (rows: the runs of ``{run: {task: {metric: value}}}``)."""
-    rows = [[run] + [_format(metrics.get(task, {}).get(m)) for m in TABLE_METRICS]
-            for run, metrics in results.items()]
-    return tabulate(rows, headers=["run", *TABLE_METRICS], tablefmt="pipe")
-
-
-def _format(value) -> str:
-    return "-" if value is None else f"{value:.1f}"

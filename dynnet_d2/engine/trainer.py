@@ -26,13 +26,14 @@ from ..data.build import check_test_datasets, training_dataset_dicts
 from ..data.from_config import register_datasets_from_config
 from ..data.mappers import CheckedDatasetMapper
 from ..evaluation import build_evaluator, evaluator_type
+from ..evaluation.fewshot import generalized_table
 from ..modeling import freeze_from_config
 from ..modeling.roi_heads import check_output_layer_is_used
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
 from .checkpoint import DynnetCheckpointer
 from .ddp import create_ddp_model
-from .results import write_results
+from .results import results_per_dataset, write_results
 from .visualize import visualize_predictions
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,8 @@ class DynnetTrainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
+                                               predictor_must_fit=cfg.FEWSHOT.SHOT > 0)
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -112,6 +114,12 @@ class DynnetTrainer(DefaultTrainer):
         if comm.is_main_process() and cfg.DATASETS.TEST:
             paths = write_results(cfg.OUTPUT_DIR, results, cfg.DATASETS.TEST)
             logger.info(f"Wrote evaluation results to {paths['primary']}")
+            per_dataset = results_per_dataset(results, cfg.DATASETS.TEST)
+            fewshot = {name: r for name, r in per_dataset.items()
+                       if any(m.startswith(("bAP", "nAP")) for task in r.values() for m in task)}
+            if fewshot:
+                logger.info("Generalized few-shot detection (bAP: base classes, nAP: novel "
+                            f"classes):\n{generalized_table(fewshot)}")
             if cfg.TEST.VIS_NUM_IMAGES > 0:
                 visualize_predictions(
                     cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],

@@ -7,7 +7,9 @@ novel classes among ``thing_classes``, from the same per-image matching as ``AP`
 evaluation pass; fsdet instead runs COCOeval once per subset). A subset with no class in
 ``thing_classes`` (the novel classes of a ``*_base`` dataset) is not reported.
 """
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
+
+from tabulate import tabulate
 
 # (metadata key, metric prefix) of each subset.
 SUBSETS = (("base_classes", "b"), ("novel_classes", "n"))
@@ -33,3 +35,19 @@ def class_subsets(metadata) -> Dict[str, List[str]]:
 def prefixed(prefix: str, metrics: Mapping[str, float]) -> Dict[str, float]:
     """``{prefix + metric: value}`` for the :data:`SUBSET_METRICS` of ``metrics``."""
     return {prefix + name: metrics[name] for name in SUBSET_METRICS}
+
+
+# Columns of the generalized table: all classes, base classes, novel classes.
+TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
+
+
+def generalized_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
+                      task: str = "bbox") -> str:
+    """A table of :data:`TABLE_METRICS` (rows: the runs of ``{run: {task: {metric: value}}}``)."""
+    rows = [[run] + [_format(metrics.get(task, {}).get(m)) for m in TABLE_METRICS]
+            for run, metrics in results.items()]
+    return tabulate(rows, headers=["run", *TABLE_METRICS], tablefmt="pipe")
+
+
+def _format(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -220,3 +220,16 @@ def test_custom_fewshot_config_errors_name_the_key(tmp_path, node, match):
 
     with pytest.raises(ValueError, match=match):
         register_datasets_from_config(_fewshot_cfg(tmp_path, NAME="bad", **node))
+
+
+def test_joint_training_set_has_every_base_annotation_and_k_novel_shots():
+    meta = MetadataCatalog.get("shapes_train_joint1_1shot_seed0")
+    joint = DatasetCatalog.get("shapes_train_joint1_1shot_seed0")
+    counts = Counter(meta.thing_classes[a["category_id"]] for d in joint for a in d["annotations"])
+    assert {c: counts[c] for c in meta.novel_classes} == {c: 1 for c in meta.novel_classes}
+    base = DatasetCatalog.get("shapes_train_base1")
+    base_meta = MetadataCatalog.get("shapes_train_base1")
+    expected = Counter(base_meta.thing_classes[a["category_id"]] for d in base
+                       for a in d["annotations"])
+    assert {c: counts[c] for c in meta.base_classes} == dict(expected)
+    assert len({d["image_id"] for d in joint}) == len(joint)

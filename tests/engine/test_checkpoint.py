@@ -41,3 +41,20 @@ def test_save_then_strict_load_roundtrip_and_mismatch(tmp_path):
     assert "1.weight (checkpoint (4, 3), model (5, 3))" in str(e.value)
     assert "the checkpoint has no 2.weight, 2.bias" in str(e.value)
     DynnetCheckpointer(other).load(str(tmp_path / "model_final.pth"))  # not strict: loads what fits
+
+
+def test_fewshot_fine_tuning_from_a_checkpoint_without_surgery_says_to_run_it(tmp_path):
+    """Detectron2 would silently re-initialise a predictor of another class count."""
+    class Detector(nn.Module):
+        def __init__(self, num_classes):
+            super().__init__()
+            self.roi_heads = nn.Module()
+            self.roi_heads.box_predictor = nn.Module()
+            self.roi_heads.box_predictor.cls_score = nn.Linear(4, num_classes + 1)
+
+    DynnetCheckpointer(Detector(15), str(tmp_path)).save("model_final")
+    with pytest.raises(CheckpointMismatchError, match=r"cls_score.weight \(checkpoint \(16, 4\), "
+                                                      r"model \(21, 4\)\).*ckpt_surgery.py"):
+        DynnetCheckpointer(Detector(20), predictor_must_fit=True).load(
+            str(tmp_path / "model_final.pth"))
+    DynnetCheckpointer(Detector(20)).load(str(tmp_path / "model_final.pth"))  # plain fine-tuning

@@ -5,7 +5,8 @@ import torch
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
-from dynnet_d2.engine.tfa import generalized_table, randinit_surgery, train_or_reuse
+from dynnet_d2.engine.tfa import randinit_surgery, train_or_reuse
+from dynnet_d2.evaluation.fewshot import generalized_table
 
 BASE = "configs/TFA/faster_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
 FINE_TUNE = "configs/TFA/faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml"

@@ -8,7 +8,8 @@
   with ``base_classes``/``novel_classes`` metadata, so ``mydata_test_all`` reports bAP/nAP;
 * ``mydata_train_{all,novel}_<K>shot_seed<N>`` for K in ``SHOTS`` and N < ``SEEDS``: exact
   K-shot sets drawn from TRAIN, their split files (VOC style, image ids) written on first use
-  into ``SPLIT_DIR``.
+  into ``SPLIT_DIR``; ``mydata_train_joint_<K>shot_seed<N>``: TRAIN's base annotations plus the
+  novel K-shot set (joint training).
 """
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Dict, Sequence
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...utils.env import datasets_root
-from ..catalog import unregister
+from ..catalog import register
 from .datasets import class_view, load_kshot_from_source, register_kshot_datasets
 
 # NAME -> the DATASETS.FEWSHOT values it was registered from.
@@ -69,14 +70,12 @@ def register_fewshot_from_config(cfg) -> None:
         metadata = MetadataCatalog.get(source).as_dict()
         kept = {k: v for k, v in metadata.items() if k in _KEPT_METADATA}
         for part, classes in (("all", base + novel), ("base", base), ("novel", novel)):
-            name = f"{node.NAME}_{split}_{part}"
-            unregister(name)
-            DatasetCatalog.register(name, partial(_load_view, source, tuple(classes)))
-            MetadataCatalog.get(name).set(thing_classes=classes, base_classes=base,
-                                          novel_classes=novel, **kept)
+            register(f"{node.NAME}_{split}_{part}", partial(_load_view, source, tuple(classes)),
+                     thing_classes=classes, base_classes=base, novel_classes=novel, **kept)
     split_root = node.SPLIT_DIR or str(Path(datasets_root()) / "fewshot" / node.NAME / "vocsplit")
     register_kshot_datasets(
         f"{node.NAME}_train", "", base + novel, novel, node.SHOTS, range(node.SEEDS),
         partial(load_kshot_from_source, split_root, tuple(node.SHOTS), node.TRAIN),
+        joint_source=node.TRAIN,
         evaluator_type=MetadataCatalog.get(node.TRAIN).get("evaluator_type"))
     _REGISTERED[node.NAME] = node.dump()

@@ -13,11 +13,11 @@ the samples of smaller shots do not depend on larger ones).
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ..catalog import unregister
+from ..catalog import register
 from ..coco_format import coco_dicts_from_json
 from ..errors import DatasetFormatError
 from .sampling import pool_from_dicts, sample_fewshot
@@ -25,7 +25,6 @@ from .split_files import (
     existing_split_file,
     read_coco_split,
     read_voc_split,
-    split_file,
     write_voc_split,
 )
 
@@ -111,9 +110,13 @@ def kshot_dicts_from_coco_splits(split_root: str, seed: int, shot: int, classes:
 def ensure_split_files(fmt: str, split_root: str, seed: int, shot: int,
                        classes: Sequence[str], write: Callable[[], None]) -> None:
     """Call ``write()`` unless the ``shot``-shot split files of every class of ``classes`` for
-    ``seed`` exist. Sampling is deterministic and each file is written atomically, so processes
-    racing to write (DDP ranks) write the same bytes and a reader never sees half a file."""
-    if not all(split_file(fmt, split_root, seed, shot, c).is_file() for c in classes):
+    ``seed`` exist (fsdet's seed-0 files in ``split_root`` count). Sampling is deterministic and
+    each file is written atomically, so processes racing to write (DDP ranks) write the same
+    bytes and a reader never sees half a file."""
+    try:
+        for class_name in classes:
+            existing_split_file(fmt, split_root, seed, shot, class_name)
+    except FileNotFoundError:
         write()
 
 
@@ -137,26 +140,47 @@ def load_kshot_from_source(split_root: str, all_shots: Sequence[int], source: st
                                        source_classes, source)
 
 
+def load_joint(load: Callable[..., List[dict]], source: str, base_classes: Sequence[str],
+               novel_classes: Sequence[str], seed: int, shot: int) -> List[dict]:
+    """Joint training data (the thesis' FRCN+joint baseline): every base-class annotation of
+    ``source`` plus the ``shot``-shot set of the novel classes (``load(classes, seed, shot)``),
+    in the "all" class order (base then novel), one record per image."""
+    base = class_view(DatasetCatalog.get(source), MetadataCatalog.get(source).thing_classes,
+                      base_classes)
+    offset = len(base_classes)
+    novel = [(str(d["image_id"]), d, [dict(a, category_id=a["category_id"] + offset)
+                                      for a in d["annotations"]])
+             for d in load(tuple(novel_classes), seed, shot)]
+    return _merge_by_image([(str(d["image_id"]), d, d["annotations"]) for d in base] + novel)
+
+
 def register_kshot_datasets(prefix: str, suffix: str, all_classes: Sequence[str],
                             novel_classes: Sequence[str], shots: Sequence[int],
                             seeds: Sequence[int], load: Callable[..., List[dict]],
-                            **metadata) -> List[str]:
+                            joint_source: Optional[str] = None, **metadata) -> List[str]:
     """Register ``<prefix>_{all,novel}<suffix>_<K>shot_seed<N>``; return the names (``suffix``
     is the few-shot split id, or empty for data with one split).
 
-    ``load(classes, seed, shot)`` returns the K-shot dicts of ``classes``.
+    ``load(classes, seed, shot)`` returns the K-shot dicts of ``classes``. With
+    ``joint_source`` (the registered pool), ``<prefix>_joint<suffix>_<K>shot_seed<N>`` too:
+    :func:`load_joint`.
     """
-    novel = list(novel_classes)
-    base = [c for c in all_classes if c not in novel]
+    novel, everything = list(novel_classes), list(all_classes)
+    base = [c for c in everything if c not in novel]
+    if joint_source and everything != base + novel:
+        raise ValueError(f"joint training sets need the 'all' class order base then novel; got "
+                         f"{everything}")
     names = []
-    for part, classes in (("all", list(all_classes)), ("novel", novel)):
-        for shot in shots:
-            for seed in seeds:
-                name = f"{prefix}_{part}{suffix}_{shot}shot_seed{seed}"
-                unregister(name)
-                DatasetCatalog.register(name, partial(load, tuple(classes), seed, shot))
-                MetadataCatalog.get(name).set(thing_classes=classes, base_classes=base,
-                                              novel_classes=novel, shot=shot, seed=seed,
-                                              **metadata)
-                names.append(name)
+    for shot in shots:
+        for seed in seeds:
+            loaders = {"all": partial(load, tuple(everything), seed, shot),
+                       "novel": partial(load, tuple(novel), seed, shot)}
+            if joint_source:
+                loaders["joint"] = partial(load_joint, load, joint_source, tuple(base),
+                                           tuple(novel), seed, shot)
+            for part, loader in loaders.items():
+                names.append(register(
+                    f"{prefix}_{part}{suffix}_{shot}shot_seed{seed}", loader,
+                    thing_classes=novel if part == "novel" else everything, base_classes=base,
+                    novel_classes=novel, shot=shot, seed=seed, **metadata))
     return names
