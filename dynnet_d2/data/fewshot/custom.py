@@ -12,14 +12,13 @@
   novel K-shot set (joint training).
 """
 from functools import partial
-from pathlib import Path
 from typing import Dict, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from ...utils.env import datasets_root
 from ..catalog import register
 from .datasets import class_view, load_kshot_from_source, register_kshot_datasets
+from .prepare import default_split_dir
 
 # NAME -> the DATASETS.FEWSHOT values it was registered from.
 _REGISTERED: Dict[str, str] = {}
@@ -72,7 +71,7 @@ def register_fewshot_from_config(cfg) -> None:
         for part, classes in (("all", base + novel), ("base", base), ("novel", novel)):
             register(f"{node.NAME}_{split}_{part}", partial(_load_view, source, tuple(classes)),
                      thing_classes=classes, base_classes=base, novel_classes=novel, **kept)
-    split_root = node.SPLIT_DIR or str(Path(datasets_root()) / "fewshot" / node.NAME / "vocsplit")
+    split_root = node.SPLIT_DIR or str(default_split_dir(node.NAME, "voc"))
     register_kshot_datasets(
         f"{node.NAME}_train", "", base + novel, novel, node.SHOTS, range(node.SEEDS),
         partial(load_kshot_from_source, split_root, tuple(node.SHOTS), node.TRAIN),

@@ -20,7 +20,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from ..catalog import register
 from ..coco_format import coco_dicts_from_json
 from ..errors import DatasetFormatError
-from .sampling import pool_from_dicts, sample_fewshot
+from .sampling import pool_from_dicts, sample_fewshot, shots_up_to
 from .split_files import (
     existing_split_file,
     read_coco_split,
@@ -130,10 +130,10 @@ def load_kshot_from_source(split_root: str, all_shots: Sequence[int], source: st
     source_classes = list(MetadataCatalog.get(source).thing_classes)
 
     def write() -> None:
-        shots = sorted({k for k in all_shots if k < shot} | {shot})
         pool = pool_from_dicts(source_dicts, source_classes)
-        write_voc_split(split_root, seed,
-                        sample_fewshot(pool, source_classes, shots, seed, source=source))
+        write_voc_split(split_root, seed, sample_fewshot(pool, source_classes,
+                                                         shots_up_to(all_shots, shot), seed,
+                                                         source=source))
 
     ensure_split_files("voc", split_root, seed, shot, source_classes, write)
     return kshot_dicts_from_voc_splits(split_root, seed, shot, classes, source_dicts,

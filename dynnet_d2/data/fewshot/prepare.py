@@ -26,9 +26,10 @@ def default_format(dataset: str) -> str:
         "coco", "lvis") else "voc"
 
 
-def default_split_dir(dataset: str, fmt: str) -> Path:
-    """``$DYNNET_DATASETS/fewshot/<dataset>/{vocsplit,cocosplit}``."""
-    return Path(datasets_root()) / "fewshot" / dataset / f"{fmt}split"
+def default_split_dir(name: str, fmt: str) -> Path:
+    """``$DYNNET_DATASETS/fewshot/<name>/{vocsplit,cocosplit}`` (``name``: the pool dataset's,
+    or ``DATASETS.FEWSHOT.NAME``)."""
+    return Path(datasets_root()) / "fewshot" / name / f"{fmt}split"
 
 
 def check_novel_classes(dataset: str, novel_classes: Sequence[str]) -> None:

@@ -63,7 +63,7 @@ from .real_metadata import (
     id_map,
     voc_classes,
 )
-from .sampling import pool_from_coco, sample_fewshot
+from .sampling import pool_from_coco, sample_fewshot, shots_up_to
 from .split_files import write_coco_split
 
 VOC_SEEDS = range(30)
@@ -141,8 +141,8 @@ def _load_coco_kshot(split_root: str, json_file: str, image_root: str, classes: 
                 f"{json_file!r}, the pool to sample them from, does not exist")
         coco = read_coco_json(json_file)
         pool = pool_from_coco(coco, {i: c for c, i in COCO_CLASS_IDS.items()})
-        shots = sorted({k for k in COCO_SHOTS if k < shot} | {shot})
-        samples = sample_fewshot(pool, COCO_CLASSES, shots, seed, source=json_file)
+        samples = sample_fewshot(pool, COCO_CLASSES, shots_up_to(COCO_SHOTS, shot), seed,
+                                 source=json_file)
         write_coco_split(split_root, seed, samples, coco, COCO_CLASS_IDS)
 
     ensure_split_files("coco", split_root, seed, shot, classes, write)

@@ -67,6 +67,12 @@ def sample_class(counts: Mapping[str, int], class_name: str, shots: Sequence[int
     return samples
 
 
+def shots_up_to(all_shots: Sequence[int], shot: int) -> List[int]:
+    """The shots of ``all_shots`` smaller than ``shot``, and ``shot``: what a first use of the
+    ``shot``-shot set samples (smaller shots' samples do not depend on larger ones)."""
+    return sorted({k for k in all_shots if k < shot} | {shot})
+
+
 def sample_fewshot(pool: Pool, class_names: Sequence[str], shots: Sequence[int], seed: int,
                    source: str = "the pool") -> Dict[str, Dict[int, List[str]]]:
     """``{class: {K: [image keys]}}`` for every class of ``class_names`` (see module docstring).
