@@ -109,6 +109,22 @@ def _add_fewshot_config(cfg: CN) -> None:
     # first use, or beforehand with tools/prepare_fewshot_splits.py.
     cfg.DATASETS.FEWSHOT.SPLIT_DIR = ""
 
+    # Cached last-layer fine-tuning (dynnet_d2/engine/last_layer/): when everything but the box
+    # predictor is frozen, proposals and box-head features are computed once per image and
+    # augmentation (and once per test set) and only the predictor runs in each iteration.
+    cfg.FEWSHOT.CACHE = CN()
+    # Use the cached path whenever the config freezes backbone, RPN and box head; False = always
+    # the full model.
+    cfg.FEWSHOT.CACHE.ENABLED = True
+    # Folder of the cache files, shared by runs and processes ("" = $DYNNET_CACHE, else
+    # ~/.cache/dynnet_d2); files are keyed by the frozen weights, the config and the data.
+    cfg.FEWSHOT.CACHE.DIR = ""
+    # Largest cache (one training set or one test set) held in memory, in MiB; a larger estimate
+    # is an error before anything is computed.
+    cfg.FEWSHOT.CACHE.MAX_MEMORY_MB = 4096
+    # Storage type of the cached features: "float32" (exact) or "float16" (half the memory).
+    cfg.FEWSHOT.CACHE.DTYPE = "float32"
+
 
 def add_dynnet_config(cfg: CN) -> CN:
     """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it."""

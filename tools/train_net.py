@@ -7,10 +7,13 @@
 The device follows the machine (``MODEL.DEVICE`` defaults to cuda when a GPU is visible).
 ``--num-gpus N`` trains N processes: one per GPU, or N gloo CPU processes with
 ``MODEL.DEVICE cpu`` or on a machine without a GPU. Evaluation writes
-``OUTPUT_DIR/inference/results.json``.
+``OUTPUT_DIR/inference/results.json``. A config that trains only the box predictor (TFA's
+fine-tuning) runs from feature caches (``FEWSHOT.CACHE``; ``FEWSHOT.CACHE.ENABLED False``: the
+full model).
 """
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import DynnetTrainer, default_argument_parser, default_setup, launch
+from dynnet_d2.engine.last_layer import build_trainer
 
 
 def setup(args):
@@ -25,7 +28,7 @@ def main(args):
     cfg = setup(args)
     if args.eval_only:
         return DynnetTrainer.evaluate_checkpoint(cfg, resume=args.resume)
-    trainer = DynnetTrainer(cfg)
+    trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()
 

@@ -49,6 +49,27 @@ def _check_test_data(cfg, *, required: bool) -> None:
         evaluator_type(name)
 
 
+def report_results(cfg, model, results) -> None:
+    """After an evaluation of ``DATASETS.TEST`` (``results`` as ``DefaultTrainer.test`` returns
+    them): write ``results.json``, log the generalized few-shot table where there is one, and
+    write ``TEST.VIS_NUM_IMAGES`` visualizations. Main process only."""
+    if not (comm.is_main_process() and cfg.DATASETS.TEST):
+        return
+    paths = write_results(cfg.OUTPUT_DIR, results, cfg.DATASETS.TEST)
+    logger.info(f"Wrote evaluation results to {paths['primary']}")
+    per_dataset = results_per_dataset(results, cfg.DATASETS.TEST)
+    fewshot = {name: r for name, r in per_dataset.items()
+               if any(m.startswith(("bAP", "nAP")) for task in r.values() for m in task)}
+    if fewshot:
+        logger.info("Generalized few-shot detection (bAP: base classes, nAP: novel "
+                    f"classes):\n{generalized_table(fewshot)}")
+    if cfg.TEST.VIS_NUM_IMAGES > 0:
+        visualize_predictions(
+            cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],
+            os.path.join(cfg.OUTPUT_DIR, "visualizations"), cfg.TEST.VIS_NUM_IMAGES,
+        )
+
+
 class DynnetTrainer(DefaultTrainer):
     """DefaultTrainer whose construction order is Detectron2's, with the changes listed above."""
 
@@ -111,20 +132,7 @@ class DynnetTrainer(DefaultTrainer):
         """Evaluate on ``DATASETS.TEST``, write ``results.json`` and optional visualizations."""
         register_datasets_from_config(cfg)
         results = super().test(cfg, model, evaluators)
-        if comm.is_main_process() and cfg.DATASETS.TEST:
-            paths = write_results(cfg.OUTPUT_DIR, results, cfg.DATASETS.TEST)
-            logger.info(f"Wrote evaluation results to {paths['primary']}")
-            per_dataset = results_per_dataset(results, cfg.DATASETS.TEST)
-            fewshot = {name: r for name, r in per_dataset.items()
-                       if any(m.startswith(("bAP", "nAP")) for task in r.values() for m in task)}
-            if fewshot:
-                logger.info("Generalized few-shot detection (bAP: base classes, nAP: novel "
-                            f"classes):\n{generalized_table(fewshot)}")
-            if cfg.TEST.VIS_NUM_IMAGES > 0:
-                visualize_predictions(
-                    cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],
-                    os.path.join(cfg.OUTPUT_DIR, "visualizations"), cfg.TEST.VIS_NUM_IMAGES,
-                )
+        report_results(cfg, model, results)
         return results
 
     @classmethod
