@@ -36,6 +36,8 @@ setup(
         "tensorboard",
         "packaging",
         "psutil",
+        # Sweeps on Slurm clusters (tools/run_experiments.py --backend submitit).
+        "submitit==1.5.4",
         # detectron2.model_zoo imports pkg_resources, removed in setuptools 81.
         "setuptools<81",
     ],

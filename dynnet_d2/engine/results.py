@@ -7,14 +7,14 @@ from typing import Any, Dict, Mapping, Sequence
 from ..utils.io import atomic_write_json
 
 
-def _plain(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON-safe copy: NaN (e.g. AP of a class without ground truth) becomes null."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):
-        return _plain(value.item())
+        return json_safe(value.item())
     return value
 
 
@@ -39,9 +39,9 @@ def write_results(output_dir: str, results: Mapping[str, Any],
     paths = {}
     for name, metrics in per_dataset.items():
         path = os.path.join(output_dir, "inference", name, "results.json")
-        atomic_write_json(path, _plain(metrics), indent=2)
+        atomic_write_json(path, json_safe(metrics), indent=2)
         paths[name] = path
     primary = os.path.join(output_dir, "inference", "results.json")
-    atomic_write_json(primary, _plain(per_dataset[dataset_names[0]]), indent=2)
+    atomic_write_json(primary, json_safe(per_dataset[dataset_names[0]]), indent=2)
     paths["primary"] = primary
     return paths

@@ -19,19 +19,20 @@ from ..modeling.tfa.surgery import (
     load_checkpoint,
     save_checkpoint,
 )
-from .trainer import DynnetTrainer
+from .last_layer import build_trainer
 
 logger = logging.getLogger(__name__)
 
 def train_or_reuse(cfg) -> Dict[str, dict]:
-    """Train ``cfg`` (resuming an interrupted run) and return its evaluation; a run that already
-    finished (``model_final.pth`` and ``inference/results.json`` in ``OUTPUT_DIR``) is reused."""
+    """Train ``cfg`` (resuming an interrupted run; from feature caches when only the box predictor
+    trains) and return its evaluation; a run that already finished (``model_final.pth`` and
+    ``inference/results.json`` in ``OUTPUT_DIR``) is reused."""
     output = Path(cfg.OUTPUT_DIR)
     results = output / "inference" / "results.json"
     if (output / "model_final.pth").is_file() and results.is_file():
         logger.info(f"Reusing the finished run in {output}")
         return json.loads(results.read_text())
-    trainer = DynnetTrainer(cfg)
+    trainer = build_trainer(cfg)
     trainer.resume_or_load(resume=True)
     return trainer.train()
 

@@ -216,3 +216,23 @@ def test_trainer_trains_evaluates_and_resumes(tmp_path):
 
 def test_full_fine_tuning_is_not_cached(tmp_path):
     assert not isinstance(build_trainer(_cfg(tmp_path, FULL)), CachedLastLayerTrainer)
+
+
+def test_float16_storage_halves_the_features_and_stays_close(model_and_cfg, tmp_path):
+    model, cfg = model_and_cfg
+    half = cfg.clone()
+    half.FEWSHOT.CACHE.DTYPE = "float16"
+    half.FEWSHOT.CACHE.DIR = str(tmp_path / "fp16")
+    records = _records(cfg, 1)
+    full_entry = training_cache(cfg, model, records).entries[0][0]
+    half_entry = training_cache(half, model, records).entries[0][0]
+    assert half_entry["features"].dtype == torch.float16
+    assert half_entry["features"].element_size() * 2 == full_entry["features"].element_size()
+    assert cache_module.cache_key(half, model) != cache_module.cache_key(cfg, model)
+    losses = []
+    for entry in (full_entry, half_entry):
+        torch.manual_seed(3)
+        with EventStorage():
+            losses.append(cached_losses(model, [entry]))
+    for key in ("loss_cls", "loss_box_reg"):
+        torch.testing.assert_close(losses[1][key], losses[0][key], rtol=1e-2, atol=1e-3)

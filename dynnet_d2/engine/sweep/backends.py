@@ -1,0 +1,119 @@
+"""Where a sweep's runs execute. A :class:`Backend` maps a picklable function over items and
+yields ``(item, result)`` as they complete; a result is what the function returned, or a failure
+record when the worker itself died (the function records its own exceptions).
+
+* :class:`LocalBackend`: N worker processes on this machine, the CPU threads split between them
+  (``cpus // N`` each; ``OMP_NUM_THREADS`` set by hand wins). A worker that dies (killed, out of
+  memory) fails its run only: the pool is rebuilt and the other runs go on.
+* :class:`SubmititBackend`: one job per run through ``submitit`` (Slurm, or its local executor
+  for tests and single machines).
+
+Other engines subclass :class:`Backend` and implement :meth:`Backend.map`.
+"""
+import abc
+import concurrent.futures as futures
+import multiprocessing
+import os
+import time
+import warnings
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+
+def worker_died(item: Any, why: str) -> dict:
+    """The record of a run whose worker ended without returning."""
+    return {"status": "failed", "run": getattr(item, "name", str(item)),
+            "error": f"the worker running it ended without a result: {why}",
+            "log": os.path.join(getattr(item, "output_dir", ""), "log.txt")}
+
+
+class Backend(abc.ABC):
+    """Runs ``fn(item)`` for every item; yields ``(item, result)`` in completion order."""
+
+    @abc.abstractmethod
+    def map(self, fn: Callable[[Any], dict], items: Sequence[Any]) -> Iterator[Tuple[Any, dict]]:
+        ...
+
+    def describe(self) -> str:
+        return type(self).__name__
+
+
+def _init_worker(threads: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ["TQDM_DISABLE"] = "1"  # a run's progress bars would garble the sweep's line
+    warnings.simplefilter("ignore", FutureWarning)  # import-time deprecations, once per worker
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+class LocalBackend(Backend):
+    """``workers`` spawned processes with ``threads`` intra-op threads each."""
+
+    def __init__(self, workers: int = 1, threads: Optional[int] = None):
+        if workers < 1:
+            raise ValueError(f"--workers {workers}: expected at least 1")
+        self.workers = workers
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+
+    def describe(self) -> str:
+        return f"{self.workers} local worker(s) x {self.threads} thread(s)"
+
+    def _pool(self) -> futures.ProcessPoolExecutor:
+        return futures.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker, initargs=(self.threads,))
+
+    def map(self, fn, items):
+        pending: List[Any] = list(items)
+        while pending:
+            pool = self._pool()
+            running: Dict[futures.Future, Any] = {pool.submit(fn, item): item for item in pending}
+            pending = []
+            try:
+                for future in futures.as_completed(running):
+                    item = running.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as e:
+                        # A worker died: the first run reported broken fails, the others go to a
+                        # new pool (each resumes from its last checkpoint).
+                        yield item, worker_died(item, f"{type(e).__name__}: {e}")
+                        pending = list(running.values())
+                        break
+                    yield item, result
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+class SubmititBackend(Backend):
+    """One ``submitit`` job per item. ``cluster``: "slurm", "local" (submitit's local executor)
+    or None (Slurm when available, else local); ``parameters``: ``update_parameters`` keywords
+    (e.g. ``timeout_min``, ``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``)."""
+
+    def __init__(self, folder: str, cluster: Optional[str] = None,
+                 parameters: Optional[Dict[str, Any]] = None, poll_s: float = 1.0):
+        import submitit
+
+        self.executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
+        self.executor.update_parameters(**(parameters or {}))
+        self.folder = folder
+        self.poll_s = poll_s
+
+    def describe(self) -> str:
+        return f"submitit ({self.executor.cluster}) jobs in {self.folder}"
+
+    def map(self, fn, items):
+        jobs = {self.executor.submit(fn, item): item for item in items}
+        while jobs:
+            done = [job for job in jobs if job.done()]
+            for job in done:
+                item = jobs.pop(job)
+                try:
+                    yield item, job.result()
+                except Exception as e:  # noqa: BLE001 - the job died or was cancelled
+                    yield item, {**worker_died(item, f"job {job.job_id}: {type(e).__name__}: "
+                                                     f"{str(e)[-500:]}"),
+                                 "job_stderr": str(job.paths.stderr)}
+            if jobs and not done:
+                time.sleep(self.poll_s)

@@ -1,0 +1,197 @@
+"""Statistics over a few-shot sweep's seeds (thesis §7.3, Table 7.5, Fig. 7.3).
+
+Per (split, shot, method) and metric: mean, 95 % confidence interval of the mean
+``1.96 * std / sqrt(n)`` with the sample standard deviation (ddof = 1; fsdet's
+``aggregate_seeds.py`` used the population one, which understates the interval for few seeds),
+std, quartiles, n and the number of failed runs. Reads the ``results.json`` / ``failed.json``
+records of :mod:`dynnet_d2.engine.sweep` from a sweep folder, finished or not.
+"""
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..utils.io import atomic_open
+
+# Table 7.5's columns.
+TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
+Z_95 = 1.96
+
+
+@dataclass
+class Stats:
+    """Summary of one metric over seeds."""
+
+    n: int
+    mean: float
+    std: float  # sample standard deviation (nan for n = 1)
+    ci95: float  # 1.96 * std / sqrt(n)
+    q1: float
+    median: float
+    q3: float
+
+
+def describe(values: Sequence[float]) -> Stats:
+    """:class:`Stats` of ``values`` (nan entries, i.e. undefined APs, are left out)."""
+    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
+    if len(v) == 0:
+        return Stats(0, *([math.nan] * 6))
+    std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+    q1, median, q3 = (float(q) for q in np.percentile(v, [25, 50, 75]))
+    return Stats(len(v), float(v.mean()), std, Z_95 * std / math.sqrt(len(v)), q1, median, q3)
+
+
+def cumulative(values: Sequence[float]) -> List[Tuple[float, float]]:
+    """(mean, ci95) of the first 1, 2, ..., n values (Fig. 7.3)."""
+    return [(s.mean, s.ci95) for s in (describe(values[:i]) for i in range(1, len(values) + 1))]
+
+
+@dataclass
+class SweepRecords:
+    finished: List[dict]
+    failed: List[dict]
+
+
+def read_sweep(sweep_dir: str) -> SweepRecords:
+    """The finished and failed run records under ``sweep_dir`` (``<method>/<run>/``)."""
+    finished, failed = [], []
+    for path in sorted(Path(sweep_dir).glob("*/*/results.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue  # not a complete record: the run has not finished
+        if record.get("status") == "finished" and "split" in record:
+            finished.append(record)
+    done = {r["output_dir"] for r in finished}
+    for path in sorted(Path(sweep_dir).glob("*/*/failed.json")):
+        try:
+            record = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if record.get("output_dir") not in done:
+            failed.append(record)
+    return SweepRecords(finished, failed)
+
+
+Group = Tuple[int, int, str]  # (split, shot, method label); shot 0 for base-only
+
+
+def group_key(record: dict) -> Group:
+    shot = 0 if record.get("method") == "base_only" else record["shot"]
+    return (record["split"], shot, record.get("label", record["method"]))
+
+
+def aggregate(records: SweepRecords, task: str = "bbox",
+              metrics: Iterable[str] = TABLE_METRICS) -> Dict[Group, dict]:
+    """``{(split, shot, method): {"n", "failed", "seeds", metric: Stats}}``, seeds in order."""
+    runs: Dict[Group, List[dict]] = defaultdict(list)
+    for record in records.finished:
+        runs[group_key(record)].append(record)
+    failures: Dict[Group, int] = defaultdict(int)
+    for record in records.failed:
+        if "split" in record:
+            failures[group_key(record)] += 1
+    table = {}
+    for key in sorted(set(runs) | set(failures)):
+        group = sorted(runs.get(key, []), key=lambda r: r["seed"])
+        row = {"n": len(group), "failed": failures.get(key, 0),
+               "seeds": [r["seed"] for r in group]}
+        for metric in metrics:
+            row[metric] = describe([r["results"].get(task, {}).get(metric, math.nan)
+                                    for r in group])
+        table[key] = row
+    return table
+
+
+def to_json(table: Dict[Group, dict]) -> List[dict]:
+    """The table as JSON-safe rows (nan as null)."""
+    def number(x):
+        return None if isinstance(x, float) and math.isnan(x) else x
+
+    return [{"split": split, "shot": shot, "method": method, "n": row["n"],
+             "failed": row["failed"], "seeds": row["seeds"],
+             **{m: {k: number(v) for k, v in vars(s).items()}
+                for m, s in row.items() if isinstance(s, Stats)}}
+            for (split, shot, method), row in table.items()]
+
+
+def _cell(stats: Stats) -> str:
+    if stats.n == 0:
+        return "–"
+    if stats.n == 1:
+        return f"{stats.mean:.1f}"
+    return f"{stats.mean:.1f}±{stats.ci95:.1f}"
+
+
+def markdown_table(table: Dict[Group, dict], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    """Table 7.5's layout: split, shots, method, then mean±95 % CI of each metric and n."""
+    lines = ["| split | shots | method | " + " | ".join(metrics) + " | n (failed) |",
+             "|---|---|---|" + "---|" * len(metrics) + "---|"]
+    for (split, shot, method), row in table.items():
+        cells = " | ".join(_cell(row[m]) for m in metrics)
+        failed = f" ({row['failed']})" if row["failed"] else ""
+        lines.append(f"| {split} | {shot or '–'} | {method} | {cells} | {row['n']}{failed} |")
+    return "\n".join(lines)
+
+
+def csv_table(table: Dict[Group, dict], metrics: Sequence[str] = TABLE_METRICS) -> str:
+    """One row per (split, shot, method, metric) with every statistic."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["split", "shot", "method", "metric", "n", "failed", "mean", "ci95", "std",
+                     "q1", "median", "q3"])
+    for (split, shot, method), row in table.items():
+        for m in metrics:
+            s = row[m]
+            writer.writerow([split, shot, method, m, s.n, row["failed"], *(
+                "" if math.isnan(x) else round(x, 4)
+                for x in (s.mean, s.ci95, s.std, s.q1, s.median, s.q3))])
+    return out.getvalue()
+
+
+def plot_cumulative(records: SweepRecords, path: str, metric: str = "nAP50",
+                    task: str = "bbox", split: Optional[int] = None) -> List[str]:
+    """Fig. 7.3: per method a panel, per shot the cumulative mean ± 95 % CI of ``metric`` over
+    the seeds (in seed order). Returns the methods plotted."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_method: Dict[str, Dict[int, list]] = defaultdict(lambda: defaultdict(list))
+    for r in records.finished:
+        if r.get("method") == "base_only" or (split is not None and r["split"] != split):
+            continue
+        value = r["results"].get(task, {}).get(metric)
+        if value is not None:
+            by_method[r.get("label", r["method"])][r["shot"]].append((r["seed"], value))
+    methods = sorted(by_method)
+    if not methods:
+        raise ValueError(f"no finished fine-tuning run with {task} {metric} to plot")
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 3.8), squeeze=False,
+                             sharey=True)
+    for ax, method in zip(axes[0], methods):
+        for shot in sorted(by_method[method]):
+            values = [v for _, v in sorted(by_method[method][shot])]
+            cum = cumulative(values)
+            x = np.arange(1, len(values) + 1)
+            mean = np.array([m for m, _ in cum])
+            ci = np.nan_to_num(np.array([c for _, c in cum]))
+            ax.plot(x, mean, label=f"{shot} shot")
+            ax.fill_between(x, mean - ci, mean + ci, alpha=0.2)
+        ax.set_title(method)
+        ax.set_xlabel("number of seeds")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"cumulative mean {metric} ± 95% CI")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)
+    return methods
