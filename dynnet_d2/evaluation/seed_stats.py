@@ -163,6 +163,7 @@ def plot_cumulative(records: SweepRecords, path: str, metric: str = "nAP50",
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     by_method: Dict[str, Dict[int, list]] = defaultdict(lambda: defaultdict(list))
     for r in records.finished:
@@ -187,6 +188,7 @@ def plot_cumulative(records: SweepRecords, path: str, metric: str = "nAP50",
             ax.fill_between(x, mean - ci, mean + ci, alpha=0.2)
         ax.set_title(method)
         ax.set_xlabel("number of seeds")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"cumulative mean {metric} ± 95% CI")
     axes[0][-1].legend(fontsize=8)

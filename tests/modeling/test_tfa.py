@@ -92,7 +92,7 @@ def test_freezing_fixes_batchnorm_statistics():
     assert any(isinstance(m, FrozenBatchNorm2d) for m in model.backbone.modules())
     before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
     model.train()
-    model.backbone(torch.randn(2, 3, 64, 64))
+    model.backbone(torch.randn(2, 3, 64, 64, device=model.device))
     assert all(torch.equal(before[k], v) for k, v in model.backbone.state_dict().items())
     assert any(p.requires_grad for p in model.proposal_generator.parameters())  # not frozen
 
