@@ -185,6 +185,7 @@ def test_only_a_predictor_only_config_is_cacheable(tmp_path):
     assert why_not_cacheable(_cfg(tmp_path)) is None
     assert "MODEL.BACKBONE.FREEZE" in why_not_cacheable(_cfg(tmp_path, FULL))
     assert "ENABLED" in why_not_cacheable(_cfg(tmp_path, COS, "FEWSHOT.CACHE.ENABLED", False))
+    assert "TEST.AUG.ENABLED" in why_not_cacheable(_cfg(tmp_path, COS, "TEST.AUG.ENABLED", True))
     crop = _cfg(tmp_path, COS, "INPUT.CROP.ENABLED", True)
     assert "cannot be enumerated" in why_not_cacheable(crop)
     with pytest.raises(ValueError, match="FEWSHOT.CACHE.DTYPE='bfloat8'"):

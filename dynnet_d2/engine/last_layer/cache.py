@@ -47,6 +47,7 @@ from detectron2.structures import Boxes, BoxMode, Instances
 from detectron2.utils.events import EventStorage
 from tqdm import tqdm
 
+from ...config import config_value
 from ...data.mappers import CheckedDatasetMapper
 from ...utils.io import atomic_open
 
@@ -89,13 +90,13 @@ def why_not_cacheable(cfg) -> Optional[str]:
                          f"{sorted(DTYPES)}")
     frozen = ("MODEL.BACKBONE.FREEZE", "MODEL.PROPOSAL_GENERATOR.FREEZE",
               "MODEL.ROI_HEADS.FREEZE_FEAT")
-    unfrozen = [k for k in frozen if not _value(cfg, k)]
+    unfrozen = [k for k in frozen if not config_value(cfg, k)]
     if unfrozen:
         return f"not only the box predictor trains ({', '.join(unfrozen)} False)"
     if cfg.MODEL.META_ARCHITECTURE != "GeneralizedRCNN":
         return f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE} (GeneralizedRCNN only)"
-    for key in ("MODEL.MASK_ON", "MODEL.KEYPOINT_ON", "MODEL.LOAD_PROPOSALS"):
-        if _value(cfg, key):
+    for key in ("MODEL.MASK_ON", "MODEL.KEYPOINT_ON", "MODEL.LOAD_PROPOSALS", "TEST.AUG.ENABLED"):
+        if config_value(cfg, key):
             return f"{key} is True"
     if cfg.MODEL.ROI_HEADS.NAME not in ("StandardROIHeads", "TFAROIHeads"):
         return f"MODEL.ROI_HEADS.NAME={cfg.MODEL.ROI_HEADS.NAME} (box-only ROI heads only)"
@@ -108,23 +109,12 @@ def why_not_cacheable(cfg) -> Optional[str]:
     return None
 
 
-def _value(cfg, key: str):
-    node = cfg
-    for part in key.split("."):
-        node = node[part]
-    return node
-
-
 @dataclass(frozen=True)
 class Augmentation:
     """One deterministic augmentation the training mapper can draw."""
 
     short_edge: int
     flip: bool
-
-    @property
-    def name(self) -> str:
-        return f"{self.short_edge}{'f' if self.flip else ''}"
 
 
 def training_augmentations(cfg) -> List[Augmentation]:
@@ -330,8 +320,8 @@ def training_cache(cfg, model, dataset_dicts: List[dict], batch_size: int = 4) -
     mappers = [augmentation_mapper(cfg, a) for a in augmentations]
     entries, missing = [], []
     for i, record in enumerate(dataset_dicts):
-        cached = _load(folder / f"{record_key(record)}.pt") if (
-            folder / f"{record_key(record)}.pt").is_file() else None
+        path = folder / f"{record_key(record)}.pt"
+        cached = _load(path) if path.is_file() else None
         if cached is not None and len(cached) != len(augmentations):
             cached = None
         entries.append(cached)
