@@ -5,8 +5,8 @@ record when the worker itself died (the function records its own exceptions).
 * :class:`LocalBackend`: N worker processes on this machine, the CPU threads split between them
   (``cpus // N`` each; ``OMP_NUM_THREADS`` set by hand wins). A worker that dies (killed, out of
   memory) fails its run only: the pool is rebuilt and the other runs go on.
-* :class:`SubmititBackend`: one job per run through ``submitit`` (Slurm, or its local executor
-  for tests and single machines).
+* :class:`SubmititBackend`: one job per run, submitted as one job array through ``submitit``
+  (Slurm, or its local executor for tests and single machines).
 
 Other engines subclass :class:`Backend` and implement :meth:`Backend.map`.
 """
@@ -104,7 +104,8 @@ class SubmititBackend(Backend):
         return f"submitit ({self.executor.cluster}) jobs in {self.folder}"
 
     def map(self, fn, items):
-        jobs = {self.executor.submit(fn, item): item for item in items}
+        items = list(items)
+        jobs = dict(zip(self.executor.map_array(fn, items), items))  # one Slurm job array
         while jobs:
             done = [job for job in jobs if job.done()]
             for job in done:
