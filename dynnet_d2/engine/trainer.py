@@ -43,7 +43,9 @@ class UntrainedModelError(ValueError):
     """Evaluation was asked for a model that has no trained weights."""
 
 
-def _check_test_data(cfg, *, required: bool) -> None:
+def check_test_data(cfg, *, required: bool) -> None:
+    """Every ``DATASETS.TEST`` is registered and usable (at least one when ``required``) and has
+    an evaluator; shared by training, ``--eval-only`` and the cached last-layer trainer."""
     check_test_datasets(cfg, required=required)
     for name in cfg.DATASETS.TEST:
         evaluator_type(name)
@@ -81,7 +83,7 @@ class DynnetTrainer(DefaultTrainer):
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         ensure_writable_dir(cfg.OUTPUT_DIR)
         model = self.build_model(cfg)  # fails first if the config needs an op missing here
-        _check_test_data(cfg, required=False)
+        check_test_data(cfg, required=False)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
         model = create_ddp_model(model, broadcast_buffers=False)
@@ -146,7 +148,7 @@ class DynnetTrainer(DefaultTrainer):
         """
         register_datasets_from_config(cfg)
         ensure_writable_dir(cfg.OUTPUT_DIR)
-        _check_test_data(cfg, required=True)
+        check_test_data(cfg, required=True)
         model = cls.build_model(cfg)
         allow_untrained = cfg.TEST.ALLOW_UNTRAINED
         checkpointer = DynnetCheckpointer(model, save_dir=cfg.OUTPUT_DIR,

@@ -8,7 +8,6 @@ records of :mod:`dynnet_d2.engine.sweep` from a sweep folder, finished or not.
 """
 import csv
 import io
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..engine.sweep.records import failure_record, finished_record
 from ..utils.io import atomic_open
 
 # Table 7.5's columns.
@@ -59,22 +59,17 @@ class SweepRecords:
 
 
 def read_sweep(sweep_dir: str) -> SweepRecords:
-    """The finished and failed run records under ``sweep_dir`` (``<method>/<run>/``)."""
+    """The finished and failed run records under ``sweep_dir`` (``<method>/<run>/``); a run
+    counts as finished as the sweep counts it (:mod:`dynnet_d2.engine.sweep.records`)."""
     finished, failed = [], []
-    for path in sorted(Path(sweep_dir).glob("*/*/results.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
-            continue  # not a complete record: the run has not finished
-        if record.get("status") == "finished" and "split" in record:
-            finished.append(record)
-    done = {r["output_dir"] for r in finished}
-    for path in sorted(Path(sweep_dir).glob("*/*/failed.json")):
-        try:
-            record = json.loads(path.read_text())
-        except ValueError:
+    for folder in sorted(p for p in Path(sweep_dir).glob("*/*") if p.is_dir()):
+        record = finished_record(folder)
+        if record is not None:
+            if "split" in record:
+                finished.append(record)
             continue
-        if record.get("output_dir") not in done:
+        record = failure_record(folder)
+        if record is not None:
             failed.append(record)
     return SweepRecords(finished, failed)
 

@@ -35,7 +35,7 @@ from ...data.from_config import register_datasets_from_config
 from ...utils.io import ensure_writable_dir
 from ...utils.logger import logging_is_set_up, setup_logger
 from ..checkpoint import DynnetCheckpointer
-from ..trainer import DynnetTrainer, _check_test_data, report_results
+from ..trainer import DynnetTrainer, check_test_data, report_results
 from .cache import (
     EvaluationCache,
     TrainingCache,
@@ -158,7 +158,7 @@ class CachedLastLayerTrainer(TrainerBase):
         register_datasets_from_config(cfg)
         ensure_writable_dir(cfg.OUTPUT_DIR)
         self.model = DynnetTrainer.build_model(cfg)
-        _check_test_data(cfg, required=False)
+        check_test_data(cfg, required=False)
         self.dataset_dicts = training_dataset_dicts(cfg)
         self.optimizer = DynnetTrainer.build_optimizer(cfg, self.model)
         self.scheduler = DynnetTrainer.build_lr_scheduler(cfg, self.optimizer)

@@ -2,8 +2,9 @@
 (:mod:`.execute`), where runs execute (:mod:`.backends`) and the whole sweep (:mod:`.runner`).
 ``tools/run_experiments.py`` is the command line; ``tools/aggregate_seeds.py`` the tables."""
 from .backends import Backend, LocalBackend, SubmititBackend
-from .execute import execute_run, finished_record
+from .execute import execute_run
 from .plan import BUILTIN_METHODS, Method, Run, expand_grid, method_from_arg
+from .records import finished_record
 from .runner import run_sweep
 
 __all__ = ["BUILTIN_METHODS", "Backend", "LocalBackend", "Method", "Run", "SubmititBackend",

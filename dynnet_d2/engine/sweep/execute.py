@@ -5,14 +5,13 @@ evaluation, with everything recorded in the run's folder.
 * ``results.json``: the record of a finished run, written atomically last: ``status``
   ("finished"), ``results`` (``{task: {metric: value}}`` of the first test set, as
   ``inference/results.json``), ``wall_s``, ``cached``, ``median_s_per_iter`` and the run's grid
-  coordinates. A run is finished exactly when this file parses with status "finished".
+  coordinates. When it counts as finished: :mod:`.records`.
 * ``failed.json``: the error, its traceback and the log of a run that raised.
 * ``log.txt``, ``config.yaml``, ``metrics.json``, ``model_final.pth``: as ``tools/train_net.py``.
 
 :func:`execute_run` never raises: the sweep goes on whatever one run does.
 """
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -30,29 +29,7 @@ from ..results import json_safe, results_per_dataset
 from ..tfa import train_or_reuse
 from ..trainer import DynnetTrainer
 from .plan import Run
-
-RECORD = "results.json"
-FAILURE = "failed.json"
-LOG = "log.txt"
-
-
-def read_json_record(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def finished_record(output_dir: str) -> Optional[dict]:
-    """The run's ``results.json`` if it is complete (parses, status "finished", has results)."""
-    record = read_json_record(Path(output_dir) / RECORD)
-    if record and record.get("status") == "finished" and isinstance(record.get("results"), dict):
-        return record
-    return None
-
-
-def failure_record(output_dir: str) -> Optional[dict]:
-    return read_json_record(Path(output_dir) / FAILURE)
+from .records import FAILURE, LOG, RECORD
 
 
 def set_schedule(cfg, max_iter: int) -> None:

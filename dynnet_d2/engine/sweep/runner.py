@@ -23,8 +23,9 @@ from ...config import load_config
 from ...utils.io import atomic_write_json
 from ..tfa import randinit_surgery
 from .backends import Backend
-from .execute import execute_run, failure_record, finished_record
+from .execute import execute_run
 from .plan import BASE_CONFIG, Method, Run
+from .records import failure_record, finished_record
 
 logger = logging.getLogger(__name__)
 SUMMARY = "summary.json"
@@ -88,9 +89,10 @@ def _execute(jobs: List[Job], backend: Backend, fn, progress: Progress) -> Dict[
     return records
 
 
-def base_run(base_config: str, split: int) -> Run:
-    cfg = load_config(base_config, ["FEWSHOT.SPLIT", split])
-    return Run(Method("base", "Base training", base_config, "base"), split, 0, 0, cfg.OUTPUT_DIR)
+def base_run(base_config: str, base_cfg) -> Run:
+    """The base training of ``base_cfg`` (``base_config`` loaded for one split)."""
+    return Run(Method("base", "Base training", base_config, "base"), base_cfg.FEWSHOT.SPLIT, 0,
+               0, base_cfg.OUTPUT_DIR)
 
 
 def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
@@ -106,7 +108,8 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
     fn = functools.partial(execute_job, cache_dir=cache_dir, keep_checkpoints=keep_checkpoints,
                            redirect_output=redirect_output)
     needs_base = sorted({r.split for r in runs if r.method.kind in ("finetune", "base_only")})
-    bases = {split: base_run(base_config, split) for split in needs_base}
+    base_cfgs = {split: load_config(base_config, ["FEWSHOT.SPLIT", split]) for split in needs_base}
+    bases = {split: base_run(base_config, cfg) for split, cfg in base_cfgs.items()}
     base_records = {s: finished_record(r.output_dir) for s, r in bases.items()}
     todo = [Job(r) for s, r in bases.items() if base_records[s] is None]
     if todo:
@@ -123,9 +126,9 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
             all_classes = next(load_config(r.method.config, ["FEWSHOT.SPLIT", split,
                                                              "FEWSHOT.SHOT", 1]).DATASETS.TEST[0]
                                for r in runs if r.split == split and r.method.kind != "joint")
-            base_train = load_config(base_config, ["FEWSHOT.SPLIT", split]).DATASETS.TRAIN[0]
             weights[split] = str(randinit_surgery(str(Path(run.output_dir) / "model_final.pth"),
-                                                  base_train, all_classes))
+                                                  base_cfgs[split].DATASETS.TRAIN[0],
+                                                  all_classes))
         else:
             base_failures[split] = record or {"error": "base training did not finish"}
 
