@@ -38,6 +38,8 @@ setup(
         "psutil",
         # Sweeps on Slurm clusters (tools/run_experiments.py --backend submitit).
         "submitit==1.5.4",
+        # Small real image data for classification tests (sklearn.datasets.load_digits).
+        "scikit-learn==1.9.1",
         # detectron2.model_zoo imports pkg_resources, removed in setuptools 81.
         "setuptools<81",
     ],

@@ -126,6 +126,69 @@ def _add_fewshot_config(cfg: CN) -> None:
     cfg.FEWSHOT.CACHE.DTYPE = "float32"
 
 
+def _add_classification_config(cfg: CN) -> None:
+    # ImageClassifier (dynnet_d2/modeling/classifier.py): backbone -> global average pooling ->
+    # linear head; the base of SkipNet, IDK cascades, DeepMoE and TAFE-Net.
+    cfg.MODEL.CLASSIFIER = CN()
+    # Number of classes of the linear head (checked against the datasets' thing_classes).
+    cfg.MODEL.CLASSIFIER.NUM_CLASSES = 10
+    # Backbone output that is pooled and classified; "" = the backbone's last output feature.
+    cfg.MODEL.CLASSIFIER.IN_FEATURE = ""
+    # Classification data (dynnet_d2/data/classification.py).
+    cfg.INPUT.CLASSIFICATION = CN()
+    # Training augmentation: random translation by up to this many pixels, zero padded (0 = none);
+    # the horizontal flip is Detectron2's INPUT.RANDOM_FLIP.
+    cfg.INPUT.CLASSIFICATION.SHIFT = 0
+    # Side in pixels of the square instance crops of the shapes classification view (shapes_cls_*).
+    cfg.INPUT.CLASSIFICATION.CROP_SIZE = 32
+    # Images per batch of the classification test loader (Detectron2's detection test loader
+    # always uses 1 and ignores this key).
+    cfg.TEST.IMS_PER_BATCH = 64
+
+
+def _add_skipnet_config(cfg: CN) -> None:
+    # CIFAR-style ResNet-(6n+2) (dynnet_d2/modeling/backbone/cifar_resnet.py): a 3x3 stem and
+    # three stages (res2, res3, res4) of n basic blocks each, widths W, 2W, 4W.
+    cfg.MODEL.CIFAR_RESNET = CN()
+    # Depth 6n+2: 20, 38, 56, 74, 110, ...
+    cfg.MODEL.CIFAR_RESNET.DEPTH = 38
+    # Channels W of the stem and of the first stage.
+    cfg.MODEL.CIFAR_RESNET.WIDTH = 16
+    # Stride of the stem convolution (1 as in the CIFAR ResNets; 2 quarters the FLOPs).
+    cfg.MODEL.CIFAR_RESNET.STEM_STRIDE = 1
+    # Normalization of every convolution ("BN", "SyncBN", "GN", "FrozenBN", ...).
+    cfg.MODEL.CIFAR_RESNET.NORM = "BN"
+    # Stage outputs returned by the backbone (any of res2, res3, res4).
+    cfg.MODEL.CIFAR_RESNET.OUT_FEATURES = ["res4"]
+
+    # SkipNet (thesis ch. 2; dynnet_d2/modeling/skipnet/): a gate before every residual block
+    # of a residual backbone decides per input whether the block runs (Eq. 2.1).
+    cfg.MODEL.SKIPNET = CN()
+    # BACKBONE_REGISTRY name of the residual backbone whose blocks are gated, e.g.
+    # "build_cifar_resnet_backbone" or Detectron2's "build_resnet_backbone".
+    cfg.MODEL.SKIPNET.BASE_BACKBONE = "build_cifar_resnet_backbone"
+    # Gate design (Fig. 2.3): "ffgate1" (2x2 max-pool, two 3x3 convs, pool, fc), "ffgate2"
+    # (one 3x3 stride-2 conv, pool, fc) or "rnn" (pool, projection, one LSTM shared by all gates).
+    cfg.MODEL.SKIPNET.GATE_TYPE = "rnn"
+    # Hidden size of the RNN gate's LSTM (10 in the thesis) and of the projection feeding it.
+    cfg.MODEL.SKIPNET.RNN_HIDDEN = 10
+    # Training stage: "SP" supervised pre-training, hard gates forward and soft backward
+    # (Eq. 2.7); "HRL" hybrid reinforcement learning, sampled gates + REINFORCE (Eq. 2.5-2.6,
+    # image classifiers only); "SOFT" soft gates (Highway-style baseline, hard at inference);
+    # "SDV" random skipping at SDV_SKIP_RATE in training and inference (stochastic-depth variant).
+    cfg.MODEL.SKIPNET.STAGE = "SP"
+    # Cost weight alpha of the skipping reward in Eq. 2.5 (HRL); >= 0.
+    cfg.MODEL.SKIPNET.ALPHA = 0.1
+    # Weight beta of the prediction loss in the relaxed reward; < 0 means alpha / N as in the
+    # thesis (N = number of gated blocks).
+    cfg.MODEL.SKIPNET.BETA = -1.0
+    # SDV: probability that a block is skipped, per input and block.
+    cfg.MODEL.SKIPNET.SDV_SKIP_RATE = 0.5
+    # Inference: "skip" runs a block only on the inputs whose gate executes it (gather, block,
+    # scatter); "mask" computes every block and multiplies by the 0/1 gate (the reference code).
+    cfg.MODEL.SKIPNET.INFERENCE = "skip"
+
+
 def add_dynnet_config(cfg: CN) -> CN:
     """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it."""
     _add_device_config(cfg)
@@ -135,6 +198,8 @@ def add_dynnet_config(cfg: CN) -> CN:
     _add_mobilenet_config(cfg)
     _add_tfa_config(cfg)
     _add_fewshot_config(cfg)
+    _add_classification_config(cfg)
+    _add_skipnet_config(cfg)
     return cfg
 
 

@@ -16,6 +16,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from dynnet_d2.config import default_device, load_config
+from dynnet_d2.modeling.classifier import is_classifier
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))
@@ -57,9 +58,12 @@ def test_leaf_configs_are_named_and_write_to_their_own_folder(path):
 def test_leaf_config_builds_and_loads_weights(path):
     cfg = load_config(str(path), FEWSHOT_OPTS)
     model = build_model(cfg)
-    assert (model.roi_heads.box_predictor.cls_score.out_features
-            == cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1)
-    assert hasattr(model.roi_heads, "mask_head") == cfg.MODEL.MASK_ON
+    if is_classifier(cfg):
+        assert model.head.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
+    else:
+        assert (model.roi_heads.box_predictor.cls_score.out_features
+                == cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1)
+        assert hasattr(model.roi_heads, "mask_head") == cfg.MODEL.MASK_ON
     if cfg.MODEL.WEIGHTS.startswith("output/"):
         return  # weights an earlier stage of a pipeline writes (e.g. TFA's surgery output)
     if cfg.MODEL.WEIGHTS:

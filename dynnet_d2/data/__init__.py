@@ -1,5 +1,12 @@
-"""Datasets: importing this module registers the synthetic shapes datasets (see ``builtin``)."""
+"""Datasets: importing this module registers the synthetic shapes datasets (see ``builtin``) and
+the image classification datasets (see ``classification_builtin``)."""
 from .builtin import register_all_shapes
+from .classification import (
+    ClassificationMapper,
+    build_classification_test_loader,
+    build_classification_train_loader,
+)
+from .classification_builtin import register_all_classification
 from .coco_format import read_coco_json, register_coco_json_dataset
 from .errors import DatasetFormatError, EmptyDatasetError, ImageReadError
 from .fewshot.real import register_real_fewshot_datasets
@@ -8,9 +15,12 @@ from .pascal_voc import load_voc_folder, register_voc_dataset
 
 register_all_shapes()
 register_real_fewshot_datasets()  # VOC/COCO/LVIS few-shot names, for the folders that exist
+register_all_classification()  # after the shapes names: shapes_cls_* reads their metadata
 
 __all__ = [
     "register_all_shapes", "register_coco_json_dataset", "read_coco_json",
     "register_datasets_from_config", "load_voc_folder", "register_voc_dataset",
-    "DatasetFormatError", "EmptyDatasetError", "ImageReadError",
+    "DatasetFormatError", "EmptyDatasetError", "ImageReadError", "ClassificationMapper",
+    "build_classification_train_loader", "build_classification_test_loader",
+    "register_all_classification",
 ]

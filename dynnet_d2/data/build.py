@@ -62,11 +62,16 @@ def is_box(value) -> bool:
 
 
 def check_annotations(cfg, loaded: Dict[str, List[dict]]) -> None:
-    """Category ids within the class count and boxes of four finite numbers, in every dataset."""
+    """Category ids (and classification labels) within the class count and boxes of four finite
+    numbers, in every dataset."""
     count_key = class_count_key(cfg)
     num_classes = config_value(cfg, count_key) if count_key else None
     for name, dicts in loaded.items():
         for record in dicts:
+            label = record.get("label")
+            if label is not None and num_classes is not None and not 0 <= label < num_classes:
+                raise ValueError(f"dataset {name!r}, image {record.get('image_id')!r}: label "
+                                 f"{label} outside [0, {count_key}={num_classes})")
             for i, ann in enumerate(record.get("annotations", ())):
                 where = (f"dataset {name!r}, image {record.get('file_name')!r}, annotation "
                          f"{ann['id'] if 'id' in ann else i}")
@@ -120,6 +125,7 @@ def training_dataset_dicts(cfg) -> List[dict]:
     The preparation after loading follows ``detectron2.data.build.get_detection_dataset_dicts``
     (Detectron2 main, 2024): proposals, crowd-only filtering, keypoint filtering, the class
     histogram; that function takes names and would load every dataset a second time.
+    Classification records (a ``label``, no ``annotations``) skip the annotation filters.
     """
     names = list(cfg.DATASETS.TRAIN)
     loaded = load_datasets(names, "DATASETS.TRAIN")
@@ -129,7 +135,7 @@ def training_dataset_dicts(cfg) -> List[dict]:
         per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file
                        in zip(per_dataset, cfg.DATASETS.PROPOSAL_FILES_TRAIN)]
     dicts = list(itertools.chain.from_iterable(per_dataset))
-    if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS:
+    if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS and any("annotations" in d for d in dicts):
         dicts = filter_images_with_only_crowd_annotations(dicts)
         if not dicts:
             raise EmptyDatasetError(
@@ -148,7 +154,8 @@ def training_dataset_dicts(cfg) -> List[dict]:
     classes = MetadataCatalog.get(names[0]).get("thing_classes")
     if classes is not None:
         check_metadata_consistency("thing_classes", names)
-        print_instances_class_histogram(dicts, classes)
+        if "annotations" in dicts[0]:
+            print_instances_class_histogram(dicts, classes)
     return dicts
 
 

@@ -4,6 +4,7 @@ import os
 from collections import OrderedDict
 from typing import Any, Dict, Mapping, Sequence
 
+from ..evaluation.classification import nest_per_class_accuracy
 from ..utils.io import atomic_write_json
 
 
@@ -33,9 +34,11 @@ def write_results(output_dir: str, results: Mapping[str, Any],
 
     ``results`` is what ``DefaultTrainer.test`` returns (:func:`results_per_dataset`).
     ``inference/results.json`` holds the first (primary) dataset;
-    ``inference/<dataset>/results.json`` holds each one.
+    ``inference/<dataset>/results.json`` holds each one. A classifier's per-class accuracies
+    are written as one ``per_class_acc`` mapping.
     """
-    per_dataset = results_per_dataset(results, dataset_names)
+    per_dataset = OrderedDict((name, nest_per_class_accuracy(metrics)) for name, metrics
+                              in results_per_dataset(results, dataset_names).items())
     paths = {}
     for name, metrics in per_dataset.items():
         path = os.path.join(output_dir, "inference", name, "results.json")

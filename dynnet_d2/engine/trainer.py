@@ -8,7 +8,9 @@
 * DDP also on CPU (gloo), see :mod:`dynnet_d2.engine.ddp`;
 * checkpoints written atomically, interrupted saves cleaned up, and ``--eval-only`` refusing
   weights that do not fit the model (:class:`DynnetCheckpointer`);
-* ``OUTPUT_DIR/inference/results.json`` written after each evaluation.
+* ``OUTPUT_DIR/inference/results.json`` written after each evaluation;
+* image classifiers (:mod:`dynnet_d2.modeling.classifier`) get the classification loaders and
+  evaluator, so ``tools/train_net.py`` trains them like every detector.
 """
 import logging
 import os
@@ -23,12 +25,18 @@ from detectron2.utils import comm
 
 from ..compat import check_config_ops
 from ..data.build import check_test_datasets, training_dataset_dicts
+from ..data.classification import (
+    build_classification_test_loader,
+    build_classification_train_loader,
+)
 from ..data.from_config import register_datasets_from_config
 from ..data.mappers import CheckedDatasetMapper
 from ..evaluation import build_evaluator, evaluator_type
 from ..evaluation.fewshot import generalized_table
 from ..modeling import freeze_from_config
+from ..modeling.classifier import is_classifier
 from ..modeling.roi_heads import check_output_layer_is_used
+from ..modeling.skipnet import leaves_parameters_unused
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
 from .checkpoint import DynnetCheckpointer
@@ -86,7 +94,8 @@ class DynnetTrainer(DefaultTrainer):
         check_test_data(cfg, required=False)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
-        model = create_ddp_model(model, broadcast_buffers=False)
+        model = create_ddp_model(model, broadcast_buffers=False,
+                                 find_unused_parameters=leaves_parameters_unused(model))
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
@@ -114,6 +123,8 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        if is_classifier(cfg):
+            return build_classification_train_loader(cfg, training_dataset_dicts(cfg))
         return build_detection_train_loader(
             cfg, mapper=CheckedDatasetMapper(cfg, is_train=True),
             dataset=training_dataset_dicts(cfg)
@@ -121,6 +132,8 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name: str):
+        if is_classifier(cfg):
+            return build_classification_test_loader(cfg, dataset_name)
         return build_detection_test_loader(
             cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False)
         )

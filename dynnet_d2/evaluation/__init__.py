@@ -1,3 +1,4 @@
 from .build import build_evaluator, evaluator_type
+from .classification import ClassificationEvaluator
 
-__all__ = ["build_evaluator", "evaluator_type"]
+__all__ = ["build_evaluator", "evaluator_type", "ClassificationEvaluator"]

@@ -6,11 +6,12 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
 from ..compat import fix_lvis_numpy2
+from .classification import ClassificationEvaluator
 from .coco import DynnetCOCOEvaluator
 from .lvis import DynnetLVISEvaluator
 from .pascal_voc import VOCDetectionEvaluator
 
-EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis")
+EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis", "classification")
 
 
 def evaluator_type(dataset_name: str) -> str:
@@ -27,9 +28,9 @@ def evaluator_type(dataset_name: str) -> str:
 
 def build_evaluator(cfg, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
-    """COCO / Pascal VOC / LVIS evaluator for ``dataset_name`` according to its metadata; for a
-    few-shot dataset (metadata ``base_classes`` and ``novel_classes``) each also reports
-    ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`)."""
+    """COCO / Pascal VOC / LVIS / classification evaluator for ``dataset_name`` according to its
+    metadata; for a few-shot dataset (metadata ``base_classes`` and ``novel_classes``) each
+    detection evaluator also reports ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`)."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     kind = evaluator_type(dataset_name)
     if kind == "coco":
@@ -37,5 +38,7 @@ def build_evaluator(cfg, dataset_name: str,
         return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder)
     if kind == "pascal_voc":
         return VOCDetectionEvaluator(dataset_name)
+    if kind == "classification":
+        return ClassificationEvaluator(dataset_name)
     fix_lvis_numpy2()
     return DynnetLVISEvaluator(dataset_name, output_dir=output_folder)

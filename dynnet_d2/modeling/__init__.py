@@ -2,7 +2,9 @@
 registries (and ours, :mod:`.roi_heads`)."""
 from . import (
     backbone,  # noqa: F401  (registers backbones)
+    classifier,  # noqa: F401  (registers the ImageClassifier meta-architecture)
     pretrained,  # noqa: F401  (registers the imagenet:// path handler)
+    skipnet,  # noqa: F401  (registers the SkipNet backbone)
     tfa,  # noqa: F401  (registers TFA's ROI heads and cosine box predictor)
 )
 from .freeze import freeze_from_config

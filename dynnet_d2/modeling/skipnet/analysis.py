@@ -1,0 +1,117 @@
+"""Measuring a trained (SkipNet) ImageClassifier: accuracy, executed FLOPs and gate decisions
+per image, wall-clock time per image in the same process, and the thesis' plots.
+
+* :func:`run_gated` : predictions, executed GFLOPs (B,) and gate decisions (B, N) over images;
+* :func:`time_logits`: seconds per image of ``model.logits`` at a batch size, several repeats;
+* :func:`plot_skip_ratio_per_class`: per-block skip ratio of each class (thesis Fig. 2.10);
+* :func:`plot_accuracy_vs_flops`: top-1 against executed FLOPs, e.g. over alpha (Fig. 2.7).
+
+``images`` are ``(N, C, H, W)`` tensors in ``INPUT.FORMAT`` (uint8); the model normalizes them.
+"""
+import statistics
+import time
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+
+def _normalized(model, images: torch.Tensor) -> torch.Tensor:
+    return model.preprocess([{"image": image} for image in images])
+
+
+@torch.inference_mode()
+def run_gated(model, images: torch.Tensor, batch_size: int = 256) -> Dict[str, torch.Tensor]:
+    """``{"predictions": (N,), "gflops": (N,), "decisions": (N, B_gated) or (N, 0)}`` of ``model``
+    in evaluation mode on ``images``."""
+    model.eval()
+    predictions, gflops, decisions = [], [], []
+    for start in range(0, len(images), batch_size):
+        outputs = model([{"image": image} for image in images[start:start + batch_size]])
+        predictions.append(torch.stack([o["scores"] for o in outputs]).argmax(1).cpu())
+        gflops.append(torch.tensor([o["gflops"] for o in outputs]))
+        gates = getattr(model.backbone, "gate_decisions", None)
+        decisions.append(gates.cpu() if gates is not None else torch.zeros(len(outputs), 0))
+    return {"predictions": torch.cat(predictions), "gflops": torch.cat(gflops),
+            "decisions": torch.cat(decisions)}
+
+
+@torch.inference_mode()
+def time_logits(model, images: torch.Tensor, batch_size: int) -> float:
+    """Seconds per image of ``model.logits`` over ``images`` in batches of ``batch_size``
+    (normalization excluded; one batch of warm-up first)."""
+    model.eval()
+    batches = [_normalized(model, images[s:s + batch_size])
+               for s in range(0, len(images), batch_size)]
+    model.logits(batches[0])
+    start = time.perf_counter()
+    for batch in batches:
+        model.logits(batch)
+    return (time.perf_counter() - start) / len(images)
+
+
+def time_variants(variants: Dict[str, object], images: torch.Tensor, batch_size: int,
+                  repeats: int = 3) -> Dict[str, Dict[str, float]]:
+    """:func:`time_logits` of each model in ``variants``, interleaved ``repeats`` times (so
+    machine noise hits all alike); ``{name: {"median_ms_per_image", "runs_ms"}}``."""
+    runs: Dict[str, List[float]] = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, model in variants.items():
+            runs[name].append(1e3 * time_logits(model, images, batch_size))
+    return {name: {"median_ms_per_image": statistics.median(r), "runs_ms": r}
+            for name, r in runs.items()}
+
+
+def skip_ratio_per_class(decisions: torch.Tensor, labels: torch.Tensor,
+                         num_classes: int) -> np.ndarray:
+    """(num_classes, N) fraction of each class's images that skipped each gated block."""
+    skipped = 1.0 - decisions.float()
+    return np.stack([skipped[labels == c].mean(0).numpy() if (labels == c).any()
+                     else np.full(decisions.shape[1], np.nan) for c in range(num_classes)])
+
+
+def plot_skip_ratio_per_class(ratios: np.ndarray, class_names: Sequence[str],
+                              stage_sizes: Sequence[int], path: str, title: str) -> None:
+    """Heat map of :func:`skip_ratio_per_class` (classes x blocks), stage borders marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.3 * ratios.shape[1] + 2), 4))
+    image = ax.imshow(ratios, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    for border in np.cumsum(stage_sizes)[:-1]:
+        ax.axvline(border - 0.5, color="white", linewidth=1)
+    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
+    ax.set_xlabel("gated block (stages separated by white lines)")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, label="skip ratio")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_accuracy_vs_flops(points: Sequence[Dict], path: str, title: str,
+                           reference: Optional[Dict] = None) -> None:
+    """Top-1 (%) against executed FLOPs relative to the plain network, one point per entry of
+    ``points`` (``{"label", "relative_flops", "top1"}``), joined in the given order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    xs = [p["relative_flops"] for p in points]
+    ax.plot(xs, [p["top1"] for p in points], "o-")
+    for p in points:
+        ax.annotate(p["label"], (p["relative_flops"], p["top1"]), fontsize=7,
+                    textcoords="offset points", xytext=(3, 3))
+    if reference is not None:
+        ax.axhline(reference["top1"], color="grey", linestyle="--", label=reference["label"])
+        ax.legend(fontsize=7)
+    ax.set_xlabel("executed FLOPs / plain ResNet FLOPs")
+    ax.set_ylabel("top-1 (%)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""SkipNet gate designs (thesis §2.2, Fig. 2.3).
+
+A gate maps the input ``x`` of gated block ``i``, ``(B, C, H, W)``, to a logit ``(B,)`` of the
+probability ``S(x) = sigmoid(logit)`` that the block is executed. ``state`` is the
+per-forward :class:`~dynnet_d2.modeling.skipnet.gated.GateRun`; only the recurrent gate uses it
+(the LSTM shared by all gates and its hidden state).
+
+* ``ffgate1`` (FFGate-I): 2x2 max-pool, 3x3 conv, 3x3 stride-2 conv (each with norm and ReLU),
+  global average pooling, a fully connected layer; ~19 % of a basic block's cost.
+* ``ffgate2`` (FFGate-II): one 3x3 stride-2 conv, pooling, fully connected; ~12.5 %.
+* ``rnn`` (RNNGate): global average pooling, a per-gate linear projection to the LSTM's input
+  size, ONE single-layer LSTM shared by every gate (hidden size 10 in the thesis), and a
+  per-gate projection of the LSTM output to the logit; ~0.04 % of a block.
+"""
+import torch
+from detectron2.layers import Conv2d, get_norm
+from torch import nn
+from torch.nn import functional as F
+
+
+class FFGateI(nn.Module):
+    """FFGate-I (Fig. 2.3a)."""
+
+    def __init__(self, in_channels: int, norm: str = "BN"):
+        super().__init__()
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+        self.conv1 = Conv2d(in_channels, in_channels, 3, padding=1, bias=False,
+                            norm=get_norm(norm, in_channels))
+        self.conv2 = Conv2d(in_channels, in_channels, 3, stride=2, padding=1, bias=False,
+                            norm=get_norm(norm, in_channels))
+        self.fc = nn.Linear(in_channels, 1)
+
+    def forward(self, x, state=None):
+        x = F.relu(self.conv2(F.relu(self.conv1(self.pool(x)))))
+        return self.fc(x.mean(dim=(2, 3))).squeeze(1)
+
+    inference_logit = forward
+
+
+class FFGateII(nn.Module):
+    """FFGate-II (Fig. 2.3b)."""
+
+    def __init__(self, in_channels: int, norm: str = "BN"):
+        super().__init__()
+        self.conv = Conv2d(in_channels, in_channels, 3, stride=2, padding=1, bias=False,
+                           norm=get_norm(norm, in_channels))
+        self.fc = nn.Linear(in_channels, 1)
+
+    def forward(self, x, state=None):
+        return self.fc(F.relu(self.conv(x)).mean(dim=(2, 3))).squeeze(1)
+
+    inference_logit = forward
+
+
+class RNNGate(nn.Module):
+    """RNNGate (Fig. 2.3c): this gate's projections around the LSTM in ``state.lstm``.
+
+    :meth:`inference_logit` is the same function with the pooling and the input projection
+    folded into the LSTM's input weights (``W_ih (P mean(x) + b) + b_ih =
+    (W_ih P / HW) sum(x) + (W_ih b + b_ih)``) and no module calls: at batch 1 the gate's cost is
+    its few kernel launches, so fewer of them is what makes skipping a block save time.
+    """
+
+    def __init__(self, in_channels: int, hidden: int):
+        super().__init__()
+        self.project_in = nn.Linear(in_channels, hidden)
+        self.project_out = nn.Linear(hidden, 1)
+        self._folded = (None, None)  # (parameter versions, folded weights)
+
+    def forward(self, x, state):
+        h, c = state.lstm(self.project_in(x.mean(dim=(2, 3))), state.rnn_state)
+        state.rnn_state = (h, c)
+        return self.project_out(h).squeeze(1)
+
+    def _folded_weights(self, lstm: nn.LSTMCell, area: int):
+        """``(W_ih P / area, W_ih b + b_ih)``, cached until a parameter changes."""
+        params = (self.project_in.weight, self.project_in.bias, lstm.weight_ih, lstm.bias_ih)
+        key = (area,) + tuple((id(p), p._version) for p in params)
+        if self._folded[0] != key:
+            with torch.no_grad():
+                weight = lstm.weight_ih @ self.project_in.weight / area
+                bias = lstm.weight_ih @ self.project_in.bias + lstm.bias_ih
+            self._folded = (key, (weight, bias))
+        return self._folded[1]
+
+    def inference_logit(self, x, state):
+        """:meth:`forward` without autograd, for evaluation (the average pooling's ``1 / HW``
+        folded into the weights too)."""
+        lstm = state.lstm
+        weight_ih, bias_ih = self._folded_weights(lstm, x.shape[2] * x.shape[3])
+        pooled = x.sum(dim=(2, 3))
+        if state.rnn_state is None:
+            zeros = pooled.new_zeros((pooled.shape[0], lstm.hidden_size))
+            state.rnn_state = (zeros, zeros)
+        h, c = torch.lstm_cell(pooled, state.rnn_state, weight_ih, lstm.weight_hh, bias_ih,
+                               lstm.bias_hh)
+        state.rnn_state = (h, c)
+        return torch.addmm(self.project_out.bias, h, self.project_out.weight.t()).squeeze(1)
+
+
+GATE_TYPES = {"ffgate1": FFGateI, "ffgate2": FFGateII, "rnn": RNNGate}
