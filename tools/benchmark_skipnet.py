@@ -147,6 +147,8 @@ def main():
     parser.add_argument("--depths", type=int, nargs="+", default=[38, 74])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                        help="intra-op thread counts to time with")
     parser.add_argument("--batch1-images", type=int, default=1000)
     parser.add_argument("--no-alpha-sweep", action="store_true")
     parser.add_argument("--no-baselines", action="store_true")
@@ -166,7 +168,7 @@ def main():
     out, work_dir = REPO / args.output, REPO / args.work_dir
     record = json.loads(out.read_text()) if out.is_file() else {}
     record.setdefault("runs", {})
-    record["machine"] = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    record["machine"] = {"cpu_count": os.cpu_count(), "torch": torch.__version__}
     table = arms(args.depths, not args.no_alpha_sweep, not args.no_baselines)
     images, labels = test_images("fashion_mnist_test", PLAIN)
     models = {}
@@ -186,7 +188,6 @@ def main():
         torch.set_num_threads(1)
         train_all(table, work_dir, record, out, args.workers, sdv_rate)
         torch.set_num_threads(2)
-    record["machine"]["torch_threads"] = torch.get_num_threads()
     trained = [n for n in table if (work_dir / n / "model_final.pth").is_file()]
     evaluation = record.setdefault("evaluation", {})
     for name in trained:
@@ -207,24 +208,20 @@ def main():
         plain = f"R{depth}_plain"
         if plain not in trained:
             continue
-        variants = {plain: model_of(plain)}
+        variants = {plain: (model_of(plain), None)}
         for name in [n for n in trained if n.startswith(f"R{depth}_") and n != plain]:
-            variants[f"{name}:skip"] = model_of(name)
-        for batch, count in ((1, args.batch1_images), (64, len(images))):
-            results = {}
             for mode in ("skip", "mask"):
-                chosen = {k: v for k, v in variants.items() if k == plain or k.endswith(mode)}
-                for model in chosen.values():
-                    if hasattr(model.backbone, "inference"):
-                        model.backbone.inference = mode
-                relabeled = {k.replace(":skip", f":{mode}"): v for k, v in chosen.items()}
-                results.update(time_variants(relabeled, images[:count], batch, args.repeats))
-            for model in variants.values():
-                if hasattr(model.backbone, "inference"):
-                    model.backbone.inference = "skip"
-            timing[f"R{depth}_batch{batch}"] = results
-            write(out, record)
-    summarize(record, args.depths)
+                variants[f"{name}:{mode}"] = (model_of(name), mode)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for batch, count in ((1, args.batch1_images), (64, len(images))):
+                timing[f"R{depth}_batch{batch}_threads{threads}"] = time_variants(
+                    variants, images[:count], batch, args.repeats)
+                for model, mode in variants.values():
+                    if mode is not None:
+                        model.backbone.inference = "skip"
+                write(out, record)
+    summarize(record, args.depths, args.threads)
     write(out, record)
 
     plots = REPO / args.plots_dir
@@ -252,9 +249,10 @@ def main():
     print(json.dumps(record.get("summary", {}), indent=1))
 
 
-def summarize(record: dict, depths) -> None:
-    """Per arm: top-1, FLOPs relative to the plain ResNet, measured time relative to it at
-    batch 1 / 64 with skipping and with masking, and time saved / FLOPs saved at batch 1."""
+def summarize(record: dict, depths, threads) -> None:
+    """Per arm: top-1, FLOPs relative to the plain ResNet, and per thread count the measured
+    time relative to it at batch 1 / 64 with skipping and with masking, and time saved / FLOPs
+    saved at batch 1."""
     evaluation, timing, summary = record["evaluation"], record["timing"], {}
     for depth in depths:
         plain = f"R{depth}_plain"
@@ -265,18 +263,20 @@ def summarize(record: dict, depths) -> None:
                 continue
             row = {"top1": ev["top1"],
                    "relative_flops": round(ev["mean_gflops"] / evaluation[plain]["mean_gflops"], 4)}
-            for batch in (1, 64):
-                t = timing.get(f"R{depth}_batch{batch}", {})
-                base = t.get(plain, {}).get("median_ms_per_image")
-                for mode in ("skip", "mask"):
-                    key = plain if name == plain else f"{name}:{mode}"
-                    if base and key in t:
-                        row[f"relative_time_b{batch}_{mode}"] = round(
-                            t[key]["median_ms_per_image"] / base, 4)
             saved_flops = 1 - row["relative_flops"]
-            if saved_flops > 0.01 and "relative_time_b1_skip" in row:
-                row["time_saved_over_flops_saved_b1"] = round(
-                    (1 - row["relative_time_b1_skip"]) / saved_flops, 3)
+            for t in threads:
+                for batch in (1, 64):
+                    times = timing.get(f"R{depth}_batch{batch}_threads{t}", {})
+                    base = times.get(plain, {}).get("median_ms_per_image")
+                    for mode in ("skip", "mask"):
+                        key = plain if name == plain else f"{name}:{mode}"
+                        if base and key in times:
+                            row[f"relative_time_b{batch}_t{t}_{mode}"] = round(
+                                times[key]["median_ms_per_image"] / base, 4)
+                relative = row.get(f"relative_time_b1_t{t}_skip")
+                if saved_flops > 0.01 and relative is not None:
+                    row[f"time_saved_over_flops_saved_b1_t{t}"] = round(
+                        (1 - relative) / saved_flops, 3)
             summary[name] = row
     record["summary"] = summary
 

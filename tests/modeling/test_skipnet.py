@@ -328,7 +328,6 @@ def test_cifar_resnet_shapes_and_strides():
     shapes = backbone.output_shape()
     assert [(shapes[k].channels, shapes[k].stride) for k in ("res2", "res3", "res4")] == [
         (8, 2), (16, 4), (32, 8)]
-    assert ShapeSpec  # imported for the type of output_shape
 
 
 def _train_digits_worker(output_dir, opts):
@@ -350,3 +349,53 @@ def test_ddp_training_survives_blocks_that_no_input_executes(tmp_path):
     launch(_train_digits_worker, 2, device="cpu", dist_url="auto",
            args=(str(tmp_path), ["MODEL.SKIPNET.STAGE", "SDV", "MODEL.SKIPNET.SDV_SKIP_RATE", 1.0]))
     assert (tmp_path / "model_final.pth").is_file()
+
+
+def test_detectron2_bottleneck_resnet_is_gated_and_skips_like_it_masks():
+    """Detectron2's own ResNet-50 (bottleneck blocks, narrow) as MODEL.SKIPNET.BASE_BACKBONE."""
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.SKIPNET.BASE_BACKBONE = "build_resnet_backbone"
+    cfg.MODEL.SKIPNET.GATE_TYPE = "ffgate2"
+    cfg.MODEL.RESNETS.DEPTH, cfg.MODEL.RESNETS.NORM = 50, "BN"
+    cfg.MODEL.RESNETS.STEM_OUT_CHANNELS, cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 8, 16
+    cfg.MODEL.RESNETS.WIDTH_PER_GROUP = 4
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res5"]
+    cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    torch.manual_seed(0)
+    from dynnet_d2.modeling.skipnet import build_skipnet_backbone
+
+    backbone = build_skipnet_backbone(cfg, ShapeSpec(channels=3))
+    assert len(backbone.gated_blocks) == 16  # 3 + 4 + 6 + 3 bottleneck blocks
+    x = torch.randn(4, 3, 64, 64)
+    backbone.train()
+    backbone(x)["res5"].sum().backward()
+    backbone.eval()
+    with torch.no_grad():
+        skipped = backbone(x)["res5"]
+        backbone.inference = "mask"
+        masked = backbone(x)["res5"]
+    torch.testing.assert_close(skipped, masked, rtol=1e-4, atol=1e-4)
+
+
+def test_skip_ratio_per_class_and_timing_helpers():
+    from dynnet_d2.modeling.skipnet.analysis import (
+        run_gated,
+        skip_ratio_per_class,
+        time_variants,
+    )
+
+    decisions = torch.tensor([[1, 0, 1], [0, 0, 1], [1, 1, 1], [1, 1, 0]])
+    labels = torch.tensor([0, 0, 2, 2])
+    ratios = skip_ratio_per_class(decisions, labels, 3)
+    assert ratios[0].tolist() == [0.5, 1.0, 0.0] and ratios[2].tolist() == [0.0, 0.0, 0.5]
+    assert all(v != v for v in ratios[1])  # NaN: class 1 has no image
+
+    model = build_model(classifier_cfg(stage="SP", gate="rnn", depth=8))
+    images = (torch.rand(5, 1, 12, 12) * 255).to(torch.uint8)
+    run = run_gated(model, images, batch_size=2)
+    assert run["decisions"].shape == (5, 3) and run["gflops"].shape == (5,)
+    timings = time_variants({"skip": (model, "skip"), "mask": (model, "mask")}, images, 1,
+                            repeats=2)
+    assert set(timings) == {"skip", "mask"}
+    assert all(len(t["runs_ms"]) == 2 and t["median_ms_per_image"] > 0 for t in timings.values())
+    assert model.backbone.inference == "mask"  # the last variant's mode is left set

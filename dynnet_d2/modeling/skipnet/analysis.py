@@ -10,7 +10,7 @@ per image, wall-clock time per image in the same process, and the thesis' plots.
 """
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -50,13 +50,17 @@ def time_logits(model, images: torch.Tensor, batch_size: int) -> float:
     return (time.perf_counter() - start) / len(images)
 
 
-def time_variants(variants: Dict[str, object], images: torch.Tensor, batch_size: int,
-                  repeats: int = 3) -> Dict[str, Dict[str, float]]:
-    """:func:`time_logits` of each model in ``variants``, interleaved ``repeats`` times (so
-    machine noise hits all alike); ``{name: {"median_ms_per_image", "runs_ms"}}``."""
+def time_variants(variants: Dict[str, Tuple[object, Optional[str]]], images: torch.Tensor,
+                  batch_size: int, repeats: int = 3) -> Dict[str, Dict[str, float]]:
+    """:func:`time_logits` of each ``name: (model, inference mode or None)``, the variants
+    interleaved ``repeats`` times (so machine noise hits all alike); the mode ("skip" / "mask")
+    is set on a SkipNet backbone before its turn. ``{name: {"median_ms_per_image",
+    "runs_ms"}}``."""
     runs: Dict[str, List[float]] = {name: [] for name in variants}
     for _ in range(repeats):
-        for name, model in variants.items():
+        for name, (model, mode) in variants.items():
+            if mode is not None:
+                model.backbone.inference = mode
             runs[name].append(1e3 * time_logits(model, images, batch_size))
     return {name: {"median_ms_per_image": statistics.median(r), "runs_ms": r}
             for name, r in runs.items()}
