@@ -182,6 +182,10 @@ def _add_skipnet_config(cfg: CN) -> None:
     # Weight beta of the prediction loss in the relaxed reward; < 0 means alpha / N as in the
     # thesis (N = number of gated blocks).
     cfg.MODEL.SKIPNET.BETA = -1.0
+    # HRL: keep every BatchNorm of the backbone (gates included) in evaluation mode, i.e. its
+    # SP statistics: sampled gate patterns change what reaches later blocks, so statistics
+    # updated under sampling do not match the deterministic gates of inference.
+    cfg.MODEL.SKIPNET.HRL_FREEZE_BN = True
     # SDV: probability that a block is skipped, per input and block.
     cfg.MODEL.SKIPNET.SDV_SKIP_RATE = 0.5
     # Inference: "skip" runs a block only on the inputs whose gate executes it (gather, block,

@@ -6,14 +6,17 @@ accuracy, executed FLOPs and wall-clock time of all of them in one process on th
 
 Arms per depth (38 and 74 by default): the plain ResNet, SkipNet with FFGate-I and with the RNN
 gate after supervised pre-training (SP) and after hybrid RL from it (HRL+SP); at depth 38 also
-an alpha sweep of RNN-gate HRL, and the SOFT-gate and SDV baselines (SDV skips at random at the
-rate the HRL model learned). Every arm trains with tools/train_net.py into
-``--work-dir/<arm>``; an arm whose ``inference/results.json`` exists is not trained again, an
-interrupted one resumes from its last checkpoint, and a failed one is recorded without stopping
-the others. Then, per depth and in one process: top-1, mean executed GFLOPs relative to the
-plain ResNet, and milliseconds per image at batch 1 and batch 64 of the plain ResNet and of each
-SkipNet with real skipping ("skip") and computed the reference way ("mask"), the models
-interleaved over ``--repeats`` rounds. The JSON is rewritten (atomically) after every step.
+an alpha sweep of RNN-gate HRL (and HRL at the thesis' learning rate 1e-4), and the SOFT-gate
+and SDV baselines (SDV skips at random at the rate the HRL model learned). Every arm trains
+with tools/train_net.py into ``--work-dir/<arm>``; an arm whose ``inference/results.json``
+exists is not trained again, an interrupted one resumes from its last checkpoint, and a failed
+one is recorded without stopping the others.
+
+Then, in one process: per arm the top-1 and the mean executed GFLOPs on the whole test set; per
+depth and per intra-op thread count, milliseconds per image at batch 1 and batch 64 of the
+plain ResNet and of each SkipNet with real skipping ("skip") and computed the reference way
+("mask"), the models interleaved over ``--repeats`` rounds; per-class skip-ratio plots and the
+accuracy-vs-FLOPs plot. The JSON is rewritten (atomically) after every step.
 """
 import argparse
 import json
@@ -29,7 +32,10 @@ REPO = Path(__file__).resolve().parent.parent
 PLAIN = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
 SP = "configs/SkipNet/skipnet_R38cifar_sp_3000it_fashionmnist.yaml"
 HRL = "configs/SkipNet/skipnet_R38cifar_hrl_1000it_fashionmnist.yaml"
-ALPHAS = (0.02, 0.05, 0.2, 0.5)
+# alpha 0 (beta = alpha / N = 0 too): sampled gates without any reward, i.e. what training
+# under sampling alone does to the SP model.
+ALPHAS = (0.0, 0.02, 0.05, 0.2, 0.5)
+DEFAULT_ALPHA = 0.1  # MODEL.SKIPNET.ALPHA of the HRL config
 
 
 def arms(depths, alpha_sweep: bool, baselines: bool):
@@ -49,6 +55,10 @@ def arms(depths, alpha_sweep: bool, baselines: bool):
             table[f"R{low}_rnn_HRL_alpha{alpha}"] = {
                 "config": HRL, "after": f"R{low}_rnn_SP",
                 "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "MODEL.SKIPNET.ALPHA", str(alpha)]}
+        # the thesis' refinement learning rate (1e-4; the HRL config uses 1e-3)
+        table[f"R{low}_rnn_HRL_lr0.0001"] = {
+            "config": HRL, "after": f"R{low}_rnn_SP",
+            "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "SOLVER.BASE_LR", "0.0001"]}
     if baselines:
         table[f"R{low}_rnn_SOFT"] = {"config": SP, "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low),
                                                            "MODEL.SKIPNET.STAGE", "SOFT"]}
@@ -236,15 +246,21 @@ def main():
             [n, n, n], str(plots / f"skip_ratio_{name}.png"),
             f"SkipNet-{depth} ({name}): per-block skip ratio per class, Fashion-MNIST test")
     low = min(args.depths)
-    sweep = [n for n in trained if n.startswith(f"R{low}_rnn_HRL")]
+    sweep = {f"R{low}_rnn_HRL": DEFAULT_ALPHA,
+             **{f"R{low}_rnn_HRL_alpha{a}": a for a in ALPHAS}}
+    sweep = {n: a for n, a in sweep.items() if n in evaluation}
     if sweep and f"R{low}_plain" in evaluation:
         base = evaluation[f"R{low}_plain"]
-        points = sorted(({"label": n.replace(f"R{low}_rnn_HRL", "HRL").replace("_alpha", " a=")
-                          or "HRL", "relative_flops": evaluation[n]["mean_gflops"]
-                          / base["mean_gflops"], "top1": evaluation[n]["top1"]} for n in sweep),
-                        key=lambda p: p["relative_flops"])
+        points = [{"label": f"a={alpha}", "top1": evaluation[n]["top1"],
+                   "relative_flops": evaluation[n]["mean_gflops"] / base["mean_gflops"]}
+                  for n, alpha in sorted(sweep.items(), key=lambda item: item[1])]
+        if f"R{low}_rnn_SP" in evaluation:
+            sp = evaluation[f"R{low}_rnn_SP"]
+            points.insert(0, {"label": "SP", "top1": sp["top1"],
+                              "relative_flops": sp["mean_gflops"] / base["mean_gflops"]})
         plot_accuracy_vs_flops(points, str(plots / f"accuracy_vs_flops_R{low}.png"),
-                               f"SkipNet-{low} RNN gate, HRL over alpha (Fashion-MNIST test)",
+                               f"SkipNet-{low} RNN gate: SP, then HRL over alpha "
+                               f"(Fashion-MNIST test)",
                                reference={"label": f"plain ResNet-{low}", "top1": base["top1"]})
     print(json.dumps(record.get("summary", {}), indent=1))
 

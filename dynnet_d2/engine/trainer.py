@@ -62,7 +62,7 @@ def check_test_data(cfg, *, required: bool) -> None:
 def report_results(cfg, model, results) -> None:
     """After an evaluation of ``DATASETS.TEST`` (``results`` as ``DefaultTrainer.test`` returns
     them): write ``results.json``, log the generalized few-shot table where there is one, and
-    write ``TEST.VIS_NUM_IMAGES`` visualizations. Main process only."""
+    write ``TEST.VIS_NUM_IMAGES`` visualizations (detectors). Main process only."""
     if not (comm.is_main_process() and cfg.DATASETS.TEST):
         return
     paths = write_results(cfg.OUTPUT_DIR, results, cfg.DATASETS.TEST)
@@ -73,7 +73,9 @@ def report_results(cfg, model, results) -> None:
     if fewshot:
         logger.info("Generalized few-shot detection (bAP: base classes, nAP: novel "
                     f"classes):\n{generalized_table(fewshot)}")
-    if cfg.TEST.VIS_NUM_IMAGES > 0:
+    if cfg.TEST.VIS_NUM_IMAGES > 0 and is_classifier(cfg):
+        logger.info("TEST.VIS_NUM_IMAGES is ignored for image classifiers (nothing to draw)")
+    elif cfg.TEST.VIS_NUM_IMAGES > 0:
         visualize_predictions(
             cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],
             os.path.join(cfg.OUTPUT_DIR, "visualizations"), cfg.TEST.VIS_NUM_IMAGES,

@@ -47,11 +47,13 @@ def classifier_cfg(stage="SP", gate="rnn", depth=8, width=4, backbone="build_ski
     return cfg
 
 
-def gated_backbone(stage="SP", depth=8, width=4, inference="skip") -> SkipNetBackbone:
+def gated_backbone(stage="SP", depth=8, width=4, inference="skip",
+                   hrl_freeze_bn=True) -> SkipNetBackbone:
     """A CIFAR ResNet-``depth`` with FixedGates (decisions set through ``set_decisions``)."""
     torch.manual_seed(0)
     base = CifarResNet(in_channels=1, depth=depth, width=width, out_features=["res4"])
-    backbone = SkipNetBackbone(base=base, gate_type="rnn", stage=stage, inference=inference)
+    backbone = SkipNetBackbone(base=base, gate_type="rnn", stage=stage, inference=inference,
+                               hrl_freeze_bn=hrl_freeze_bn)
     for block in backbone.gated_blocks.values():
         block.gate = FixedGate()
     return backbone
@@ -181,7 +183,7 @@ def test_rnn_gate_folded_inference_equals_its_forward_and_follows_new_weights():
 
 
 def test_hrl_and_sdv_train_only_executed_inputs_and_spare_batchnorm_statistics():
-    backbone = gated_backbone(stage="HRL").train()
+    backbone = gated_backbone(stage="HRL", hrl_freeze_bn=False).train()
     backbone.base.stem.eval()  # the stem's BatchNorm would mix the two inputs before block 0
     first = next(iter(backbone.gated_blocks.values())).block
     bn = first.conv1.norm
@@ -190,7 +192,7 @@ def test_hrl_and_sdv_train_only_executed_inputs_and_spare_batchnorm_statistics()
     backbone(x)
     with_skipped = bn.running_mean.clone(), bn.running_var.clone()
 
-    alone = gated_backbone(stage="HRL").train()
+    alone = gated_backbone(stage="HRL", hrl_freeze_bn=False).train()
     alone.base.stem.eval()
     set_decisions(alone, torch.tensor([[1, 1, 1]]))
     alone(x[:1])
@@ -198,6 +200,21 @@ def test_hrl_and_sdv_train_only_executed_inputs_and_spare_batchnorm_statistics()
     torch.testing.assert_close(with_skipped[0], bn_alone.running_mean)
     torch.testing.assert_close(with_skipped[1], bn_alone.running_var)
     assert backbone.gate_log_probs.shape == (2, 3)
+
+
+def test_hrl_freezes_batchnorm_statistics_by_default():
+    backbone = gated_backbone(stage="HRL").train()
+    assert backbone.training and backbone.base.training
+    norms = [m for m in backbone.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [(m.running_mean.clone(), m.running_var.clone()) for m in norms]
+    set_decisions(backbone, torch.tensor([[1, 1, 1], [1, 0, 1]]))
+    backbone(torch.randn(2, 1, 8, 8) * 3 + 1)["res4"].sum().backward()
+    assert all(not m.training for m in norms)
+    for m, (mean, var) in zip(norms, before):
+        assert torch.equal(m.running_mean, mean) and torch.equal(m.running_var, var)
+    assert any(m.weight.grad is not None for m in norms)  # the affine parameters still learn
+    sp = gated_backbone(stage="SP").train()  # other stages train their BatchNorm as usual
+    assert all(m.training for m in sp.modules() if isinstance(m, nn.BatchNorm2d))
 
 
 def test_sp_trains_gates_through_the_straight_through_estimator():

@@ -97,8 +97,8 @@ def plot_skip_ratio_per_class(ratios: np.ndarray, class_names: Sequence[str],
 
 def plot_accuracy_vs_flops(points: Sequence[Dict], path: str, title: str,
                            reference: Optional[Dict] = None) -> None:
-    """Top-1 (%) against executed FLOPs relative to the plain network, one point per entry of
-    ``points`` (``{"label", "relative_flops", "top1"}``), joined in the given order."""
+    """Top-1 (%) against executed FLOPs relative to the plain network, one labelled point per
+    entry of ``points`` (``{"label", "relative_flops", "top1"}``), joined in the given order."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -20,9 +20,11 @@ stage (training)      gate value                                     execution
 
 "Executed inputs only" means a block really runs on just the inputs whose gate is 1 (gather,
 block, scatter; a Python branch at batch 1), so a skipped input costs nothing and, in training,
-does not enter the block's BatchNorm statistics: sampled gate patterns cannot corrupt them
-(the reference code ran every block and multiplied by 0/1). ``MODEL.SKIPNET.INFERENCE "mask"``
-evaluates that reference way, for timing comparisons.
+does not enter the block's BatchNorm statistics (the reference code ran every block and
+multiplied by 0/1). In HRL the BatchNorm statistics are also frozen by default
+(``MODEL.SKIPNET.HRL_FREEZE_BN``): sampled gates change what reaches the later blocks, and
+statistics gathered under sampling do not fit the deterministic gates of inference.
+``MODEL.SKIPNET.INFERENCE "mask"`` evaluates the reference way, for timing comparisons.
 """
 from typing import Dict, List, Optional
 
@@ -165,7 +167,8 @@ class SkipNetBackbone(Backbone):
     @configurable
     def __init__(self, *, base: Backbone, gate_type: str, stage: str = "SP",
                  alpha: float = 0.1, beta: float = -1.0, rnn_hidden: int = 10,
-                 sdv_skip_rate: float = 0.5, inference: str = "skip", norm: str = "BN"):
+                 sdv_skip_rate: float = 0.5, inference: str = "skip", norm: str = "BN",
+                 hrl_freeze_bn: bool = True):
         super().__init__()
         if gate_type not in GATE_TYPES:
             raise ValueError(f"MODEL.SKIPNET.GATE_TYPE={gate_type!r}: expected one of "
@@ -192,6 +195,7 @@ class SkipNetBackbone(Backbone):
         self.alpha = alpha
         self.beta = alpha / len(blocks) if beta < 0 else beta
         self.sdv_skip_rate = sdv_skip_rate
+        self.hrl_freeze_bn = hrl_freeze_bn
         self.lstm = nn.LSTMCell(rnn_hidden, rnn_hidden) if gate_type == "rnn" else None
         for parent, name, block in blocks:
             if stage == "SDV":
@@ -224,7 +228,7 @@ class SkipNetBackbone(Backbone):
         return {"base": base, "gate_type": skipnet.GATE_TYPE, "stage": skipnet.STAGE,
                 "alpha": skipnet.ALPHA, "beta": skipnet.BETA, "rnn_hidden": skipnet.RNN_HIDDEN,
                 "sdv_skip_rate": skipnet.SDV_SKIP_RATE, "inference": skipnet.INFERENCE,
-                "norm": "BN"}
+                "norm": "BN", "hrl_freeze_bn": skipnet.HRL_FREEZE_BN}
 
     @property
     def gated_blocks(self) -> Dict[str, GatedBlock]:
@@ -240,6 +244,16 @@ class SkipNetBackbone(Backbone):
         if self.training:
             return {"SP": "st", "SOFT": "soft", "HRL": "sample"}[self.stage]
         return "hard" if self.inference == "skip" else "mask"
+
+    def train(self, mode: bool = True) -> "SkipNetBackbone":
+        """``nn.Module.train``; in the HRL stage with ``hrl_freeze_bn`` every BatchNorm stays
+        in evaluation mode (normalizes with, and keeps, its SP statistics)."""
+        super().train(mode)
+        if mode and self.stage == "HRL" and self.hrl_freeze_bn:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         self.run = GateRun(self.mode(), self.lstm, self.sdv_skip_rate)
