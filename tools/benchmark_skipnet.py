@@ -163,23 +163,33 @@ def main():
     parser.add_argument("--no-alpha-sweep", action="store_true")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--timing-only", action="store_true", help="skip training")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only the summary, plots and Markdown tables of --output")
     parser.add_argument("--plots-dir", default="projects/SkipNet")
     args = parser.parse_args()
 
     import dynnet_d2  # noqa: F401  (registers datasets and models)
+
+    out, work_dir = REPO / args.output, REPO / args.work_dir
+    record = json.loads(out.read_text()) if out.is_file() else {}
+    record.setdefault("runs", {})
+    table = arms(args.depths, not args.no_alpha_sweep, not args.no_baselines)
+    if not args.report_only:
+        record["machine"] = {"cpu_count": os.cpu_count(), "torch": torch.__version__}
+        measure(args, table, record, out, work_dir)
+    summarize(record, args.depths, args.threads)
+    write(out, record)
+    report(record, args)
+
+
+def measure(args, table, record: dict, out: Path, work_dir: Path) -> None:
+    """Train the arms (unless ``--timing-only``), then evaluate and time them."""
     from dynnet_d2.modeling.skipnet.analysis import (
-        plot_accuracy_vs_flops,
-        plot_skip_ratio_per_class,
         run_gated,
         skip_ratio_per_class,
         time_variants,
     )
 
-    out, work_dir = REPO / args.output, REPO / args.work_dir
-    record = json.loads(out.read_text()) if out.is_file() else {}
-    record.setdefault("runs", {})
-    record["machine"] = {"cpu_count": os.cpu_count(), "torch": torch.__version__}
-    table = arms(args.depths, not args.no_alpha_sweep, not args.no_baselines)
     images, labels = test_images("fashion_mnist_test", PLAIN)
     models = {}
 
@@ -231,19 +241,28 @@ def main():
                     if mode is not None:
                         model.backbone.inference = "skip"
                 write(out, record)
-    summarize(record, args.depths, args.threads)
-    write(out, record)
 
+
+def report(record: dict, args) -> None:
+    """Plots (per-class skip ratios, accuracy vs FLOPs) and Markdown tables of ``record``."""
+    import numpy as np
+    from detectron2.data import MetadataCatalog
+
+    from dynnet_d2.modeling.skipnet.analysis import (
+        plot_accuracy_vs_flops,
+        plot_skip_ratio_per_class,
+    )
+
+    evaluation = record.get("evaluation", {})
     plots = REPO / args.plots_dir
     plots.mkdir(parents=True, exist_ok=True)
-    names = [str(c) for c in __import__("detectron2.data", fromlist=["MetadataCatalog"])
-             .MetadataCatalog.get("fashion_mnist_test").thing_classes]
-    for name in [n for n in trained if n.endswith("_rnn_HRL") or n.endswith("_rnn_SP")]:
+    names = [str(c) for c in MetadataCatalog.get("fashion_mnist_test").thing_classes]
+    for name in [n for n in evaluation if n.endswith(("_rnn_HRL", "_rnn_SP"))]:
         depth = int(name[1:].split("_")[0])
         n = (depth - 2) // 6
         plot_skip_ratio_per_class(
-            __import__("numpy").array(evaluation[name]["skip_ratio_per_class"]), names,
-            [n, n, n], str(plots / f"skip_ratio_{name}.png"),
+            np.array(evaluation[name]["skip_ratio_per_class"], dtype=float), names, [n, n, n],
+            str(plots / f"skip_ratio_{name}.png"),
             f"SkipNet-{depth} ({name}): per-block skip ratio per class, Fashion-MNIST test")
     low = min(args.depths)
     sweep = {f"R{low}_rnn_HRL": DEFAULT_ALPHA,
@@ -262,7 +281,35 @@ def main():
                                f"SkipNet-{low} RNN gate: SP, then HRL over alpha "
                                f"(Fashion-MNIST test)",
                                reference={"label": f"plain ResNet-{low}", "top1": base["top1"]})
-    print(json.dumps(record.get("summary", {}), indent=1))
+    print(markdown_tables(record, args.threads))
+
+
+def markdown_tables(record: dict, threads) -> str:
+    """The README's tables: accuracy and FLOPs per arm; measured time relative to the plain
+    ResNet per thread count (batch 1 and 64, skipping and masking)."""
+    evaluation, summary = record.get("evaluation", {}), record.get("summary", {})
+    lines = ["| arm | top-1 (%) | MFLOPs / image | FLOPs vs plain | blocks executed |",
+             "|---|---|---|---|---|"]
+    for name, ev in evaluation.items():
+        row = summary.get(name, {})
+        lines.append(f"| {name} | {ev['top1']:.2f} | {1e3 * ev['mean_gflops']:.2f} | "
+                     f"{row.get('relative_flops', float('nan')):.3f} | "
+                     f"{ev['executed_block_fraction']:.3f} |")
+    for t in threads:
+        lines += ["", f"Time per image relative to the plain ResNet of the same depth, "
+                      f"{t} thread(s):", "",
+                  "| arm | FLOPs | b1 skip | b1 mask | b64 skip | b64 mask | "
+                  "time saved / FLOPs saved (b1) |", "|---|---|---|---|---|---|---|"]
+        for name, row in summary.items():
+            cells = [row.get(f"relative_time_b{b}_t{t}_{m}") for b in (1, 64)
+                     for m in ("skip", "mask")]
+            if all(c is None for c in cells) or name.endswith("_plain"):
+                continue
+            ratio = row.get(f"time_saved_over_flops_saved_b1_t{t}")
+            lines.append(f"| {name} | {row['relative_flops']:.3f} | "
+                         + " | ".join("" if c is None else f"{c:.3f}" for c in cells)
+                         + f" | {'' if ratio is None else f'{ratio:.2f}'} |")
+    return "\n".join(lines)
 
 
 def summarize(record: dict, depths, threads) -> None:

@@ -104,9 +104,10 @@ class GatedBlock(nn.Module):
         mode = run.mode
         if mode == "hard" and x.shape[0] == 1 and not torch.is_grad_enabled():
             # Evaluation at batch 1: one Python decision, nothing else (see RNNGate).
-            execute = self.gate.inference_logit(x, run).item() >= 0
+            modules = self._modules  # direct look-ups: nn.Module.__getattr__ is slow
+            execute = modules["gate"].inference_logit(x, run).item() >= 0
             run.decisions.append(float(execute))
-            return self.block(x) if execute else self.skip_path(x)
+            return modules["block"](x) if execute else self.skip_path(x)
         logit = None if self.gate is None else self.gate(x, run)
         if mode == "static":
             run.decisions.append(x.new_ones(x.shape[0]))

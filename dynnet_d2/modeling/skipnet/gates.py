@@ -65,37 +65,50 @@ class RNNGate(nn.Module):
         super().__init__()
         self.project_in = nn.Linear(in_channels, hidden)
         self.project_out = nn.Linear(hidden, 1)
-        self._folded = (None, None)  # (parameter versions, folded weights)
+        self._inference = None  # see _inference_weights
 
     def forward(self, x, state):
         h, c = state.lstm(self.project_in(x.mean(dim=(2, 3))), state.rnn_state)
         state.rnn_state = (h, c)
         return self.project_out(h).squeeze(1)
 
-    def _folded_weights(self, lstm: nn.LSTMCell, area: int):
-        """``(W_ih P / area, W_ih b + b_ih)``, cached until a parameter changes."""
-        params = (self.project_in.weight, self.project_in.bias, lstm.weight_ih, lstm.bias_ih)
-        key = (area,) + tuple((id(p), p._version) for p in params)
-        if self._folded[0] != key:
-            with torch.no_grad():
-                weight = lstm.weight_ih @ self.project_in.weight / area
-                bias = lstm.weight_ih @ self.project_in.bias + lstm.bias_ih
-            self._folded = (key, (weight, bias))
-        return self._folded[1]
+    def train(self, mode: bool = True) -> "RNNGate":
+        self._inference = None
+        return super().train(mode)
+
+    def _inference_weights(self, lstm: nn.LSTMCell, area: int):
+        """The tensors :meth:`inference_logit` uses: ``W_ih P / area``, ``W_ih b + b_ih``,
+        ``W_hh``, ``b_hh``, the output projection and zero initial states. Cached; rebuilt when
+        a parameter was modified in place (its version changed), the input size changed, or
+        after ``train()`` / ``eval()`` (e.g. a parameter was replaced)."""
+        cached = self._inference
+        if cached is not None and cached[0] == area and all(
+                t._version == v for t, v in zip(cached[1], cached[2])):
+            return cached[3]
+        params = (self.project_in.weight, self.project_in.bias, lstm.weight_ih, lstm.bias_ih,
+                  lstm.weight_hh, lstm.bias_hh, self.project_out.weight, self.project_out.bias)
+        with torch.no_grad():
+            zeros = lstm.weight_hh.new_zeros((1, lstm.hidden_size))
+            weights = (lstm.weight_ih @ self.project_in.weight / area,
+                       lstm.weight_ih @ self.project_in.bias + lstm.bias_ih,
+                       lstm.weight_hh, lstm.bias_hh, self.project_out.weight.t(),
+                       self.project_out.bias, (zeros, zeros))
+        self._inference = (area, params, tuple(p._version for p in params), weights)
+        return weights
 
     def inference_logit(self, x, state):
         """:meth:`forward` without autograd, for evaluation (the average pooling's ``1 / HW``
         folded into the weights too)."""
-        lstm = state.lstm
-        weight_ih, bias_ih = self._folded_weights(lstm, x.shape[2] * x.shape[3])
-        pooled = x.sum(dim=(2, 3))
-        if state.rnn_state is None:
-            zeros = pooled.new_zeros((pooled.shape[0], lstm.hidden_size))
-            state.rnn_state = (zeros, zeros)
-        h, c = torch.lstm_cell(pooled, state.rnn_state, weight_ih, lstm.weight_hh, bias_ih,
-                               lstm.bias_hh)
+        weight_ih, bias_ih, weight_hh, bias_hh, out_weight, out_bias, zeros = (
+            self._inference_weights(state.lstm, x.shape[2] * x.shape[3]))
+        rnn_state = state.rnn_state
+        if rnn_state is None:
+            rnn_state = zeros if x.shape[0] == 1 else tuple(
+                z.expand(x.shape[0], -1).contiguous() for z in zeros)
+        h, c = torch.lstm_cell(x.sum(dim=(2, 3)), rnn_state, weight_ih, weight_hh, bias_ih,
+                               bias_hh)
         state.rnn_state = (h, c)
-        return torch.addmm(self.project_out.bias, h, self.project_out.weight.t()).squeeze(1)
+        return torch.addmm(out_bias, h, out_weight).squeeze(1)
 
 
 GATE_TYPES = {"ffgate1": FFGateI, "ffgate2": FFGateII, "rnn": RNNGate}
