@@ -1,5 +1,6 @@
-"""Datasets: importing this module registers the synthetic shapes datasets (see ``builtin``) and
-the image classification datasets (see ``classification_builtin``)."""
+"""Datasets: importing this module registers the synthetic shapes datasets (see ``builtin``), their
+partial-mask views (``partial_masks``) and the image classification datasets (see
+``classification_builtin``)."""
 from .builtin import register_all_shapes
 from .classification import (
     ClassificationMapper,
@@ -11,16 +12,18 @@ from .coco_format import read_coco_json, register_coco_json_dataset
 from .errors import DatasetFormatError, EmptyDatasetError, ImageReadError
 from .fewshot.real import register_real_fewshot_datasets
 from .from_config import register_datasets_from_config
+from .partial_masks import register_partial_masks, register_shapes_partial_masks
 from .pascal_voc import load_voc_folder, register_voc_dataset
 
 register_all_shapes()
 register_real_fewshot_datasets()  # VOC/COCO/LVIS few-shot names, for the folders that exist
 register_all_classification()  # after the shapes names: shapes_cls_* reads their metadata
+register_shapes_partial_masks()  # after the shapes names too (copies their metadata)
 
 __all__ = [
     "register_all_shapes", "register_coco_json_dataset", "read_coco_json",
     "register_datasets_from_config", "load_voc_folder", "register_voc_dataset",
     "DatasetFormatError", "EmptyDatasetError", "ImageReadError", "ClassificationMapper",
     "build_classification_train_loader", "build_classification_test_loader",
-    "register_all_classification",
+    "register_all_classification", "register_partial_masks", "register_shapes_partial_masks",
 ]
