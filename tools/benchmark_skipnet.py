@@ -78,7 +78,7 @@ def load_model(config, opts, weights):
     cfg = load_config(str(REPO / config), list(opts) + ["MODEL.DEVICE", "cpu"])
     model = build_model(cfg)
     DetectionCheckpointer(model).load(str(weights))
-    return model.eval(), cfg
+    return model.eval()
 
 
 def test_images(dataset: str, config: str):
@@ -197,7 +197,7 @@ def measure(args, table, record: dict, out: Path, work_dir: Path) -> None:
         if name not in models:
             arm = table[name]
             models[name] = load_model(arm["config"], arm["opts"],
-                                      work_dir / name / "model_final.pth")[0]
+                                      work_dir / name / "model_final.pth")
         return models[name]
 
     def sdv_rate(name):

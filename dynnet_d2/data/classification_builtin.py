@@ -29,21 +29,26 @@ CROP_CONTEXT = SyntheticSpec.crop_context  # as the synthetic generator's own cr
 
 
 @functools.lru_cache(maxsize=1)
-def digit_images() -> np.ndarray:
-    """scikit-learn's digits as (1797, 8, 8) uint8 0..255 (read-only)."""
+def _digits():
+    """scikit-learn's digits, loaded once per process: images (1797, 8, 8) uint8 0..255
+    (read-only) and labels (1797,)."""
     from sklearn.datasets import load_digits
 
-    images = np.rint(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+    digits = load_digits()
+    images = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)
     images.flags.writeable = False
-    return images
+    return images, digits.target
+
+
+def digit_images() -> np.ndarray:
+    """scikit-learn's digits as (1797, 8, 8) uint8 0..255 (read-only)."""
+    return _digits()[0]
 
 
 def load_digits_split(split: str) -> List[dict]:
     """Array-backed records of ``digits_{split}``; ``image_id``/``index`` = row in
     scikit-learn's array."""
-    from sklearn.datasets import load_digits
-
-    labels = load_digits().target
+    labels = _digits()[1]
     perm = np.random.RandomState(DIGITS_SEED).permutation(len(labels))
     indices = np.sort(perm[:DIGITS_TEST_SIZE] if split == "test" else perm[DIGITS_TEST_SIZE:])
     return [{"image_id": int(i), "index": int(i), "label": int(labels[i]),

@@ -30,12 +30,16 @@ SHAPES_MASK_PERCENTS = (10, 50)
 SHAPES_MASK_SEEDS = range(3)
 
 
+def without_mask(annotation: dict) -> dict:
+    """A copy of ``annotation`` without its ``"segmentation"`` (box and class kept)."""
+    return {k: v for k, v in annotation.items() if k != "segmentation"}
+
+
 def without_masks_outside_classes(dicts: List[dict], keep_ids: Iterable[int]) -> List[dict]:
     """Copies of ``dicts`` whose annotations keep ``"segmentation"`` only when their
     ``category_id`` is in ``keep_ids``."""
     keep_ids = set(keep_ids)
-    return [dict(d, annotations=[a if a["category_id"] in keep_ids
-                                 else {k: v for k, v in a.items() if k != "segmentation"}
+    return [dict(d, annotations=[a if a["category_id"] in keep_ids else without_mask(a)
                                  for a in d.get("annotations", ())]) for d in dicts]
 
 
@@ -52,9 +56,9 @@ def without_masks_outside_images(dicts: List[dict], fraction: float, seed: int) 
     """Copies of ``dicts`` where only the images of :func:`images_keeping_masks` keep
     ``"segmentation"``."""
     keep = images_keeping_masks([d["image_id"] for d in dicts], fraction, seed)
-    return [d if d["image_id"] in keep else dict(d, annotations=[
-        {k: v for k, v in a.items() if k != "segmentation"} for a in d.get("annotations", ())])
-        for d in dicts]
+    return [d if d["image_id"] in keep
+            else dict(d, annotations=[without_mask(a) for a in d.get("annotations", ())])
+            for d in dicts]
 
 
 def _load_view(source: str, mask_classes: Optional[List[str]], fraction: Optional[float],

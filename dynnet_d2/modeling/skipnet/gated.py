@@ -229,7 +229,7 @@ class SkipNetBackbone(Backbone):
         return {"base": base, "gate_type": skipnet.GATE_TYPE, "stage": skipnet.STAGE,
                 "alpha": skipnet.ALPHA, "beta": skipnet.BETA, "rnn_hidden": skipnet.RNN_HIDDEN,
                 "sdv_skip_rate": skipnet.SDV_SKIP_RATE, "inference": skipnet.INFERENCE,
-                "norm": "BN", "hrl_freeze_bn": skipnet.HRL_FREEZE_BN}
+                "hrl_freeze_bn": skipnet.HRL_FREEZE_BN}
 
     @property
     def gated_blocks(self) -> Dict[str, GatedBlock]:
