@@ -17,6 +17,7 @@ from detectron2.modeling import build_model
 
 from dynnet_d2.config import default_device, load_config
 from dynnet_d2.modeling.classifier import is_classifier
+from dynnet_d2.modeling.idk.build import check_cascade_config
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))
@@ -57,6 +58,11 @@ def test_leaf_configs_are_named_and_write_to_their_own_folder(path):
 @pytest.mark.parametrize("path", LEAVES, ids=lambda p: str(p.relative_to(CONFIG_ROOT)))
 def test_leaf_config_builds_and_loads_weights(path):
     cfg = load_config(str(path), FEWSHOT_OPTS)
+    if cfg.CASCADE.STAGES:  # an IDK cascade: its stages are trained configs of their own
+        check_cascade_config(cfg)
+        for stage in cfg.CASCADE.STAGES:
+            assert is_classifier(load_config(stage)), stage
+        return
     model = build_model(cfg)
     if is_classifier(cfg):
         assert model.head.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES

@@ -3,6 +3,7 @@ registries (and ours, :mod:`.roi_heads`)."""
 from . import (
     backbone,  # noqa: F401  (registers backbones)
     classifier,  # noqa: F401  (registers the ImageClassifier meta-architecture)
+    idk,  # noqa: F401  (registers the IDK cascade fitting methods)
     pretrained,  # noqa: F401  (registers the imagenet:// path handler)
     skipnet,  # noqa: F401  (registers the SkipNet backbone)
     tfa,  # noqa: F401  (registers TFA's ROI heads and cosine box predictor)

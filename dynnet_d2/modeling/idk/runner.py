@@ -1,0 +1,95 @@
+"""Serving an IDK cascade on batches, with measured throughput and latency (thesis Sec. 4.1).
+
+Inputs arrive in order and stage 0 runs on every one, ``batch_size`` at a time. The inputs an
+IDK classifier passes on wait in the next stage's queue, and that stage runs whenever its queue
+holds a full batch; what is left is flushed, stage by stage, after the last input. So every
+stage runs on full batches of exactly the inputs that reached it, and the answers are scattered
+back to the input order. The latency of an input runs from the start of its stage-0 batch to its
+answer.
+"""
+import dataclasses
+import time
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .stages import Stage
+
+
+@dataclasses.dataclass
+class CascadeRun:
+    """What :func:`serve` returns, in input order: ``predictions`` (n,), ``probs`` (n, K),
+    ``exits`` (n,) the answering stage, ``costs`` (n,) the summed stage costs, ``latency_s``
+    (n,), and ``wall_s`` the wall time of the whole run."""
+
+    predictions: torch.Tensor
+    probs: torch.Tensor
+    exits: torch.Tensor
+    costs: torch.Tensor
+    latency_s: np.ndarray
+    wall_s: float
+
+    def summary(self, labels: torch.Tensor, num_stages: int) -> Dict:
+        """Accuracy, IDK rate per level, mean cost, throughput and latency percentiles."""
+        n = len(labels)
+        return {
+            "accuracy": float((self.predictions == labels).double().mean()),
+            "idk_rate": [float((self.exits > j).double().mean()) for j in range(num_stages - 1)],
+            "mean_cost": float(self.costs.mean()),
+            "inputs_per_s": n / self.wall_s,
+            "latency_ms": {f"p{q}": float(np.percentile(self.latency_s, q) * 1e3)
+                           for q in (50, 90, 99)},
+            "num_inputs": n,
+        }
+
+
+def serve(stages: Sequence[Stage], classifiers: Sequence[nn.Module], inputs: List[Dict],
+          batch_size: int) -> CascadeRun:
+    """Run the cascade of ``stages`` and ``classifiers`` (N - 1, after all but the last stage)
+    on ``inputs`` (see the module docstring)."""
+    if len(classifiers) != len(stages) - 1:
+        raise ValueError(f"{len(classifiers)} IDK classifiers for {len(stages)} stages")
+    if batch_size < 1:
+        raise ValueError(f"CASCADE.BATCH_SIZE={batch_size}: expected >= 1")
+    n = len(inputs)
+    probs = [None] * n
+    exits = torch.zeros(n, dtype=torch.long)
+    costs = torch.zeros(n, dtype=torch.float64)
+    started = np.zeros(n)
+    finished = np.zeros(n)
+    queues: List[List[int]] = [[] for _ in stages]
+
+    def run(j: int, indices: List[int]) -> None:
+        stage_probs, stage_costs = stages[j].predict([inputs[i] for i in indices])
+        index = torch.as_tensor(indices)
+        costs[index] += stage_costs
+        if j + 1 < len(stages):
+            with torch.no_grad():
+                idk = (classifiers[j](stage_probs) > 0.5).tolist()
+        else:
+            idk = [False] * len(indices)
+        now = time.perf_counter()
+        for k, (i, passed) in enumerate(zip(indices, idk)):
+            if passed:
+                queues[j + 1].append(i)
+            else:
+                probs[i], exits[i], finished[i] = stage_probs[k], j, now
+
+    start = time.perf_counter()
+    for first in range(0, n, batch_size):
+        batch = list(range(first, min(first + batch_size, n)))
+        started[batch] = time.perf_counter()
+        run(0, batch)
+        for j in range(1, len(stages)):
+            while len(queues[j]) >= batch_size:
+                run(j, queues[j][:batch_size])
+                del queues[j][:batch_size]
+    for j in range(1, len(stages)):
+        while queues[j]:
+            run(j, queues[j][:batch_size])
+            del queues[j][:batch_size]
+    wall = time.perf_counter() - start
+    stacked = torch.stack(probs)
+    return CascadeRun(stacked.argmax(dim=1), stacked, exits, costs, finished - started, wall)
