@@ -238,8 +238,9 @@ def _add_cascade_config(cfg: CN) -> None:
     # Cost-aware fitting: "joint" (Eq. 4.15-4.16, all IDK classifiers at once) or "stagewise"
     # (last pair first, each against the fitted rest of the cascade).
     cfg.CASCADE.LEARNED.FIT = "joint"
-    # Cost-aware: also try LAMBDA x 2^k, k = -8..4, and keep the cheapest cascade that meets
-    # the accuracy target on the calibration split (False = LAMBDA only).
+    # Cost-aware: search LAMBDA x 2^k, k in [-8, 4], by bisection (to 0.1) for the largest
+    # lambda (the cheapest cascade) that meets the accuracy target on the calibration split
+    # (False = LAMBDA only).
     cfg.CASCADE.LEARNED.MEET_TARGET = True
     # Full-batch Adam steps of every learned IDK classifier.
     cfg.CASCADE.LEARNED.ITERS = 500

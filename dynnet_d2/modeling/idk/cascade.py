@@ -16,7 +16,9 @@ Fitting (``IDK_METHOD_REGISTRY``, all on a held-out calibration split):
   of the reference (most accurate) stage's mean cost, so ``lambda`` is the number of errors one
   call of that stage is worth. Eq. 4.15 states ``p_0 = p_N = 1``; with ``p_N = 1`` the last
   model's errors would never count, and for N = 2 it would not reduce to Eq. 4.13, so the last
-  stage has ``p_N = 0`` (it must answer) and ``p_0 = 1``.
+  stage has ``p_N = 0`` (it must answer) and ``p_0 = 1``. To meet an accuracy target
+  (``meet_target``), k in ``lambda x 2^k`` is bisected in [-8, 4] (to 0.1) for the largest
+  lambda, i.e. the cheapest cascade, whose calibration accuracy meets it.
 * ``entropy_oblivious`` / ``mlp_oblivious``: the cost-oblivious baselines, Eq. 4.5 trained with
   binary cross-entropy to predict that the stage's answer is wrong.
 
@@ -41,8 +43,9 @@ IDK_METHOD_REGISTRY.__doc__ = """How the IDK classifiers of a cascade are fitted
 a function ``(data: CascadeData, spec: FitSpec) -> list of N - 1 IDK classifiers``."""
 CASCADE_FILE_VERSION = 1
 FITS = ("joint", "stagewise")
-# MEET_TARGET tries LAMBDA x 2^k for these k.
-LAMBDA_EXPONENTS = range(-8, 5)
+# MEET_TARGET searches LAMBDA x 2^k for k in this range, to this resolution of k.
+LAMBDA_EXPONENTS = (-8, 4)
+LAMBDA_RESOLUTION = 0.1
 
 
 @dataclasses.dataclass
@@ -270,15 +273,26 @@ def _fit_cost_aware(feature: str, data: CascadeData, spec: FitSpec) -> List[nn.M
         raise ValueError(f"CASCADE.LEARNED.LAMBDA={spec.lam}: expected >= 0")
     if not spec.meet_target:
         return _fit_cost_aware_once(feature, data, spec, spec.lam)
-    best, best_key = None, None
-    for k in LAMBDA_EXPONENTS:
-        classifiers = _fit_cost_aware_once(feature, data, spec, spec.lam * 2.0 ** k)
-        result = evaluate_exits(data, exit_stages(data, classifiers), spec.reference)
-        met = result["accuracy"] >= spec.target - 1e-12
-        key = (not met, result["mean_cost"] if met else -result["accuracy"])
-        if best_key is None or key < best_key:
-            best, best_key = classifiers, key
-    return best
+    fitted = {}
+
+    def meets(k: int) -> bool:
+        if k not in fitted:
+            classifiers = _fit_cost_aware_once(feature, data, spec, spec.lam * 2.0 ** k)
+            result = evaluate_exits(data, exit_stages(data, classifiers), spec.reference)
+            fitted[k] = (classifiers, result["accuracy"] >= spec.target - 1e-12,
+                         result["accuracy"])
+        return fitted[k][1]
+
+    # a larger lambda passes fewer inputs on: bisect for the largest k that meets the target
+    low, high = LAMBDA_EXPONENTS
+    if not meets(low):
+        return max(fitted.values(), key=lambda f: f[2])[0]
+    if meets(high):
+        return fitted[high][0]
+    while high - low > LAMBDA_RESOLUTION:
+        middle = (low + high) / 2
+        low, high = (middle, high) if meets(middle) else (low, middle)
+    return fitted[low][0]
 
 
 @IDK_METHOD_REGISTRY.register()

@@ -1,0 +1,391 @@
+#!/usr/bin/env python
+"""IDK cascade benchmark on Fashion-MNIST (projects/IDK/README.md): train the stages, fit every
+IDK method on fashion_mnist_calib, evaluate on fashion_mnist_test, time the best cascades.
+
+    python tools/benchmark_idk.py --output benchmarks/idk_fashionmnist_2cpu.json
+    python tools/benchmark_idk.py --output X.json --report-only      # Markdown tables of X.json
+    python tools/benchmark_idk.py --output gpu.json --timing-only --device cuda  # saved cascades
+
+Stages: logistic regression on pixels (trained here by L-BFGS, served as a TorchScript file
+with its fvcore FLOPs), a plain ResNet-8 (stride-2 stem), a plain ResNet-38 and a SkipNet-38
+(RNN gate, SP) with a stride-1 stem. Every model trains on fashion_mnist_train only, with
+tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``) is not
+trained again, an interrupted one resumes. Stage outputs are cached per split under
+``--work-dir/outputs``, fitted cascades saved under ``--work-dir/cascades``. The JSON is
+rewritten atomically after every phase.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+R8 = "configs/Classification/classifier_R8cifar_3000it_fashionmnist.yaml"
+R38 = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
+SP38 = "configs/SkipNet/skipnet_R38cifar_sp_3000it_fashionmnist.yaml"
+STRIDE1 = ["MODEL.CIFAR_RESNET.STEM_STRIDE", "1"]
+ARMS = {
+    "R8_plain": {"config": R8, "opts": []},
+    "R38s1_plain": {"config": R38, "opts": STRIDE1},
+    "R38s1_rnn_SP": {"config": SP38, "opts": STRIDE1},
+}
+LINEAR = "linear"
+# name -> stages (cheapest first); the last model is the reference "accurate" model.
+CASCADES = {
+    "R8>R38s1": ["R8_plain", "R38s1_plain"],
+    "R8>SkipNet38s1": ["R8_plain", "R38s1_rnn_SP"],
+    "linear>R38s1": [LINEAR, "R38s1_plain"],
+    "linear>R8>R38s1": [LINEAR, "R8_plain", "R38s1_plain"],
+}
+EPSILONS = (0.0, 0.005, 0.01)
+TARGETED = ("prob_grid", "entropy_grid", "entropy_cost", "mlp_cost")
+OBLIVIOUS = ("entropy_oblivious", "mlp_oblivious")
+# human-in-the-loop (Table 4.3): the expert costs 100x the accurate model; absolute targets.
+HUMAN_CASCADES = {"R38s1>human": ["R38s1_plain"],
+                  "R8>R38s1>human": ["R8_plain", "R38s1_plain"]}
+HUMAN_TARGETS = (1.0, 0.99, 0.95)
+HUMAN_COST_FACTOR = 100.0
+SPLITS = {"calib": "fashion_mnist_calib", "test": "fashion_mnist_test",
+          "train": "fashion_mnist_train"}
+TRAIN_SUBSET = 5000  # training images whose entropy is plotted (Fig. 4.5)
+
+
+def write(path: Path, record: dict) -> None:
+    from dynnet_d2.utils.io import atomic_write_json
+
+    atomic_write_json(str(path), record, indent=2)
+
+
+def train_arms(work: Path, record: dict, out: Path) -> None:
+    from dynnet_d2.utils.measure import measure_train_net
+
+    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    for name, arm in ARMS.items():
+        folder = work / name
+        if (folder / "inference" / "results.json").is_file():
+            record["runs"].setdefault(name, {"skipped": "finished before"})
+            continue
+        cmd = [sys.executable, str(REPO / "tools/train_net.py"), "--config-file",
+               str(REPO / arm["config"])]
+        if (folder / "last_checkpoint").is_file():
+            cmd.append("--resume")
+        record["runs"][name] = measure_train_net(
+            cmd + arm["opts"] + ["OUTPUT_DIR", str(folder)], folder, folder / "benchmark.log",
+            cwd=REPO, env=env)
+        write(out, record)
+
+
+def mapped(dataset: str, limit: int = 0):
+    from detectron2.data import DatasetCatalog
+
+    from dynnet_d2.config import load_config
+    from dynnet_d2.data.classification import ClassificationMapper
+
+    mapper = ClassificationMapper(load_config(str(REPO / R8)), is_train=False)
+    records = DatasetCatalog.get(dataset)
+    return [mapper(r) for r in (records[:limit] if limit else records)]
+
+
+def train_linear(work: Path, record: dict) -> None:
+    from dynnet_d2.modeling.flops import static_flops
+    from dynnet_d2.modeling.idk.analysis import train_pixel_logistic_regression
+
+    folder = work / LINEAR
+    if (folder / "stage.json").is_file():
+        return
+    inputs = mapped(SPLITS["train"])
+    images = torch.stack([d["image"] for d in inputs])
+    labels = torch.tensor([d["label"] for d in inputs])
+    start = time.perf_counter()
+    model = train_pixel_logistic_regression(images, labels, 10)
+    seconds = time.perf_counter() - start
+    flops, _ = static_flops(model, model, images[:1].float())
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.jit.script(model).save(str(folder / "model.ts"))
+    info = {"flops": flops, "train_s": round(seconds, 1), "train_dataset": SPLITS["train"]}
+    write(folder / "stage.json", info)
+    record["runs"][LINEAR] = info
+
+
+def build_stage(name: str, work: Path, device: str):
+    from detectron2.data import MetadataCatalog
+
+    from dynnet_d2.config import load_config
+    from dynnet_d2.modeling.idk import ModelStage, ModuleStage
+
+    if name == LINEAR:
+        info = json.loads((work / LINEAR / "stage.json").read_text())
+        module = torch.jit.load(str(work / LINEAR / "model.ts"), map_location=device)
+        return ModuleStage(module, name=LINEAR, cost=info["flops"],
+                           class_names=MetadataCatalog.get(SPLITS["train"]).thing_classes,
+                           train_datasets=[info["train_dataset"]])
+    arm = ARMS[name]
+    cfg = load_config(str(REPO / arm["config"]), arm["opts"] + ["MODEL.DEVICE", device])
+    return ModelStage(cfg, str(work / name / "model_final.pth"), name=name)
+
+
+def collect_outputs(stages, work: Path, record: dict):
+    """{split: {stage: (probs, costs)}} cached in ``work/outputs``, with the checks first."""
+    from detectron2.data import MetadataCatalog
+
+    from dynnet_d2.modeling.idk.build import collect
+    from dynnet_d2.modeling.idk.stages import check_calibration_split, check_label_spaces
+
+    check_label_spaces(stages.values(), MetadataCatalog.get(SPLITS["calib"]).thing_classes,
+                       SPLITS["calib"])
+    check_calibration_split(SPLITS["calib"], list(stages.values()))
+    folder = work / "outputs"
+    folder.mkdir(parents=True, exist_ok=True)
+    outputs, labels = {}, {}
+    for split, dataset in SPLITS.items():
+        inputs = None
+        outputs[split] = {}
+        for name, stage in stages.items():
+            path = folder / f"{name}_{split}.pt"
+            if not path.is_file():
+                inputs = inputs or mapped(dataset, TRAIN_SUBSET if split == "train" else 0)
+                data = collect([stage], inputs, 256)
+                torch.save({"probs": data.probs[0], "costs": data.costs[0],
+                            "labels": data.labels}, str(path))
+            saved = torch.load(str(path))
+            outputs[split][name] = (saved["probs"], saved["costs"])
+            labels[split] = saved["labels"]
+    record["stages"] = {
+        name: {"test_top1": float((outputs["test"][name][0].argmax(1) == labels["test"])
+                                  .double().mean()),
+               "calib_top1": float((outputs["calib"][name][0].argmax(1) == labels["calib"])
+                                   .double().mean()),
+               "mflops": float(outputs["test"][name][1].mean()) / 1e6}
+        for name in stages}
+    return outputs, labels
+
+
+def cascade_data(outputs, labels, split, names, human=None):
+    from dynnet_d2.modeling.idk import CascadeData, HumanExpertStage
+
+    probs = [outputs[split][n][0] for n in names]
+    costs = [outputs[split][n][1] for n in names]
+    if human is not None:
+        classes = [str(c) for c in range(probs[0].shape[1])]
+        expert = HumanExpertStage(class_names=classes, cost=human, accuracy=1.0)
+        fake = [{"label": int(y), "image_id": i} for i, y in enumerate(labels[split])]
+        p, c = expert.predict(fake)
+        probs, costs = probs + [p], costs + [c]
+    return CascadeData(labels[split], probs, costs)
+
+
+def fit_and_evaluate(calib, test, method, target, work, name, stages, tag, **spec_kwargs):
+    from dynnet_d2.modeling.idk import (
+        FitSpec,
+        IDKCascade,
+        evaluate_exits,
+        exit_stages,
+        fit_classifiers,
+    )
+    from dynnet_d2.modeling.idk.cascade import reference_stage
+
+    reference = reference_stage(calib)
+    spec = FitSpec(target=target, reference=reference, **spec_kwargs)
+    start = time.perf_counter()
+    classifiers = fit_classifiers(method, calib, spec)
+    fit_s = time.perf_counter() - start
+    if stages is not None:
+        IDKCascade(stages, classifiers, method=method, fit={"target": target}).save(
+            str(work / "cascades" / f"{name}_{tag}.json"))
+    calib_result = evaluate_exits(calib, exit_stages(calib, classifiers), reference)
+    result = evaluate_exits(test, exit_stages(test, classifiers), len(test.probs) - 1)
+    return {**result, "calib_accuracy": calib_result["accuracy"],
+            "calib_idk_rate": calib_result["idk_rate"], "fit_s": round(fit_s, 2),
+            "mean_mflops": result["mean_cost"] / 1e6}
+
+
+def tables(outputs, labels, stages, work: Path, record: dict) -> None:
+    from dynnet_d2.modeling.idk import evaluate_exits, oracle_exit_stages
+    from dynnet_d2.modeling.idk.analysis import threshold_curve
+
+    (work / "cascades").mkdir(parents=True, exist_ok=True)
+    record["cascades"] = {}
+    for name, names in CASCADES.items():
+        calib = cascade_data(outputs, labels, "calib", names)
+        test = cascade_data(outputs, labels, "test", names)
+        ref_test = test.accuracies()[-1]
+        ref_calib = max(calib.accuracies())
+        rows = []
+        for eps in EPSILONS:
+            for method in TARGETED:
+                row = fit_and_evaluate(calib, test, method, (1 - eps) * ref_calib, work, name,
+                                       [stages[n] for n in names], f"{method}_eps{eps}")
+                rows.append({"method": method, "epsilon": eps,
+                             "desired_accuracy": (1 - eps) * ref_test, **row})
+        lam = fit_and_evaluate(calib, test, "entropy_cost", 0.0, work, name, None, "",
+                               meet_target=False)
+        rows.append({"method": "entropy_cost_lambda0.04", "epsilon": None, **lam})
+        if len(names) > 2:
+            for eps in EPSILONS:
+                row = fit_and_evaluate(calib, test, "entropy_cost", (1 - eps) * ref_calib,
+                                       work, name, [stages[n] for n in names],
+                                       f"entropy_cost_stagewise_eps{eps}", fit="stagewise")
+                rows.append({"method": "entropy_cost_stagewise", "epsilon": eps,
+                             "desired_accuracy": (1 - eps) * ref_test, **row})
+        for method in OBLIVIOUS:
+            row = fit_and_evaluate(calib, test, method, 0.0, work, name,
+                                   [stages[n] for n in names], method)
+            rows.append({"method": method, "epsilon": None, **row})
+        oracle = evaluate_exits(test, oracle_exit_stages(test), len(names) - 1)
+        rows.append({"method": "oracle", "epsilon": None, **oracle,
+                     "mean_mflops": oracle["mean_cost"] / 1e6})
+        entry = {"stages": names, "reference_test_accuracy": ref_test,
+                 "reference_calib_accuracy": ref_calib, "rows": rows}
+        if len(names) == 2:
+            entry["curves"] = {kind: threshold_curve(test, kind, 1)
+                               for kind in ("prob", "entropy")}
+        record["cascades"][name] = entry
+    record["human"] = {}
+    for name, names in HUMAN_CASCADES.items():
+        human_cost = HUMAN_COST_FACTOR * float(outputs["test"][names[-1]][1].mean())
+        calib = cascade_data(outputs, labels, "calib", names, human=human_cost)
+        test = cascade_data(outputs, labels, "test", names, human=human_cost)
+        rows = []
+        for target in HUMAN_TARGETS:
+            for method in ("prob_grid", "entropy_grid", "entropy_cost"):
+                row = fit_and_evaluate(calib, test, method, target, work, name, None, "")
+                rows.append({"method": method, "desired_accuracy": target, **row})
+        record["human"][name] = {"stages": names + ["human"], "rows": rows,
+                                 "human_cost_factor": HUMAN_COST_FACTOR}
+
+
+def best_cascade(entry):
+    """The eps = 0 fitted cascade with the lowest test cost among those at least as accurate as
+    the reference on the test split (else the most accurate one)."""
+    rows = [r for r in entry["rows"] if r.get("epsilon") == 0.0]
+    matched = [r for r in rows if r["accuracy"] >= entry["reference_test_accuracy"]]
+    if matched:
+        return min(matched, key=lambda r: r["relative_cost"])
+    return max(rows, key=lambda r: r["accuracy"])
+
+
+def timing(stages, work: Path, record: dict, repeats: int, device: str, batch1_images: int):
+    from dynnet_d2.modeling.idk import IDKCascade
+    from dynnet_d2.modeling.idk.analysis import time_serving
+
+    inputs = mapped(SPLITS["test"])
+    arms = {}
+    for name in ("R8>R38s1", "R8>SkipNet38s1", "linear>R8>R38s1"):
+        entry = record["cascades"][name]
+        best = best_cascade(entry)
+        tag = (f"{best['method']}_eps0.0" if best["method"] != "entropy_cost_stagewise"
+               else "entropy_cost_stagewise_eps0.0")
+        names = entry["stages"]
+        cascade = IDKCascade.load(str(work / "cascades" / f"{name}_{tag}.json"),
+                                  [stages[n] for n in names])
+        arms[f"{name} ({tag})"] = (cascade.stages, cascade.classifiers)
+        arms.setdefault(f"{names[-1]} alone", ([stages[names[-1]]], []))
+    record["timing"] = {"device": device, "threads": torch.get_num_threads(),
+                        "repeats": repeats}
+    for batch, images in ((1, batch1_images), (64, len(inputs))):
+        record["timing"][f"batch{batch}"] = {"num_inputs": images, **time_serving(
+            arms, inputs[:images], batch, repeats)}
+
+
+def plots(outputs, labels, record: dict, folder: Path) -> None:
+    from dynnet_d2.modeling.idk.analysis import plot_cost_accuracy, plot_entropy_distributions
+    from dynnet_d2.modeling.idk.classifiers import entropy
+
+    folder.mkdir(parents=True, exist_ok=True)
+    plot_entropy_distributions(
+        {name: {f"{split} ({SPLITS[split]})": entropy(outputs[split][name][0]).numpy()
+                for split in ("train", "calib", "test")} for name in ("R8_plain", "R38s1_plain")},
+        str(folder / "entropy_train_vs_heldout.png"))
+    for name in ("R8>R38s1", "linear>R38s1"):
+        entry = record["cascades"][name]
+        points = {f"{r['method']} eps=0": (r["relative_cost"], r["accuracy"])
+                  for r in entry["rows"] if r.get("epsilon") == 0.0}
+        points.update({r["method"]: (r["relative_cost"], r["accuracy"]) for r in entry["rows"]
+                       if r["method"] in OBLIVIOUS + ("oracle",)})
+        plot_cost_accuracy({f"{k} threshold sweep": v for k, v in entry["curves"].items()},
+                           points, entry["reference_test_accuracy"],
+                           str(folder / f"cost_accuracy_{name.replace('>', '_')}.png"),
+                           f"{name} on fashion_mnist_test")
+
+
+def report(record: dict) -> str:
+    lines = []
+    for name, entry in record.get("cascades", {}).items():
+        lines += [f"\n#### {name} (reference test top-1 "
+                  f"{100 * entry['reference_test_accuracy']:.2f} %)\n",
+                  "| method | eps | desired acc (%) | acc (%) | IDK rate (%) | avg MFLOPs | "
+                  "relative cost |", "|---|---|---|---|---|---|---|"]
+        for r in entry["rows"]:
+            desired = (f"{100 * r['desired_accuracy']:.2f}" if r.get("desired_accuracy")
+                       else "-")
+            eps = "-" if r.get("epsilon") is None else f"{100 * r['epsilon']:g} %"
+            idk = " / ".join(f"{100 * v:.1f}" for v in r["idk_rate"])
+            lines.append(f"| {r['method']} | {eps} | {desired} | {100 * r['accuracy']:.2f} | "
+                         f"{idk} | {r['mean_mflops']:.2f} | {r['relative_cost']:.3f} |")
+    for name, entry in record.get("human", {}).items():
+        lines += [f"\n#### {name}\n", "| method | desired acc (%) | acc (%) | IDK rate (%) | "
+                  "relative cost |", "|---|---|---|---|---|"]
+        for r in entry["rows"]:
+            idk = " / ".join(f"{100 * v:.1f}" for v in r["idk_rate"])
+            lines.append(f"| {r['method']} | {100 * r['desired_accuracy']:.0f} | "
+                         f"{100 * r['accuracy']:.2f} | {idk} | {r['relative_cost']:.3f} |")
+    t = record.get("timing")
+    if t:
+        lines += [f"\n#### Serving ({t['device']}, {t['threads']} threads)\n",
+                  "| arm | batch | acc (%) | inputs/s | p50 / p99 latency (ms) |",
+                  "|---|---|---|---|---|"]
+        for key in ("batch1", "batch64"):
+            for arm, r in t.get(key, {}).items():
+                if isinstance(r, dict):
+                    lines.append(f"| {arm} | {key[5:]} | {100 * r['accuracy']:.2f} | "
+                                 f"{r['inputs_per_s']:.0f} | {r['latency_ms']['p50']:.2f} / "
+                                 f"{r['latency_ms']['p99']:.2f} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output", required=True, help="JSON written after every phase")
+    parser.add_argument("--work-dir", default=str(REPO / "output/IDK/benchmark"))
+    parser.add_argument("--plots", default=str(REPO / "projects/IDK"))
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads when timing")
+    parser.add_argument("--batch1-images", type=int, default=2000,
+                        help="test images served one at a time")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="time the saved cascades of an earlier run of --output")
+    parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
+    args = parser.parse_args()
+    out, work = Path(args.output), Path(args.work_dir)
+    record = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    if args.report_only:
+        print(report(record))
+        return
+    import dynnet_d2  # noqa: F401  (registers datasets and components)
+
+    record["machine"] = {"cpu_count": os.cpu_count(), "torch": torch.__version__,
+                         "device": torch.cuda.get_device_name() if args.device == "cuda"
+                         else "cpu"}
+    if not args.timing_only:
+        train_arms(work, record, out)
+        train_linear(work, record)
+        write(out, record)
+    stages = {name: build_stage(name, work, args.device) for name in [LINEAR, *ARMS]}
+    if not args.timing_only:
+        outputs, labels = collect_outputs(stages, work, record)
+        tables(outputs, labels, stages, work, record)
+        write(out, record)
+        plots(outputs, labels, record, Path(args.plots))
+    torch.set_num_threads(args.threads)
+    timing(stages, work, record, args.repeats, args.device, args.batch1_images)
+    write(out, record)
+    print(report(record))
+
+
+if __name__ == "__main__":
+    main()
