@@ -29,7 +29,7 @@ from dynnet_d2.modeling.idk import (
     oracle_exit_stages,
     serve,
 )
-from dynnet_d2.modeling.idk.build import check_cascade_config, run_cascade
+from dynnet_d2.modeling.idk.build import check_cascade_config, prepare, run_cascade
 from dynnet_d2.modeling.idk.cascade import accuracy_target, grid_threshold
 from dynnet_d2.modeling.idk.classifiers import MLPIDK, LogisticIDK, ThresholdIDK, entropy
 from dynnet_d2.modeling.idk.stages import check_calibration_split, check_label_spaces
@@ -323,6 +323,14 @@ def test_cascade_config_errors_name_the_key():
     with pytest.raises(ValueError, match=r"EPSILON=1.0: expected a value in \[0, 1\)"):
         check_cascade_config(cfg)
     cfg.CASCADE.EPSILON = 0.0
+    for key, value, message in (("METHOD", "coin_flip", "METHOD='coin_flip'"),
+                                ("GRID_SIZE", 50, "GRID_SIZE=50"),
+                                ("BATCH_SIZE", 0, "BATCH_SIZE=0")):
+        default = cfg.CASCADE[key]
+        cfg.CASCADE[key] = value
+        with pytest.raises(ValueError, match=message):
+            check_cascade_config(cfg)
+        cfg.CASCADE[key] = default
     cfg.CASCADE.CALIB_DATASET = "no_such_split"
     with pytest.raises(CascadeConfigError, match="'no_such_split'"):
         check_cascade_config(cfg)
@@ -374,3 +382,15 @@ def test_saved_cascade_round_trip_of_learned_classifiers(tmp_path):
             assert isinstance(b, (LogisticIDK, MLPIDK))
         with pytest.raises(CascadeConfigError, match="was fitted for the stages"):
             IDKCascade.load(path, stages[:2])
+
+
+def test_latency_cost_is_measured_per_stage(digits_weights):
+    cfg = load_config(str(DIGITS), [
+        "MODEL.DEVICE", "cpu", "CASCADE.STAGES", [str(DIGITS), str(DIGITS)],
+        "CASCADE.WEIGHTS", digits_weights, "CASCADE.CALIB_DATASET", "digits_test",
+        "CASCADE.TEST_DATASET", "digits_test", "CASCADE.COST", "latency"])
+    stages, inputs, calib = prepare(cfg)
+    assert len(inputs) == len(DatasetCatalog.get("digits_test"))
+    for stage, costs in zip(stages, calib.costs):
+        assert 0 < stage.cost < 1.0  # seconds per 8x8 image
+        assert costs.tolist() == [stage.cost] * len(inputs)

@@ -15,12 +15,14 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...config import config_value, load_config
 from ...data.classification import ClassificationMapper
-from ...utils.io import atomic_write_json
+from ...utils.io import atomic_write_json, ensure_writable_dir
 from .cascade import (
     CascadeData,
     FitSpec,
     IDKCascade,
     accuracy_target,
+    check_fit,
+    check_target,
     fit_classifiers,
     reference_stage,
 )
@@ -65,9 +67,10 @@ def check_cascade_config(cfg) -> None:
     _per_stage(c.STAGE_TRAIN_DATASETS, len(c.STAGES), "CASCADE.STAGE_TRAIN_DATASETS")
     if c.COST not in COST_UNITS:
         raise CascadeConfigError(f"CASCADE.COST={c.COST!r}; expected one of {COST_UNITS}")
-    accuracy_target(CascadeData(torch.zeros(1, dtype=torch.long), [torch.ones(1, 1)],
-                                [torch.ones(1, dtype=torch.float64)]),
-                    c.EPSILON, c.TARGET_ACCURACY)
+    check_target(c.EPSILON, c.TARGET_ACCURACY)
+    check_fit(c.METHOD, fit_spec(cfg, target=0.0, reference=0))
+    if c.BATCH_SIZE < 1:
+        raise CascadeConfigError(f"CASCADE.BATCH_SIZE={c.BATCH_SIZE}: expected >= 1")
     for name in (c.CALIB_DATASET, c.TEST_DATASET):
         if name not in DatasetCatalog.list():
             raise CascadeConfigError(f"dataset {name!r} (CASCADE.CALIB_DATASET / TEST_DATASET) "
@@ -140,10 +143,11 @@ def add_human(cfg, stages: List[Stage], data: CascadeData, inputs: List[Dict]) -
     return CascadeData(data.labels, data.probs + extra.probs, data.costs + extra.costs)
 
 
-def fit_spec(cfg, data: CascadeData) -> FitSpec:
+def fit_spec(cfg, *, target: float, reference: int) -> FitSpec:
+    """The CASCADE.* hyper-parameters of fitting, for an accuracy ``target`` and the
+    ``reference`` stage."""
     c, learned = cfg.CASCADE, cfg.CASCADE.LEARNED
-    return FitSpec(target=accuracy_target(data, c.EPSILON, c.TARGET_ACCURACY),
-                   reference=reference_stage(data), grid_size=c.GRID_SIZE, lam=learned.LAMBDA,
+    return FitSpec(target=target, reference=reference, grid_size=c.GRID_SIZE, lam=learned.LAMBDA,
                    fit=learned.FIT, meet_target=learned.MEET_TARGET, iters=learned.ITERS,
                    lr=learned.LR, mlp_hidden=tuple(learned.MLP_HIDDEN), seed=learned.SEED)
 
@@ -172,8 +176,10 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
     ``OUTPUT_DIR/cascade.json``, serve CASCADE.TEST_DATASET with it and with the reference
     stage alone, and write ``OUTPUT_DIR/inference/results.json``; return the results."""
     c = cfg.CASCADE
+    ensure_writable_dir(cfg.OUTPUT_DIR)
     stages, _, calib = prepare(cfg)
-    spec = fit_spec(cfg, calib)
+    spec = fit_spec(cfg, target=accuracy_target(calib, c.EPSILON, c.TARGET_ACCURACY),
+                    reference=reference_stage(calib))
     if cascade_file:
         cascade = IDKCascade.load(cascade_file, stages)
     else:
@@ -182,7 +188,6 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
             "calib_dataset": c.CALIB_DATASET, "target_accuracy": spec.target,
             "reference_stage": stages[spec.reference].name,
             "calib_accuracies": calib.accuracies()})
-    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     cascade.save(os.path.join(cfg.OUTPUT_DIR, "cascade.json"))
     test_inputs = map_inputs(cfg, stages, c.TEST_DATASET)
     labels = torch.tensor([int(d["label"]) for d in test_inputs])

@@ -106,13 +106,18 @@ def reference_stage(data: CascadeData) -> int:
     return accuracies.index(max(accuracies))
 
 
-def accuracy_target(data: CascadeData, epsilon: float, absolute: float = 0.0) -> float:
-    """``absolute`` when > 0, else ``(1 - epsilon) x`` the reference stage's accuracy."""
+def check_target(epsilon: float, absolute: float = 0.0) -> None:
+    """``epsilon`` in [0, 1) and ``absolute`` in [0, 1] (0 = use ``epsilon``)."""
     if not 0.0 <= epsilon < 1.0:
         raise ValueError(f"CASCADE.EPSILON={epsilon}: expected a value in [0, 1)")
     if not 0.0 <= absolute <= 1.0:
         raise ValueError(f"CASCADE.TARGET_ACCURACY={absolute}: expected a value in (0, 1], "
                          f"or 0 to use EPSILON")
+
+
+def accuracy_target(data: CascadeData, epsilon: float, absolute: float = 0.0) -> float:
+    """``absolute`` when > 0, else ``(1 - epsilon) x`` the reference stage's accuracy."""
+    check_target(epsilon, absolute)
     if absolute > 0:
         return absolute
     return (1.0 - epsilon) * max(data.accuracies())
@@ -267,10 +272,6 @@ def _fit_cost_aware_once(feature: str, data: CascadeData, spec: FitSpec,
 
 
 def _fit_cost_aware(feature: str, data: CascadeData, spec: FitSpec) -> List[nn.Module]:
-    if spec.fit not in FITS:
-        raise ValueError(f"CASCADE.LEARNED.FIT={spec.fit!r}; expected one of {FITS}")
-    if spec.lam < 0:
-        raise ValueError(f"CASCADE.LEARNED.LAMBDA={spec.lam}: expected >= 0")
     if not spec.meet_target:
         return _fit_cost_aware_once(feature, data, spec, spec.lam)
     fitted = {}
@@ -333,12 +334,24 @@ def mlp_oblivious(data: CascadeData, spec: FitSpec) -> List[nn.Module]:
     return _fit_oblivious("mlp", data, spec)
 
 
-def fit_classifiers(method: str, data: CascadeData, spec: FitSpec) -> List[nn.Module]:
-    """The IDK classifiers of ``method`` (a name in ``IDK_METHOD_REGISTRY``) fitted on
-    ``data``."""
+def check_fit(method: str, spec: FitSpec) -> None:
+    """The fitting method and its hyper-parameters, before any data is collected."""
     if method not in IDK_METHOD_REGISTRY:
         raise ValueError(f"CASCADE.METHOD={method!r}; expected one of "
                          f"{sorted(name for name, _ in IDK_METHOD_REGISTRY)}")
+    if spec.grid_size < 100:
+        raise ValueError(f"CASCADE.GRID_SIZE={spec.grid_size}: expected >= 100 candidate "
+                         f"thresholds")
+    if spec.fit not in FITS:
+        raise ValueError(f"CASCADE.LEARNED.FIT={spec.fit!r}; expected one of {FITS}")
+    if spec.lam < 0:
+        raise ValueError(f"CASCADE.LEARNED.LAMBDA={spec.lam}: expected >= 0")
+
+
+def fit_classifiers(method: str, data: CascadeData, spec: FitSpec) -> List[nn.Module]:
+    """The IDK classifiers of ``method`` (a name in ``IDK_METHOD_REGISTRY``) fitted on
+    ``data``."""
+    check_fit(method, spec)
     if data.num_stages < 2:
         raise ValueError(f"a cascade needs at least 2 stages, got {data.num_stages}")
     return IDK_METHOD_REGISTRY.get(method)(data, spec)

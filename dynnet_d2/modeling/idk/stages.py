@@ -17,6 +17,7 @@ probabilities ``(B, K)`` of Eq. 4.1 and the cost ``(B,)`` of each input, both on
 ``cost_unit`` is "flops" (FLOPs per input) or "latency" (seconds per input measured here,
 :func:`measure_latency`).
 """
+import hashlib
 import time
 import zlib
 from pathlib import Path
@@ -88,11 +89,12 @@ class ModelStage(Stage):
             raise CascadeConfigError(f"cascade stage {name or weights!r}: its DATASETS.TRAIN "
                                      f"{train} names no dataset with thing_classes")
         super().__init__(name or Path(weights).parent.name, classes, train, cost)
-        self.weights = str(weights)
+        self.weights_sha256 = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
         self.cfg = cfg
 
     def describe(self) -> Dict:
-        return {**super().describe(), "weights": self.weights}
+        """The weights by content, so a cascade still loads after they moved."""
+        return {**super().describe(), "weights_sha256": self.weights_sha256}
 
     @torch.no_grad()
     def predict(self, batch):
