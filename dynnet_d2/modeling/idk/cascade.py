@@ -25,6 +25,7 @@ Fitting (``IDK_METHOD_REGISTRY``, all on a held-out calibration split):
 The oracle cascade (:func:`oracle_exit_stages`) answers with the first stage that is right.
 """
 import dataclasses
+import json
 import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -276,7 +277,7 @@ def _fit_cost_aware(feature: str, data: CascadeData, spec: FitSpec) -> List[nn.M
         return _fit_cost_aware_once(feature, data, spec, spec.lam)
     fitted = {}
 
-    def meets(k: int) -> bool:
+    def meets(k: float) -> bool:
         if k not in fitted:
             classifiers = _fit_cost_aware_once(feature, data, spec, spec.lam * 2.0 ** k)
             result = evaluate_exits(data, exit_stages(data, classifiers), spec.reference)
@@ -377,8 +378,6 @@ class IDKCascade:
     @classmethod
     def load(cls, path: str, stages: Sequence[Stage]) -> "IDKCascade":
         """The cascade saved at ``path``; its stage list must be ``stages``."""
-        import json
-
         with open(path) as f:
             saved = json.load(f)
         if saved.get("version") != CASCADE_FILE_VERSION:
