@@ -4,6 +4,7 @@ from . import (
     backbone,  # noqa: F401  (registers backbones)
     classifier,  # noqa: F401  (registers the ImageClassifier meta-architecture)
     idk,  # noqa: F401  (registers the IDK cascade fitting methods)
+    partial_masks,  # noqa: F401  (registers the partially supervised mask head)
     pretrained,  # noqa: F401  (registers the imagenet:// path handler)
     skipnet,  # noqa: F401  (registers the SkipNet backbone)
     tfa,  # noqa: F401  (registers TFA's ROI heads and cosine box predictor)

@@ -1,11 +1,17 @@
 """Partial mask supervision (ShapeProp's data): which instances keep masks, by class and by a
-seeded fraction of images; boxes always stay; bad subsets are named."""
+seeded fraction of images; boxes always stay; bad subsets are named; the mapper flags instances
+without a mask (``gt_mask_valid``) in line with the instances Detectron2 keeps."""
 import math
+from pathlib import Path
 
 import pytest
+import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.structures import BoxMode
 
 import dynnet_d2  # noqa: F401  (registers the views)
+from dynnet_d2.config import load_config
+from dynnet_d2.data.mappers import CheckedDatasetMapper
 from dynnet_d2.data.partial_masks import (
     images_keeping_masks,
     register_partial_masks,
@@ -80,3 +86,46 @@ def test_registered_shapes_fraction_view():
 def test_bad_subsets_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         register_partial_masks("shapes_train_masks_bad", "shapes_train", **kwargs)
+
+
+SHAPEPROP_CONFIG = (Path(__file__).resolve().parents[2] / "configs/ShapeProp/"
+                    "mask_rcnn_agnostic_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml")
+
+
+def mapper_for_training():
+    cfg = load_config(str(SHAPEPROP_CONFIG))
+    cfg.INPUT.RANDOM_FLIP = "none"
+    return CheckedDatasetMapper(cfg, is_train=True)
+
+
+def test_mapper_flags_instances_without_masks_through_detectron2s_filtering():
+    record = dict(DatasetCatalog.get("shapes_train")[0])
+    polygon = [[10.0, 10.0, 30.0, 10.0, 30.0, 30.0, 10.0, 30.0]]
+    xywh = BoxMode.XYWH_ABS
+    record["annotations"] = [
+        {"category_id": 3, "bbox": [40, 40, 0, 10], "bbox_mode": xywh,  # empty box: dropped
+         "segmentation": polygon},
+        {"category_id": 5, "bbox": [50, 20, 20, 10], "bbox_mode": xywh},  # no mask
+        {"category_id": 1, "bbox": [0, 0, 5, 5], "bbox_mode": xywh, "iscrowd": 1,
+         "segmentation": polygon},  # crowd: dropped
+        {"category_id": 2, "bbox": [10, 10, 20, 20], "bbox_mode": xywh,
+         "segmentation": polygon},
+    ]
+    instances = mapper_for_training()(record)["instances"]
+    assert instances.gt_classes.tolist() == [5, 2]
+    assert instances.gt_mask_valid.tolist() == [False, True]
+    placeholder = instances.gt_masks.get_bounding_boxes().tensor[0]
+    assert torch.allclose(placeholder, instances.gt_boxes.tensor[0])  # the box itself
+
+
+def test_mapped_partial_view_keeps_masks_of_base_classes_only():
+    base = {MetadataCatalog.get("shapes_train").thing_classes.index(c)
+            for c in base_classes(1)}
+    mapper = mapper_for_training()
+    seen = set()
+    for record in DatasetCatalog.get("shapes_train_masks_base1")[:20]:
+        instances = mapper(record)["instances"]
+        for cls, valid in zip(instances.gt_classes.tolist(), instances.gt_mask_valid.tolist()):
+            assert valid == (cls in base)
+            seen.add(valid)
+    assert seen == {True, False}

@@ -1,0 +1,152 @@
+"""ShapeProp's building blocks (thesis ch. 8): MIL bags and loss (Eq. 8.2-8.3) against hand
+computations, kernel normalisation, the batched message passing of Eq. 8.4 against a naive
+per-RoI, per-pixel loop (forward and gradient), and how far a message travels."""
+import math
+
+import pytest
+import torch
+from detectron2.structures import Boxes
+
+from dynnet_d2.modeling.shapeprop import (
+    SaliencyHead,
+    SaliencyPropagation,
+    mil_bag_labels,
+    mil_loss,
+    normalized_kernels,
+    propagate,
+    select_class_maps,
+)
+
+
+def test_mil_bags_of_a_hand_made_example():
+    proposals = Boxes(torch.tensor([[0.0, 0, 10, 10],    # = the class-1 box
+                                    [0.0, 0, 10, 5],     # IoU 0.5 with it: not above t
+                                    [20.0, 20, 30, 30],  # IoU 100/120 with the class-0 box
+                                    [50.0, 50, 60, 60],  # nothing
+                                    [0.0, 0, 30, 32]]))  # IoU 0.11 and 0.125: nothing
+    gt = Boxes(torch.tensor([[0.0, 0, 10, 10], [20.0, 20, 30, 32]]))
+    labels = mil_bag_labels(proposals, gt, torch.tensor([1, 0]), num_classes=3,
+                            iou_threshold=0.5)
+    assert labels.tolist() == [[0, 1, 0], [0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]]
+    # a proposal over two boxes of different classes is a positive bag of both
+    both = mil_bag_labels(Boxes(torch.tensor([[0.0, 0, 10, 10]])),
+                          Boxes(torch.tensor([[0.0, 0, 10, 10], [0.0, 0, 10, 9]])),
+                          torch.tensor([2, 0]), num_classes=3, iou_threshold=0.5)
+    assert both.tolist() == [[1, 0, 1]]
+    empty = mil_bag_labels(proposals, Boxes(torch.zeros(0, 4)), torch.zeros(0), 3, 0.5)
+    assert empty.shape == (5, 3) and not empty.any()
+
+
+def test_mil_loss_matches_a_hand_computation():
+    logits = torch.zeros(2, 2, 2, 2)
+    logits[0, 0] = torch.tensor([[1.0, 3.0], [0.0, 0.0]])  # avg 1, max 3
+    logits[0, 1] = -2.0
+    logits[1, 0] = torch.tensor([[-1.0, 1.0], [2.0, 2.0]])  # avg 1, max 2
+    logits[1, 1] = 0.5
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+
+    def bce(s, y):
+        p = 1 / (1 + math.exp(-s))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    avg = (bce(1, 1) + bce(-2, 0) + bce(1, 0) + bce(0.5, 1)) / 4
+    assert float(mil_loss(logits, labels, "avg")) == pytest.approx(avg, rel=1e-6)
+    top = (bce(3, 1) + bce(-2, 0) + bce(2, 0) + bce(0.5, 1)) / 4
+    assert float(mil_loss(logits, labels, "max")) == pytest.approx(top, rel=1e-6)
+    none = torch.zeros(0, 2, 2, 2, requires_grad=True)
+    loss = mil_loss(none, torch.zeros(0, 2))
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and none.grad is not None
+    with pytest.raises(ValueError, match="MIL_AGGREGATION='sum'"):
+        mil_loss(logits, labels, "sum")
+
+
+def test_class_maps_are_selected_per_roi():
+    logits = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    chosen = select_class_maps(logits, torch.tensor([2, 0]))
+    assert chosen.shape == (2, 1, 2, 2)
+    assert torch.equal(chosen[0, 0], logits[0, 2]) and torch.equal(chosen[1, 0], logits[1, 0])
+
+
+def test_kernels_are_normalised_over_the_window():
+    weights = torch.randn(3, 4 * 9, 5, 6) * 5
+    kernels = normalized_kernels(weights, 3)
+    assert kernels.shape == (3, 4, 9, 30)
+    assert (kernels > 0).all()
+    assert torch.allclose(kernels.sum(dim=2), torch.ones(3, 4, 30))
+    with pytest.raises(ValueError, match="not a multiple of 3 x 3"):
+        normalized_kernels(torch.randn(1, 10, 2, 2), 3)
+
+
+def naive_step(latent, kernels, r):
+    """Eq. 8.4 written out: one RoI, one channel and one location at a time."""
+    n, c, h, w = latent.shape
+    out = torch.zeros_like(latent)
+    half = r // 2
+    for i in range(n):
+        for ch in range(c):
+            k = kernels[i, ch if kernels.shape[1] > 1 else 0]
+            for u in range(h):
+                for v in range(w):
+                    total = latent.new_zeros(())
+                    for p in range(u - half, u + half + 1):
+                        for q in range(v - half, v + half + 1):
+                            if 0 <= p < h and 0 <= q < w:
+                                offset = (p - u + half) * r + (q - v + half)
+                                total = total + latent[i, ch, p, q] * k[offset, u * w + v]
+                    out[i, ch, u, v] = total
+    return out
+
+
+@pytest.mark.parametrize("groups", [3, 1], ids=["per-channel", "channel-agnostic"])
+def test_batched_message_passing_equals_the_naive_loop(groups):
+    torch.manual_seed(0)
+    r, h, w = 3, 4, 5
+    latent = torch.randn(2, 3, h, w, requires_grad=True)
+    weights = torch.randn(2, groups * r * r, h, w, requires_grad=True)
+    kernels = normalized_kernels(weights, r)
+    batched = propagate(latent, kernels, r, steps=2)
+    naive = naive_step(naive_step(latent, kernels, r), kernels, r)
+    assert torch.allclose(batched, naive, atol=1e-6)
+    g = torch.randn_like(batched)
+    grads_batched = torch.autograd.grad((batched * g).sum(), (latent, weights),
+                                        retain_graph=True)
+    grads_naive = torch.autograd.grad((naive * g).sum(), (latent, weights))
+    for a, b in zip(grads_batched, grads_naive):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_a_seed_pixel_reaches_every_location_after_max_h_w_steps():
+    h, w, r = 5, 7, 3
+    seed = torch.zeros(1, 1, h, w)
+    seed[0, 0, 0, 0] = 1.0
+    uniform = normalized_kernels(torch.zeros(1, r * r, h, w), r)
+    # the far corner is max(H, W) - 1 = 6 steps away (Chebyshev distance)
+    assert propagate(seed, uniform, r, steps=5)[0, 0, h - 1, w - 1] == 0
+    assert (propagate(seed, uniform, r, steps=max(h, w)) > 0).all()
+
+
+def test_modules_build_forward_and_backward():
+    torch.manual_seed(0)
+    features = torch.randn(4, 8, 6, 6, requires_grad=True)
+    head = SaliencyHead(in_channels=8, num_classes=5, num_convs=2, conv_dim=16)
+    for agnostic in (False, True):
+        logits = head(features)
+        assert logits.shape == (4, 5, 6, 6)
+        saliency = select_class_maps(logits, torch.tensor([0, 1, 4, 2]))
+        module = SaliencyPropagation(in_channels=8, latent_dim=4, conv_dim=16,
+                                     channel_agnostic=agnostic)
+        assert module.kernel_predictor[-1].out_channels == (1 if agnostic else 4) * 9
+        shape, latent = module(saliency, features)
+        assert shape.shape == (4, 1, 6, 6) and latent.shape == (4, 4, 6, 6)
+        module.steps = 6  # the default is max(H, W) = 6
+        again, _ = module(saliency, features)
+        assert torch.equal(shape, again)
+        module.zero_grad()
+        (shape.sum() + mil_loss(logits, torch.zeros(4, 5))).backward()
+        for name, p in module.named_parameters():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    for name, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    with pytest.raises(ValueError, match="WINDOW=4"):
+        SaliencyPropagation(in_channels=8, window=4)
