@@ -193,6 +193,36 @@ def _add_skipnet_config(cfg: CN) -> None:
     cfg.MODEL.SKIPNET.INFERENCE = "skip"
 
 
+def _add_shapeprop_config(cfg: CN) -> None:
+    # ShapeProp (thesis ch. 8; dynnet_d2/modeling/shapeprop/): MODEL.ROI_HEADS.NAME
+    # "ShapePropROIHeads" with MODEL.ROI_MASK_HEAD.NAME "ShapePropMaskHead".
+    cfg.MODEL.SHAPEPROP = CN()
+    # IoU above which a proposal is a positive bag of a ground-truth box's class (Eq. 8.2).
+    cfg.MODEL.SHAPEPROP.MIL_IOU = 0.5
+    # 2-D aggregation of a saliency map into its bag score (Eq. 8.3): "avg" or "max".
+    cfg.MODEL.SHAPEPROP.MIL_AGGREGATION = "avg"
+    # Weight of the MIL loss (loss_mil).
+    cfg.MODEL.SHAPEPROP.MIL_LOSS_WEIGHT = 1.0
+    # Conv-ReLU layers of the saliency ("activating") head.
+    cfg.MODEL.SHAPEPROP.SALIENCY_NUM_CONV = 2
+    # Their channels.
+    cfg.MODEL.SHAPEPROP.SALIENCY_CONV_DIM = 64
+    # Latent channels C of the propagation (16 in the thesis).
+    cfg.MODEL.SHAPEPROP.LATENT_DIM = 16
+    # Window r of the propagation kernels (odd; 3 in the thesis).
+    cfg.MODEL.SHAPEPROP.WINDOW = 3
+    # Message-passing steps of Eq. 8.4; <= 0 means max(H, W) of the RoI features.
+    cfg.MODEL.SHAPEPROP.STEPS = 0
+    # One kernel shared by all latent channels (the channel-agnostic variant of Table 8.4).
+    cfg.MODEL.SHAPEPROP.CHANNEL_AGNOSTIC = False
+    # Conv-ReLU layers of the saliency encoder and of the kernel predictor.
+    cfg.MODEL.SHAPEPROP.PROPAGATION_NUM_CONV = 2
+    # Channels of the kernel predictor's layers.
+    cfg.MODEL.SHAPEPROP.PROPAGATION_CONV_DIM = 64
+    # Weight of the Shape Activation's reconstruction loss (loss_shape).
+    cfg.MODEL.SHAPEPROP.SHAPE_LOSS_WEIGHT = 1.0
+
+
 def _add_cascade_config(cfg: CN) -> None:
     # IDK prediction cascades (thesis ch. 4; dynnet_d2/modeling/idk/, tools/run_cascade.py):
     # trained classifiers in order of cost; after each but the last an IDK classifier decides
@@ -274,6 +304,7 @@ def add_dynnet_config(cfg: CN) -> CN:
     _add_fewshot_config(cfg)
     _add_classification_config(cfg)
     _add_skipnet_config(cfg)
+    _add_shapeprop_config(cfg)
     _add_cascade_config(cfg)
     return cfg
 

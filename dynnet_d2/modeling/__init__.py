@@ -6,6 +6,7 @@ from . import (
     idk,  # noqa: F401  (registers the IDK cascade fitting methods)
     partial_masks,  # noqa: F401  (registers the partially supervised mask head)
     pretrained,  # noqa: F401  (registers the imagenet:// path handler)
+    shapeprop,  # noqa: F401  (registers ShapeProp's ROI heads and mask head)
     skipnet,  # noqa: F401  (registers the SkipNet backbone)
     tfa,  # noqa: F401  (registers TFA's ROI heads and cosine box predictor)
 )

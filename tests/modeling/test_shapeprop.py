@@ -1,21 +1,31 @@
-"""ShapeProp's building blocks (thesis ch. 8): MIL bags and loss (Eq. 8.2-8.3) against hand
-computations, kernel normalisation, the batched message passing of Eq. 8.4 against a naive
-per-RoI, per-pixel loop (forward and gradient), and how far a message travels."""
+"""ShapeProp (thesis ch. 8): MIL bags and loss (Eq. 8.2-8.3) against hand computations, kernel
+normalisation, the batched message passing of Eq. 8.4 against a naive per-RoI, per-pixel loop
+(forward and gradient), how far a message travels, the shape loss, the heads' losses without
+masks, inference outputs and configuration errors."""
 import math
+from pathlib import Path
 
 import pytest
 import torch
-from detectron2.structures import Boxes
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_model
+from detectron2.modeling.roi_heads.mask_head import build_mask_head
+from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
 
+import dynnet_d2  # noqa: F401  (registers ShapeProp's heads)
+from dynnet_d2.config import load_config
 from dynnet_d2.modeling.shapeprop import (
     SaliencyHead,
     SaliencyPropagation,
+    ShapePropMaskHead,
     mil_bag_labels,
     mil_loss,
     normalized_kernels,
     propagate,
     select_class_maps,
 )
+from dynnet_d2.modeling.shapeprop.heads import shape_loss
 
 
 def test_mil_bags_of_a_hand_made_example():
@@ -150,3 +160,101 @@ def test_modules_build_forward_and_backward():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     with pytest.raises(ValueError, match="WINDOW=4"):
         SaliencyPropagation(in_channels=8, window=4)
+
+
+CONFIG = (Path(__file__).resolve().parents[2] / "configs/ShapeProp/"
+          "shapeprop_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml")
+
+
+def shapeprop_mask_head():
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu"])
+    torch.manual_seed(0)
+    head = build_mask_head(cfg, ShapeSpec(channels=8, width=14, height=14))
+    assert isinstance(head, ShapePropMaskHead)
+    assert head.mask_layers[0].in_channels == 8 + cfg.MODEL.SHAPEPROP.LATENT_DIM  # fusion
+    return head
+
+
+def fg_proposals(valid):
+    n = len(valid)
+    instances = Instances((40, 60))
+    instances.proposal_boxes = Boxes(torch.tensor([[2.0 * i, 2, 2.0 * i + 20, 30]
+                                                   for i in range(n)]))
+    instances.gt_classes = torch.arange(n) % 4
+    instances.gt_masks = PolygonMasks([[[2.0 * i + 2, 4, 2.0 * i + 15, 4, 2.0 * i + 15, 25]]
+                                       for i in range(n)])
+    instances.gt_mask_valid = torch.tensor(valid)
+    return instances
+
+
+def test_shape_loss_matches_a_hand_computation():
+    instances = Instances((10, 10))
+    instances.proposal_boxes = Boxes(torch.tensor([[0.0, 0, 10, 10]]))
+    instances.gt_masks = PolygonMasks([[[0.0, 0, 5, 0, 5, 10, 0, 10]]])  # the left half
+    logits = torch.tensor([[[[2.0, -1.0], [0.0, 3.0]]]])
+
+    def sig(v):
+        return 1 / (1 + math.exp(-v))
+
+    expected = -(math.log(sig(2)) + math.log(1 - sig(-1)) + math.log(sig(0))
+                 + math.log(1 - sig(3))) / 4
+    assert float(shape_loss(logits, [instances])) == pytest.approx(expected, rel=1e-6)
+
+
+def test_mask_head_losses_skip_instances_without_masks():
+    head = shapeprop_mask_head().train()
+    features = torch.randn(3, 8, 14, 14)
+    with EventStorage():
+        some = head(features, [fg_proposals([True, False, True])])
+        only_valid = head(features[[0, 2]], [fg_proposals([True, False, True])[[0, 2]]])
+        none = head(features, [fg_proposals([False, False, False])])
+    assert set(some) == {"loss_mask", "loss_shape"}
+    # the instance without a mask changes neither loss (RoIs are independent)
+    for key in some:
+        assert torch.allclose(some[key], only_valid[key], atol=1e-6)
+    total = none["loss_mask"] + none["loss_shape"]
+    assert torch.isfinite(total) and float(total.detach()) == 0.0
+    total.backward()
+    assert all(p.grad is not None for p in head.parameters())
+
+
+def test_mask_head_inference_attaches_saliency_and_shape():
+    head = shapeprop_mask_head().eval()
+    detections = Instances((40, 60))
+    detections.pred_boxes = Boxes(torch.tensor([[0.0, 0, 20, 20], [5.0, 5, 30, 30]]))
+    detections.pred_classes = torch.tensor([1, 3])
+    with torch.no_grad():
+        out = head(torch.randn(2, 8, 14, 14), [detections])[0]
+    assert out.pred_masks.shape == (2, 1, 28, 28)
+    for field in ("pred_saliency", "pred_shape"):
+        maps = out.get(field)
+        assert maps.shape == (2, 14, 14) and ((maps >= 0) & (maps <= 1)).all()
+
+
+def test_shapeprop_roi_heads_need_the_shapeprop_mask_head():
+    for opts in (["MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead"],
+                 ["MODEL.MASK_ON", False]):
+        cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu"] + opts)
+        with pytest.raises(ValueError, match="needs the ShapeProp mask head"):
+            build_model(cfg)
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu", "MODEL.SHAPEPROP.MIL_AGGREGATION",
+                                    "median"])
+    with pytest.raises(ValueError, match="MIL_AGGREGATION='median'"):
+        build_model(cfg)
+
+
+def test_sampled_proposals_carry_their_mil_bags():
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu"])
+    heads = build_model(cfg).roi_heads
+    targets = Instances((64, 64))
+    targets.gt_boxes = Boxes(torch.tensor([[0.0, 0, 20, 20], [30.0, 30, 60, 60]]))
+    targets.gt_classes = torch.tensor([4, 7])
+    proposals = Instances((64, 64))
+    proposals.proposal_boxes = Boxes(torch.tensor([[1.0, 1, 20, 20], [40.0, 0, 60, 10]]))
+    proposals.objectness_logits = torch.zeros(2)
+    with EventStorage():  # Detectron2's sampling logs its statistics
+        sampled = heads.label_and_sample_proposals([proposals], [targets])[0]
+    expected = mil_bag_labels(sampled.proposal_boxes, targets.gt_boxes, targets.gt_classes,
+                              cfg.MODEL.ROI_HEADS.NUM_CLASSES, 0.5)
+    assert torch.equal(sampled.gt_mil_labels, expected)
+    assert expected[:, 4].sum() >= 2 and expected[:, 7].sum() >= 1  # gt boxes join the sample

@@ -29,8 +29,8 @@ def normalized_kernels(weights: torch.Tensor, window: int) -> torch.Tensor:
     if weights.shape[1] % r2:
         raise ValueError(f"{weights.shape[1]} kernel channels are not a multiple of "
                          f"{window} x {window}")
-    n, _, h, w = weights.shape
-    return weights.reshape(n, -1, r2, h * w).softmax(dim=2)
+    n, channels, h, w = weights.shape
+    return weights.reshape(n, channels // r2, r2, h * w).softmax(dim=2)
 
 
 def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
