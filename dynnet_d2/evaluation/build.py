@@ -1,6 +1,6 @@
 """Pick the evaluator of a dataset from its ``evaluator_type`` metadata."""
 import os
-from typing import Optional
+from typing import Dict, List, Optional
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
@@ -26,16 +26,35 @@ def evaluator_type(dataset_name: str) -> str:
     return kind
 
 
+def partial_mask_subsets(cfg, dataset_name: str) -> Dict[str, List[str]]:
+    """``{"base": classes that had masks in training, "novel": the other classes of
+    dataset_name}`` when ``MODEL.MASK_ON`` and a training dataset keeps masks for a class
+    subset only (metadata ``mask_classes``, :mod:`dynnet_d2.data.partial_masks`), else ``{}``."""
+    if not cfg.MODEL.MASK_ON:
+        return {}
+    kept = [MetadataCatalog.get(name).get("mask_classes") for name in cfg.DATASETS.TRAIN]
+    kept = [set(k) for k in kept if k is not None]
+    if not kept:
+        return {}
+    base = set().union(*kept)
+    classes = list(MetadataCatalog.get(dataset_name).get("thing_classes", ()))
+    return {"base": [c for c in classes if c in base],
+            "novel": [c for c in classes if c not in base]}
+
+
 def build_evaluator(cfg, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
     """COCO / Pascal VOC / LVIS / classification evaluator for ``dataset_name`` according to its
     metadata; for a few-shot dataset (metadata ``base_classes`` and ``novel_classes``) each
-    detection evaluator also reports ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`)."""
+    detection evaluator also reports ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`),
+    and a COCO evaluator of a model trained with partial masks the tasks ``segm_novel`` /
+    ``segm_base`` (and ``bbox_*``) of :func:`partial_mask_subsets`."""
     output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
     kind = evaluator_type(dataset_name)
     if kind == "coco":
         # A compiled COCOeval: Detectron2's when built, else faster-coco-eval's.
-        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder)
+        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder,
+                                   task_subsets=partial_mask_subsets(cfg, dataset_name))
     if kind == "pascal_voc":
         return VOCDetectionEvaluator(dataset_name)
     if kind == "classification":

@@ -28,6 +28,12 @@ per-image results by the position of a category in ``p.catIds`` instead of in th
 categories (right only when the subset is a prefix of them), and the compiled engines'
 ``accumulate()`` takes no parameters.
 
+**Task subsets** (partially supervised instance segmentation, thesis ch. 8): with
+``task_subsets={"novel": [...], "base": [...]}`` the same subset arithmetic is reported as extra
+tasks ``bbox_novel``, ``segm_novel``, ``bbox_base``, ``segm_base`` (``AP``, ``AP50``, ``AP75``),
+the per-category protocol of the published partially supervised results (pycocotools with
+``params.catIds`` restricted).
+
 **Per-class AP of class orders other than the dataset's.** Detectron2 names ``AP-<class>``
 assuming that the k-th category of COCOeval (sorted dataset ids) is ``thing_classes[k]``. For a
 few-shot "all" dataset (base then novel) that is wrong: with ``shapes_test_all1`` it reported
@@ -38,7 +44,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
-from typing import Dict, Iterator, List, Mapping, Sequence
+from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import numpy as np
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
@@ -131,9 +137,15 @@ class DynnetCOCOEvaluator(COCOEvaluator):
     score, per-class AP of the right class, and ``bAP*`` / ``nAP*`` for few-shot datasets (see
     the module docstring)."""
 
-    def __init__(self, dataset_name: str, *args, use_fast_impl: bool = True, **kwargs):
+    def __init__(self, dataset_name: str, *args, use_fast_impl: bool = True,
+                 task_subsets: Optional[Mapping[str, Sequence[str]]] = None, **kwargs):
         # Detectron2 only knows its own fast COCOeval and logs "not built" without it.
         super().__init__(dataset_name, *args, use_fast_impl=False, **kwargs)
+        # name -> class names: reported as the extra tasks "<task>_<name>" (bbox and segm).
+        classes = list(self._metadata.get("thing_classes", ()))
+        self._task_subsets = {name: [c for c in classes if c in set(names)]
+                              for name, names in (task_subsets or {}).items()}
+        self._subset_tasks: Dict[str, Dict[str, float]] = {}
         self._cocoeval = cocoeval_class(use_fast_impl)
         self._use_fast_impl = self._cocoeval is not COCOeval
         self._class_subsets = class_subsets(self._metadata)
@@ -151,8 +163,10 @@ class DynnetCOCOEvaluator(COCOEvaluator):
     def _eval_predictions(self, predictions, img_ids=None):
         # Detectron2 evaluates with cocoeval_fn=COCOeval_opt (a global of its module) when
         # _use_fast_impl; make that our engine for this call.
+        self._subset_tasks = {}
         with swapped_attribute(coco_evaluation, "COCOeval_opt", self._cocoeval):
             super()._eval_predictions(predictions, img_ids=img_ids)
+        self._results.update(self._subset_tasks)
 
     def _derive_coco_results(self, coco_eval, iou_type, class_names=None):
         if coco_eval is not None and class_names is not None:
@@ -164,6 +178,9 @@ class DynnetCOCOEvaluator(COCOEvaluator):
         if iou_type in ("bbox", "segm"):
             for prefix, names in self._class_subsets.items():
                 results.update(prefixed(prefix, self._subset_results(coco_eval, names)))
+            for name, names in self._task_subsets.items():
+                self._subset_tasks[f"{iou_type}_{name}"] = self._subset_results(coco_eval,
+                                                                                names)
         return results
 
     def _subset_results(self, coco_eval, names: Sequence[str]) -> Dict[str, float]:

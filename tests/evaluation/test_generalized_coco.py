@@ -19,6 +19,7 @@ from pycocotools.cocoeval import COCOeval
 
 from dynnet_d2 import get_dynnet_cfg
 from dynnet_d2.evaluation import build_evaluator
+from dynnet_d2.evaluation.build import partial_mask_subsets
 from dynnet_d2.evaluation.coco import DynnetCOCOEvaluator, summarize_categories
 
 SUBSET_KEYS = ("bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
@@ -266,3 +267,36 @@ def test_no_predictions_give_nan_subset_metrics(tmp_path):
     results = evaluator.evaluate()
     assert all(math.isnan(results["bbox"][key]) for key in SUBSET_KEYS)
 
+
+
+def test_task_subsets_equal_pycocotools_on_each_subset(tmp_path):
+    """Partially supervised evaluation (ShapeProp): segm_novel / segm_base (and bbox_*) are
+    pycocotools run on the held-out-mask and the seen classes."""
+    meta = MetadataCatalog.get("shapes_test_all1")
+    subsets = {"novel": list(meta.novel_classes), "base": list(meta.base_classes)}
+    evaluator, results = _evaluate("shapes_test_all1", tmp_path, task_subsets=subsets)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(meta.json_file)
+    detections = json.loads((tmp_path / "coco_instances_results.json").read_text())
+    id_of = {c["name"]: c["id"] for c in gt.dataset["categories"]}
+    for task in ("bbox", "segm"):
+        for name, names in subsets.items():
+            stats = _pycocotools_stats(gt, detections, task, sorted(id_of[n] for n in names))
+            assert_same_numbers(results[f"{task}_{name}"], dict(zip(("AP", "AP50", "AP75"),
+                                                                    stats)))
+    assert results["segm_novel"]["AP"] != results["segm_base"]["AP"]
+
+
+def test_partial_mask_training_data_selects_the_subsets():
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.MASK_ON = True
+    cfg.DATASETS.TRAIN = ("shapes_train_masks_base1",)
+    meta = MetadataCatalog.get("shapes_test_all1")
+    subsets = partial_mask_subsets(cfg, "shapes_test_all1")
+    assert sorted(subsets["base"]) == sorted(meta.base_classes)
+    assert sorted(subsets["novel"]) == sorted(meta.novel_classes)
+    cfg.DATASETS.TRAIN = ("shapes_train_masks_10pct_seed0",)  # image-wise: no class subsets
+    assert partial_mask_subsets(cfg, "shapes_test_all1") == {}
+    cfg.DATASETS.TRAIN = ("shapes_train_masks_base1",)
+    cfg.MODEL.MASK_ON = False
+    assert partial_mask_subsets(cfg, "shapes_test_all1") == {}
