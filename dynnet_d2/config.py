@@ -31,6 +31,13 @@ def _add_datasets_config(cfg: CN) -> None:
     # Before training or evaluation, read the header of every image of DATASETS.TRAIN/TEST and
     # check that it exists and has the size its annotation records (False skips the check).
     cfg.DATASETS.CHECK_IMAGES = True
+    # Partial mask supervision of DATASETS.TRAIN without registering a view (ShapeProp, thesis
+    # ch. 8; dynnet_d2/data/partial_masks.py): only these classes keep their masks ([] = all).
+    cfg.DATASETS.TRAIN_MASK_CLASSES = []
+    # Only this fraction in (0, 1] of the training images keeps its masks (1.0 = all).
+    cfg.DATASETS.TRAIN_MASK_FRACTION = 1.0
+    # Seed of the images that keep their masks when TRAIN_MASK_FRACTION < 1.
+    cfg.DATASETS.TRAIN_MASK_SEED = 0
 
 
 def _add_evaluation_config(cfg: CN) -> None:

@@ -12,13 +12,18 @@ from .coco_format import read_coco_json, register_coco_json_dataset
 from .errors import DatasetFormatError, EmptyDatasetError, ImageReadError
 from .fewshot.real import register_real_fewshot_datasets
 from .from_config import register_datasets_from_config
-from .partial_masks import register_partial_masks, register_shapes_partial_masks
+from .partial_masks import (
+    register_coco_partial_masks,
+    register_partial_masks,
+    register_shapes_partial_masks,
+)
 from .pascal_voc import load_voc_folder, register_voc_dataset
 
 register_all_shapes()
 register_real_fewshot_datasets()  # VOC/COCO/LVIS few-shot names, for the folders that exist
 register_all_classification()  # after the shapes names: shapes_cls_* reads their metadata
 register_shapes_partial_masks()  # after the shapes names too (copies their metadata)
+register_coco_partial_masks()  # COCO's VOC / non-VOC mask views (Detectron2 registers COCO)
 
 __all__ = [
     "register_all_shapes", "register_coco_json_dataset", "read_coco_json",
@@ -26,4 +31,5 @@ __all__ = [
     "DatasetFormatError", "EmptyDatasetError", "ImageReadError", "ClassificationMapper",
     "build_classification_train_loader", "build_classification_test_loader",
     "register_all_classification", "register_partial_masks", "register_shapes_partial_masks",
+    "register_coco_partial_masks",
 ]

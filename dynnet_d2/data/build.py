@@ -24,6 +24,7 @@ from ..config import config_value
 from ..modeling.class_count import class_count_key
 from .errors import DatasetFormatError, EmptyDatasetError
 from .image_check import find_image_problems, raise_for_image_problems
+from .partial_masks import masks_from_config
 
 
 def load_datasets(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
@@ -135,6 +136,7 @@ def training_dataset_dicts(cfg) -> List[dict]:
         per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file
                        in zip(per_dataset, cfg.DATASETS.PROPOSAL_FILES_TRAIN)]
     dicts = list(itertools.chain.from_iterable(per_dataset))
+    dicts = masks_from_config(cfg, dicts, MetadataCatalog.get(names[0]).get("thing_classes"))
     if cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS and any("annotations" in d for d in dicts):
         dicts = filter_images_with_only_crowd_annotations(dicts)
         if not dicts:

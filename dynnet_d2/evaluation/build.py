@@ -29,11 +29,13 @@ def evaluator_type(dataset_name: str) -> str:
 def partial_mask_subsets(cfg, dataset_name: str) -> Dict[str, List[str]]:
     """``{"base": classes that had masks in training, "novel": the other classes of
     dataset_name}`` when ``MODEL.MASK_ON`` and a training dataset keeps masks for a class
-    subset only (metadata ``mask_classes``, :mod:`dynnet_d2.data.partial_masks`), else ``{}``."""
+    subset only (metadata ``mask_classes``, :mod:`dynnet_d2.data.partial_masks`, or
+    ``DATASETS.TRAIN_MASK_CLASSES``), else ``{}``."""
     if not cfg.MODEL.MASK_ON:
         return {}
     kept = [MetadataCatalog.get(name).get("mask_classes") for name in cfg.DATASETS.TRAIN]
-    kept = [set(k) for k in kept if k is not None]
+    kept = [set(k) for k in kept + [list(cfg.DATASETS.TRAIN_MASK_CLASSES) or None]
+            if k is not None]
     if not kept:
         return {}
     base = set().union(*kept)

@@ -10,7 +10,8 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 import dynnet_d2  # noqa: F401  (registers the views)
-from dynnet_d2.config import load_config
+from dynnet_d2.config import get_dynnet_cfg, load_config
+from dynnet_d2.data.build import training_dataset_dicts
 from dynnet_d2.data.mappers import CheckedDatasetMapper
 from dynnet_d2.data.partial_masks import (
     images_keeping_masks,
@@ -129,3 +130,42 @@ def test_mapped_partial_view_keeps_masks_of_base_classes_only():
             assert valid == (cls in base)
             seen.add(valid)
     assert seen == {True, False}
+
+
+def test_coco_voc_and_nonvoc_views_partition_the_80_classes():
+    classes = MetadataCatalog.get("coco_2017_train").thing_classes
+    voc = MetadataCatalog.get("coco_2017_train_masks_voc").mask_classes
+    nonvoc = MetadataCatalog.get("coco_2017_train_masks_nonvoc").mask_classes
+    assert len(voc) == 20 and len(nonvoc) == 60
+    assert sorted(voc + nonvoc) == sorted(classes)
+    assert {"person", "dining table", "tv", "couch"} <= set(voc)
+
+
+def test_config_keys_keep_masks_of_named_classes_or_images():
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.MASK_ON = True
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 20
+    cfg.DATASETS.CHECK_IMAGES = False
+    cfg.DATASETS.TRAIN = ("shapes_train",)
+    classes = list(MetadataCatalog.get("shapes_train").thing_classes)
+    full = training_dataset_dicts(cfg)
+    cfg.DATASETS.TRAIN_MASK_CLASSES = classes[:3]
+    by_class = training_dataset_dicts(cfg)
+    for record in by_class:
+        for a in record["annotations"]:
+            assert ("segmentation" in a) == (a["category_id"] < 3)
+    assert [len(r["annotations"]) for r in by_class] == [len(r["annotations"]) for r in full]
+    cfg.DATASETS.TRAIN_MASK_CLASSES = []
+    cfg.DATASETS.TRAIN_MASK_FRACTION, cfg.DATASETS.TRAIN_MASK_SEED = 0.5, 1
+    by_image = training_dataset_dicts(cfg)
+    keep = images_keeping_masks([r["image_id"] for r in full], 0.5, 1)
+    for record in by_image:
+        assert all(("segmentation" in a) == (record["image_id"] in keep)
+                   for a in record["annotations"])
+    cfg.DATASETS.TRAIN_MASK_FRACTION = 0.0
+    with pytest.raises(ValueError, match=r"TRAIN_MASK_FRACTION: mask fraction 0.0 is outside"):
+        training_dataset_dicts(cfg)
+    cfg.DATASETS.TRAIN_MASK_FRACTION = 1.0
+    cfg.DATASETS.TRAIN_MASK_CLASSES = ["circle", "dodecahedron"]
+    with pytest.raises(ValueError, match=r"TRAIN_MASK_CLASSES.*\['dodecahedron'\]"):
+        training_dataset_dicts(cfg)

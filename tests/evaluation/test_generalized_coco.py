@@ -300,3 +300,14 @@ def test_partial_mask_training_data_selects_the_subsets():
     cfg.DATASETS.TRAIN = ("shapes_train_masks_base1",)
     cfg.MODEL.MASK_ON = False
     assert partial_mask_subsets(cfg, "shapes_test_all1") == {}
+
+
+def test_the_mask_classes_config_key_selects_the_subsets_too():
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.MASK_ON = True
+    cfg.DATASETS.TRAIN = ("shapes_train",)
+    meta = MetadataCatalog.get("shapes_test_all1")
+    cfg.DATASETS.TRAIN_MASK_CLASSES = list(meta.novel_classes)
+    subsets = partial_mask_subsets(cfg, "shapes_test_all1")
+    assert sorted(subsets["base"]) == sorted(meta.novel_classes)  # "base": had masks
+    assert sorted(subsets["novel"]) == sorted(meta.base_classes)
