@@ -162,14 +162,19 @@ def evaluate_exits(data: CascadeData, exits: torch.Tensor, reference: int) -> Di
     }
 
 
+def check_grid_size(grid_size: int) -> None:
+    """At least 100 candidate thresholds (the thesis' grid)."""
+    if grid_size < 100:
+        raise ValueError(f"CASCADE.GRID_SIZE={grid_size}: expected >= 100 candidate thresholds")
+
+
 def grid_threshold(u: torch.Tensor, correct_here: torch.Tensor, correct_down: torch.Tensor,
                    target: float, grid_size: int) -> float:
     """The threshold ``t`` on the uncertainty ``u`` (IDK iff ``u > t``) with the lowest IDK rate
     among ``-inf`` and ``grid_size`` quantiles of ``u`` whose accuracy (the next stage's
     answer where IDK, else this stage's) is at least ``target``; ties go to the more accurate.
     When none meets the target, the most accurate candidate (ties: the lowest IDK rate)."""
-    if grid_size < 100:
-        raise ValueError(f"CASCADE.GRID_SIZE={grid_size}: expected >= 100 candidate thresholds")
+    check_grid_size(grid_size)
     u = u.to(torch.float64)
     levels = torch.linspace(0, 1, grid_size, dtype=torch.float64)
     candidates = torch.cat([torch.tensor([-math.inf], dtype=torch.float64),
@@ -340,9 +345,7 @@ def check_fit(method: str, spec: FitSpec) -> None:
     if method not in IDK_METHOD_REGISTRY:
         raise ValueError(f"CASCADE.METHOD={method!r}; expected one of "
                          f"{sorted(name for name, _ in IDK_METHOD_REGISTRY)}")
-    if spec.grid_size < 100:
-        raise ValueError(f"CASCADE.GRID_SIZE={spec.grid_size}: expected >= 100 candidate "
-                         f"thresholds")
+    check_grid_size(spec.grid_size)
     if spec.fit not in FITS:
         raise ValueError(f"CASCADE.LEARNED.FIT={spec.fit!r}; expected one of {FITS}")
     if spec.lam < 0:

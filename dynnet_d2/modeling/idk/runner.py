@@ -77,19 +77,20 @@ def serve(stages: Sequence[Stage], classifiers: Sequence[nn.Module], inputs: Lis
             else:
                 probs[i], exits[i], finished[i] = stage_probs[k], j, now
 
+    def drain(at_least: int) -> None:
+        """Run every later stage, in order, while its queue holds ``at_least`` inputs."""
+        for j in range(1, len(stages)):
+            while queues[j] and len(queues[j]) >= at_least:
+                run(j, queues[j][:batch_size])
+                del queues[j][:batch_size]
+
     start = time.perf_counter()
     for first in range(0, n, batch_size):
         batch = list(range(first, min(first + batch_size, n)))
         started[batch] = time.perf_counter()
         run(0, batch)
-        for j in range(1, len(stages)):
-            while len(queues[j]) >= batch_size:
-                run(j, queues[j][:batch_size])
-                del queues[j][:batch_size]
-    for j in range(1, len(stages)):
-        while queues[j]:
-            run(j, queues[j][:batch_size])
-            del queues[j][:batch_size]
+        drain(batch_size)  # full batches only while inputs keep arriving
+    drain(1)  # then whatever is left
     wall = time.perf_counter() - start
     stacked = torch.stack(probs)
     return CascadeRun(stacked.argmax(dim=1), stacked, exits, costs, finished - started, wall)

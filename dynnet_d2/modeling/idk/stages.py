@@ -195,12 +195,16 @@ def check_calibration_split(calib_dataset: str, stages: Sequence[Stage]) -> None
         raise CascadeConfigError(f"calibration split {calib_dataset!r} "
                                  f"(CASCADE.CALIB_DATASET) is empty")
     calib_keys = {record_key(r) for r in calib}
+    shared_with: Dict[str, int] = {}  # each training set is read once, however many stages
     for stage in stages:
         for train in stage.train_datasets:
-            shared = calib_keys & {record_key(r) for r in DatasetCatalog.get(train)}
+            if train not in shared_with:
+                shared_with[train] = len(calib_keys & {record_key(r)
+                                                       for r in DatasetCatalog.get(train)})
+            shared = shared_with[train]
             if shared:
                 raise CascadeConfigError(
-                    f"calibration split {calib_dataset!r} shares {len(shared)} images with "
+                    f"calibration split {calib_dataset!r} shares {shared} images with "
                     f"{train!r}, training data of cascade stage {stage.name!r}: fit the IDK "
                     f"classifiers on held-out data (e.g. fashion_mnist_calib for models trained "
                     f"on fashion_mnist_train)")
