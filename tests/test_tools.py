@@ -1,4 +1,5 @@
 """Command-line tools reject bad arguments before any long work starts."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,39 @@ def test_benchmark_rejects_bad_configs_before_the_first_run(tmp_path, args, mess
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert not (tmp_path / "out.json").exists() and not (tmp_path / "out").exists()
+
+
+def test_shapeprop_benchmark_rejects_a_record_of_another_schedule(tmp_path):
+    (tmp_path / "out.json").write_text('{"runs": {}, "max_iter": 2800}')
+    proc = _run("tools/benchmark_shapeprop.py", "--output", tmp_path / "out.json",
+                "--max-iter", "1200", "--work-dir", tmp_path / "work")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "holds runs of 2800 iterations" in proc.stderr
+    assert not (tmp_path / "work").exists()
+
+
+def test_shapeprop_benchmark_report_averages_seeds_on_the_same_classes(tmp_path):
+    def results(novel, base, subsets=True):
+        tasks = {"segm": {"AP": (novel + base) / 2}, "bbox": {"AP": 50.0}}
+        if subsets:
+            tasks.update(segm_novel={"AP": novel, "AP50": novel + 20, "AP75": novel},
+                         segm_base={"AP": base}, bbox_novel={"AP": 40.0})
+        return tasks
+
+    record = {"max_iter": 1200, "runs": {
+        "maskrcnn_base1_seed0": {"results": results(20.0, 40.0)},
+        "maskrcnn_base1_seed1": {"results": results(24.0, 42.0)},
+        # the oracle's own evaluation has no subsets: its split-1 evaluation is the one used
+        "oracle_seed0": {"results": results(0.0, 0.0, subsets=False),
+                         "results_base1": results(50.0, 60.0)},
+        "shapeprop_novel1_seed0": {"results": results(30.0, 35.0)},
+    }}
+    (tmp_path / "out.json").write_text(json.dumps(record))
+    proc = _run("tools/benchmark_shapeprop.py", "--output", tmp_path / "out.json", "--report-only")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = {line.split(" | ")[0]: line for line in proc.stdout.splitlines()}
+    assert rows["| Mask R-CNN, class-agnostic"].startswith(
+        "| Mask R-CNN, class-agnostic | 2 | 22.00 ± 2.00 | 42.00 ± 2.00 | 22.00 ± 2.00 | "
+        "41.00 ± 1.00 | 31.50 ± 1.50 | 40.00 ± 0.00 | 50.00 ± 0.00 |")
+    assert rows["| Oracle (every mask)"].startswith("| Oracle (every mask) | 1 | 50.00 | 70.00")
+    assert rows["| ShapeProp"] == "| ShapeProp | split-1 novel | 30.00 | 35.00 | 32.50 | 50.00 |"

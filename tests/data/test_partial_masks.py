@@ -11,6 +11,7 @@ from detectron2.structures import BoxMode
 
 import dynnet_d2  # noqa: F401  (registers the views)
 from dynnet_d2.config import get_dynnet_cfg, load_config
+from dynnet_d2.data import DatasetFormatError
 from dynnet_d2.data.build import training_dataset_dicts
 from dynnet_d2.data.mappers import CheckedDatasetMapper
 from dynnet_d2.data.partial_masks import (
@@ -168,4 +169,23 @@ def test_config_keys_keep_masks_of_named_classes_or_images():
     cfg.DATASETS.TRAIN_MASK_FRACTION = 1.0
     cfg.DATASETS.TRAIN_MASK_CLASSES = ["circle", "dodecahedron"]
     with pytest.raises(ValueError, match=r"TRAIN_MASK_CLASSES.*\['dodecahedron'\]"):
+        training_dataset_dicts(cfg)
+
+
+def test_mask_training_without_any_mask_is_an_error():
+    name = "shapes_train_boxes_only_test"
+    if name not in DatasetCatalog.list():
+        DatasetCatalog.register(name, lambda: [
+            {**r, "annotations": [{k: v for k, v in a.items() if k != "segmentation"}
+                                  for a in r["annotations"]]}
+            for r in DatasetCatalog.get("shapes_train")[:4]])
+        MetadataCatalog.get(name).thing_classes = MetadataCatalog.get("shapes_train").thing_classes
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 20
+    cfg.DATASETS.CHECK_IMAGES = False
+    cfg.DATASETS.TRAIN = (name,)
+    assert len(training_dataset_dicts(cfg)) == 4  # boxes alone are fine without masks
+    cfg.MODEL.MASK_ON = True
+    with pytest.raises(DatasetFormatError,
+                       match=r"'shapes_train_boxes_only_test' has no segmentation.*MASK_ON False"):
         training_dataset_dicts(cfg)

@@ -1,7 +1,8 @@
 """ShapeProp (thesis ch. 8): MIL bags and loss (Eq. 8.2-8.3) against hand computations, kernel
 normalisation, the batched message passing of Eq. 8.4 against a naive per-RoI, per-pixel loop
 (forward and gradient), how far a message travels, the shape loss, the heads' losses without
-masks, inference outputs and configuration errors."""
+masks, inference outputs and configuration errors; the benchmark's best-overlap metric against
+a hand computation and the maps it judges."""
 import math
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_model
 from detectron2.modeling.roi_heads.mask_head import build_mask_head
-from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.structures import BitMasks, Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
 
 import dynnet_d2  # noqa: F401  (registers ShapeProp's heads)
@@ -19,6 +20,7 @@ from dynnet_d2.modeling.shapeprop import (
     SaliencyHead,
     SaliencyPropagation,
     ShapePropMaskHead,
+    analysis,
     mil_bag_labels,
     mil_loss,
     normalized_kernels,
@@ -164,6 +166,8 @@ def test_modules_build_forward_and_backward():
 
 CONFIG = (Path(__file__).resolve().parents[2] / "configs/ShapeProp/"
           "shapeprop_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml")
+BASELINE_CONFIG = CONFIG.with_name(
+    "mask_rcnn_agnostic_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml")
 
 
 def shapeprop_mask_head():
@@ -258,3 +262,66 @@ def test_sampled_proposals_carry_their_mil_bags():
                               cfg.MODEL.ROI_HEADS.NUM_CLASSES, 0.5)
     assert torch.equal(sampled.gt_mil_labels, expected)
     assert expected[:, 4].sum() >= 2 and expected[:, 7].sum() >= 1  # gt boxes join the sample
+
+
+def cells(*where, shape=(4, 4)):
+    mask = torch.zeros(shape, dtype=torch.bool)
+    for r, c in where:
+        mask[r, c] = True
+    return mask
+
+
+def test_best_overlap_matches_a_hand_computation():
+    # divided by its maximum 0.8: [[1, 1, .25, 0], [1, .5, .25, 0], 0, 0]
+    probabilities = torch.zeros(1, 4, 4)
+    probabilities[0, :2, :3] = torch.tensor([[0.8, 0.8, 0.2], [0.8, 0.4, 0.2]])
+    gt = torch.stack([cells((0, 0), (0, 1), (0, 2), (1, 0), (1, 1)), cells((2, 2), (3, 3))])
+    # theta 0.3: the 4 cells >= 0.5, all inside the first mask (5 cells): IoU 4/5
+    assert analysis.best_overlap(probabilities, gt, (0.3, 0.6)).tolist() == [pytest.approx(0.8)]
+    # theta 0.2 adds (0, 2) and (1, 2): 5 of 6 cells in the first mask's 5: IoU 5/6
+    assert analysis.best_overlap(probabilities, gt, (0.2, 0.3, 0.6)).tolist() == [
+        pytest.approx(5 / 6)]
+    # the range of the values does not matter
+    assert analysis.best_overlap(probabilities * 0.01, gt, (0.2,)).tolist() == [
+        pytest.approx(5 / 6)]
+    assert analysis.best_overlap(probabilities, gt[:0]).tolist() == [0.0]
+
+
+def test_interleaved_timing_calls_each_function_once_per_round():
+    calls = []
+    runs = analysis.interleaved_median_s({"a": lambda: calls.append("a"),
+                                          "b": lambda: calls.append("b")}, rounds=3)
+    assert calls == ["a", "b"] * 3
+    assert all(len(r["runs_s"]) == 3 and r["median_s"] in r["runs_s"] for r in runs.values())
+
+
+def mapped_record():
+    torch.manual_seed(0)
+    instances = Instances((48, 64))
+    instances.gt_boxes = Boxes(torch.tensor([[4.0, 4, 28, 30], [30.0, 10, 60, 44]]))
+    instances.gt_classes = torch.tensor([2, 5])
+    instances.gt_masks = BitMasks(torch.stack([
+        torch.zeros(48, 64, dtype=torch.bool).index_fill_(0, torch.arange(6, 28), True)
+        & (torch.arange(64) >= 6) & (torch.arange(64) < 26),
+        torch.zeros(48, 64, dtype=torch.bool).index_fill_(0, torch.arange(12, 40), True)
+        & (torch.arange(64) >= 34) & (torch.arange(64) < 56)]))
+    return {"image": torch.randint(0, 256, (3, 48, 64), dtype=torch.uint8), "height": 48,
+            "width": 64, "instances": instances}
+
+
+def test_given_box_maps_paste_every_map_inside_its_box():
+    mapped = mapped_record()
+    for config, maps in ((CONFIG, {"saliency", "shape", "mask"}), (BASELINE_CONFIG, {"mask"})):
+        model = build_model(load_config(str(config), ["MODEL.DEVICE", "cpu"])).eval()
+        out = analysis.given_box_maps(model, mapped)
+        assert set(out) == maps | {"gt", "classes", "boxes"}
+        for key in maps:
+            assert out[key].shape == (2, 48, 64)
+            assert ((out[key] >= 0) & (out[key] <= 1)).all()
+            assert out[key][0, 40:, :].eq(0).all() and out[key][1, :, :20].eq(0).all()
+        assert torch.equal(out["gt"], mapped["instances"].gt_masks.tensor)
+    rows = analysis.overlap_by_instance(model, [mapped], classes=[5], maps=("mask",))
+    assert rows["area"] == [28 * 22] and len(rows["mask"]) == 1
+    summary = analysis.summarize_by_size(rows)
+    assert summary["all"]["instances"] == 1 and summary["medium"]["instances"] == 0
+    assert summary["small"]["mask"] == pytest.approx(rows["mask"][0], abs=1e-4)

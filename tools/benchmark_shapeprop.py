@@ -1,0 +1,411 @@
+#!/usr/bin/env python
+"""ShapeProp benchmark on the synthetic shapes (projects/ShapeProp/README.md, thesis ch. 8).
+
+    python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_shapes_2cpu.json
+    python tools/benchmark_shapeprop.py --output X.json --report-only   # Markdown tables of X.json
+
+Arms, every one on the same schedule (``--max-iter``, the LR steps at the configs' fractions):
+the partially supervised class-agnostic Mask R-CNN baseline and ShapeProp with masks on the
+split-1 base classes (seeds 0 and 1), the fully supervised oracle (the baseline's model with
+every mask; seeds 0 and 1), both with masks on the novel classes (the reverse direction) and on
+10 % of the images (seed 0), and the channel-agnostic ShapeProp (seed 0).
+
+Each arm trains with tools/train_net.py into ``--work-dir/<arm>``; a finished arm
+(``inference/results.json``) is skipped, an interrupted one resumes from its last checkpoint.
+Arms whose training data keep every class's masks (oracle, image-wise) are evaluated again with
+the split-1 subsets (``eval_base1``), so that every arm reports mask AP on the same classes.
+Then, on the seed-0 models: the shape quality of saliency vs Shape Activation (best overlap
+with the ground-truth mask by object size, Fig. 8.9), a figure of held-out-class instances
+(Fig. 8.8), inference time and training s/iter of ShapeProp vs the baseline measured in this
+process on the same inputs. The JSON is rewritten atomically after every phase.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+BASELINE = "configs/ShapeProp/mask_rcnn_agnostic_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml"
+SHAPEPROP = "configs/ShapeProp/shapeprop_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml"
+CONFIG_MAX_ITER, CONFIG_STEPS = 2800, (2200, 2600)
+BASE1 = "shapes_train_masks_base1"
+
+
+def train(dataset: str) -> list:
+    return ["DATASETS.TRAIN", f"('{dataset}',)"]
+
+
+# name -> (label, config, overrides, training data keep masks of every class)
+ARMS = {}
+for _seed in (0, 1):
+    ARMS[f"maskrcnn_base1_seed{_seed}"] = ("Mask R-CNN (class-agnostic), masks on base", BASELINE,
+                                           ["SEED", str(_seed)], False)
+    ARMS[f"shapeprop_base1_seed{_seed}"] = ("Mask R-CNN + ShapeProp, masks on base", SHAPEPROP,
+                                            ["SEED", str(_seed)], False)
+    ARMS[f"oracle_seed{_seed}"] = ("Oracle: Mask R-CNN (class-agnostic), every mask", BASELINE,
+                                   ["SEED", str(_seed)] + train("shapes_train"), True)
+ARMS.update({
+    "maskrcnn_novel1_seed0": ("Mask R-CNN, masks on novel", BASELINE,
+                              ["SEED", "0"] + train("shapes_train_masks_novel1"), False),
+    "shapeprop_novel1_seed0": ("ShapeProp, masks on novel", SHAPEPROP,
+                               ["SEED", "0"] + train("shapes_train_masks_novel1"), False),
+    "maskrcnn_10pct_seed0": ("Mask R-CNN, masks on 10 % of images", BASELINE,
+                             ["SEED", "0"] + train("shapes_train_masks_10pct_seed0"), True),
+    "shapeprop_10pct_seed0": ("ShapeProp, masks on 10 % of images", SHAPEPROP,
+                              ["SEED", "0"] + train("shapes_train_masks_10pct_seed0"), True),
+    "shapeprop_chagnostic_base1_seed0": ("ShapeProp channel-agnostic, masks on base", SHAPEPROP,
+                                         ["SEED", "0", "MODEL.SHAPEPROP.CHANNEL_AGNOSTIC", "True"],
+                                         False),
+})
+
+
+def write(path: Path, record: dict) -> None:
+    from dynnet_d2.utils.io import atomic_write_json
+
+    atomic_write_json(str(path), record, indent=2)
+
+
+def schedule(max_iter: int) -> list:
+    steps = tuple(round(s * max_iter / CONFIG_MAX_ITER) for s in CONFIG_STEPS)
+    return ["SOLVER.MAX_ITER", str(max_iter), "SOLVER.STEPS", str(steps)]
+
+
+def train_arms(work: Path, record: dict, out: Path, max_iter: int) -> None:
+    """Train (or skip, or resume) every arm, then evaluate the all-mask arms on the split-1
+    subsets; a failed arm is recorded and the others go on."""
+    from dynnet_d2.utils.measure import measure_train_net
+
+    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    train_net = [sys.executable, str(REPO / "tools/train_net.py")]
+    for name, (_, config, opts, all_masks) in ARMS.items():
+        folder = work / name
+        run = record["runs"].setdefault(name, {})
+        if not (folder / "inference" / "results.json").is_file():
+            cmd = train_net + ["--config-file", str(REPO / config)]
+            if (folder / "last_checkpoint").is_file():
+                cmd.append("--resume")
+            run.update(measure_train_net(cmd + opts + schedule(max_iter)
+                                         + ["OUTPUT_DIR", str(folder)],
+                                         folder, folder / "benchmark.log", cwd=REPO, env=env))
+            write(out, record)
+        evaluation = folder / "eval_base1"
+        if all_masks and (folder / "model_final.pth").is_file() and not (
+                evaluation / "inference" / "results.json").is_file():
+            cmd = train_net + ["--config-file", str(REPO / config), "--eval-only"]
+            run["eval_base1"] = measure_train_net(
+                cmd + opts + train(BASE1) + ["MODEL.WEIGHTS", str(folder / "model_final.pth"),
+                                             "OUTPUT_DIR", str(evaluation)],
+                evaluation, evaluation / "benchmark.log", cwd=REPO, env=env)
+            write(out, record)
+        for key, path in (("results", folder), ("results_base1", evaluation)):
+            results = path / "inference" / "results.json"
+            if results.is_file():
+                run[key] = json.loads(results.read_text())
+    write(out, record)
+
+
+def load_model(folder: Path):
+    """The config saved in an arm's folder and its final model (eval mode, CPU)."""
+    from dynnet_d2.config import load_config
+    from dynnet_d2.engine.checkpoint import DynnetCheckpointer
+    from dynnet_d2.engine.trainer import DynnetTrainer
+
+    cfg = load_config(str(folder / "config.yaml"), ["MODEL.DEVICE", "cpu"])
+    model = DynnetTrainer.build_model(cfg)
+    DynnetCheckpointer(model, strict=True).load(str(folder / "model_final.pth"))
+    return cfg, model.eval()
+
+
+def mapped_with_masks(cfg, dataset: str, limit: int = 0) -> list:
+    """``dataset``'s records at the test resolution with their ground-truth instances."""
+    from detectron2.data import DatasetCatalog
+    from detectron2.data import transforms as T
+
+    from dynnet_d2.data.mappers import CheckedDatasetMapper
+
+    mapper = CheckedDatasetMapper(
+        is_train=True, augmentations=[T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST,
+                                                           cfg.INPUT.MAX_SIZE_TEST)],
+        image_format=cfg.INPUT.FORMAT, use_instance_mask=True, instance_mask_format="bitmask")
+    records = DatasetCatalog.get(dataset)
+    return [mapper(r) for r in (records[:limit] if limit else records)]
+
+
+def class_ids(dataset: str, names) -> list:
+    from detectron2.data import MetadataCatalog
+
+    classes = MetadataCatalog.get(dataset).thing_classes
+    return [classes.index(n) for n in names]
+
+
+def held_out_classes(test: str) -> list:
+    """Class ids of ``test`` without masks in shapes_train_masks_base1 (split-1 novel)."""
+    from detectron2.data import MetadataCatalog
+
+    kept = set(MetadataCatalog.get(BASE1).mask_classes)
+    return class_ids(test, [c for c in MetadataCatalog.get(test).thing_classes if c not in kept])
+
+
+def shape_quality(work: Path, record: dict, plots: Path, limit: int) -> None:
+    """Best overlap (Fig. 8.9) of the seed-0 models' maps on the held-out classes' test
+    instances, given their ground-truth boxes; the Fig. 8.8 instance figure."""
+    from dynnet_d2.modeling.shapeprop import analysis
+
+    models = {name: load_model(work / name) for name in
+              ("shapeprop_base1_seed0", "shapeprop_chagnostic_base1_seed0",
+               "maskrcnn_base1_seed0") if (work / name / "model_final.pth").is_file()}
+    cfg = next(iter(models.values()))[0]
+    test = cfg.DATASETS.TEST[0]
+    records, novel = mapped_with_masks(cfg, test, limit), held_out_classes(test)
+    quality = record.setdefault("shape_quality", {"dataset": test, "images": len(records)})
+    rows = {}
+    for name, (_, model) in models.items():
+        maps = ("mask",) if name.startswith("maskrcnn") else ("saliency", "shape", "mask")
+        rows[name] = analysis.overlap_by_instance(model, records, novel, maps)
+        quality[name] = analysis.summarize_by_size(rows[name])
+    if "shapeprop_base1_seed0" in rows:
+        panels = {"saliency": "saliency", "shape": "Shape Activation", "mask": "ShapeProp mask"}
+        data = dict(rows["shapeprop_base1_seed0"])
+        if "maskrcnn_base1_seed0" in rows:
+            data["baseline"] = rows["maskrcnn_base1_seed0"]["mask"]
+            panels["baseline"] = "Mask R-CNN mask"
+        analysis.plot_best_overlap(
+            data, panels, str(plots / "shape_quality.png"),
+            f"{test}, held-out (split-1 novel) classes, ground-truth boxes: best overlap with "
+            f"the ground-truth mask ({len(data['area'])} instances)")
+        instance_figure(models, records, novel, plots / "instances.png")
+
+
+def instance_figure(models: dict, records: list, novel: list, path: Path,
+                    count: int = 6, min_side: int = 24) -> None:
+    """Fig. 8.8: the first ``count`` held-out-class test instances of at least ``min_side``^2
+    pixels, one per image: crop with box, saliency, Shape Activation, ShapeProp's and the
+    baseline's masks, the ground truth."""
+    from dynnet_d2.modeling.shapeprop import analysis
+
+    shapeprop = models["shapeprop_base1_seed0"][1]
+    baseline = models.get("maskrcnn_base1_seed0", (None, None))[1]
+    panels = []
+    for mapped in records:
+        out = analysis.given_box_maps(shapeprop, mapped)
+        areas = out["gt"].flatten(1).sum(1)
+        candidates = [i for i in range(len(areas)) if int(out["classes"][i]) in novel
+                      and areas[i] >= min_side ** 2]
+        if not candidates:
+            continue
+        i = candidates[0]
+        x0, y0, x1, y1 = out["boxes"][i].tolist()
+        h, w = out["gt"].shape[-2:]
+        margin = 0.25 * max(x1 - x0, y1 - y0)
+        cx0, cy0 = max(int(x0 - margin), 0), max(int(y0 - margin), 0)
+        cx1, cy1 = min(int(x1 + margin) + 1, w), min(int(y1 + margin) + 1, h)
+        image = mapped["image"].permute(1, 2, 0).numpy().copy()
+        bx0, by0, bx1, by1 = int(x0), int(y0), min(int(x1), w - 1), min(int(y1), h - 1)
+        image[[by0, by1], bx0:bx1 + 1] = (255, 0, 0)
+        image[by0:by1 + 1, [bx0, bx1]] = (255, 0, 0)
+        crop = (slice(cy0, cy1), slice(cx0, cx1))
+        panel = {"image": image[crop], "label": f"image {mapped['image_id']}"}
+        for key in ("saliency", "shape", "mask", "gt"):
+            panel[key] = out[key][i].float().numpy()[crop]
+        if baseline is not None:
+            panel["baseline"] = analysis.given_box_maps(baseline, mapped)["mask"][i].numpy()[crop]
+        panels.append(panel)
+        if len(panels) == count:
+            break
+    columns = {"image": "image + box", "saliency": "saliency", "shape": "Shape Activation",
+               "mask": "ShapeProp mask"}
+    if baseline is not None:
+        columns["baseline"] = "Mask R-CNN mask"
+    columns["gt"] = "ground truth"
+    analysis.plot_instances(panels, columns, str(path),
+                            "held-out (split-1 novel) classes, ground-truth boxes")
+
+
+def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int) -> None:
+    """Inference (batch 1, ``images`` test images) and training steps (``train_iters`` batches
+    of the baseline's training data, SGD) of the seed-0 baseline and ShapeProp, in this process,
+    in interleaved rounds."""
+    from functools import partial
+
+    from detectron2.data import DatasetCatalog
+    from detectron2.utils.events import EventStorage
+
+    from dynnet_d2.data.mappers import CheckedDatasetMapper
+    from dynnet_d2.engine.trainer import DynnetTrainer
+    from dynnet_d2.modeling.shapeprop.analysis import interleaved_median_s
+
+    names = ("maskrcnn_base1_seed0", "shapeprop_base1_seed0")
+    models = {name: load_model(work / name) for name in names}
+    cfg = models[names[0]][0]
+    mapper = CheckedDatasetMapper(cfg, is_train=False)
+    inputs = [mapper(r) for r in DatasetCatalog.get(cfg.DATASETS.TEST[0])[:images]]
+
+    @torch.inference_mode()
+    def infer(model, batch):
+        for x in batch:
+            model([x])
+
+    for _, model in models.values():
+        infer(model, inputs[:5])
+    runs = interleaved_median_s({n: partial(infer, m, inputs) for n, (_, m) in models.items()},
+                                rounds)
+    result = record.setdefault("timing", {"threads": torch.get_num_threads()})
+    result["inference"] = {"images": len(inputs), "rounds": rounds, **{
+        n: {"ms_per_image": round(1e3 * r["median_s"] / len(inputs), 2),
+            "rounds_ms_per_image": [round(1e3 * t / len(inputs), 2) for t in r["runs_s"]]}
+        for n, r in runs.items()}}
+    loader = iter(DynnetTrainer.build_train_loader(cfg))
+    batches = [next(loader) for _ in range(train_iters)]
+    del loader
+
+    def train_steps(model, optimizer):
+        for batch in batches:
+            loss = sum(model(batch).values())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+    steps = {}
+    for n, (arm_cfg, model) in models.items():
+        model.train()
+        optimizer = torch.optim.SGD(model.parameters(), lr=arm_cfg.SOLVER.BASE_LR * 0.01)
+        steps[n] = partial(train_steps, model, optimizer)
+    with EventStorage(0):
+        for fn in steps.values():
+            fn()
+        runs = interleaved_median_s(steps, rounds)
+    result["train"] = {"iterations": train_iters, "rounds": rounds, **{
+        n: {"s_per_iter": round(r["median_s"] / train_iters, 4),
+            "rounds_s_per_iter": [round(t / train_iters, 4) for t in r["runs_s"]]}
+        for n, r in runs.items()}}
+
+
+def held_out_metrics(run: dict) -> dict:
+    """mask AP on the split-1 novel / base classes, all, and box AP of a finished arm (the
+    all-mask arms' numbers from their split-1 evaluation)."""
+    results = run.get("results_base1") or run.get("results")
+    if not results:
+        return {}
+    flat = {"segm_AP": results["segm"]["AP"], "bbox_AP": results["bbox"]["AP"]}
+    for task in ("segm_novel", "segm_base", "bbox_novel"):
+        if task in results:
+            flat.update({f"{task}_{k}": v for k, v in results[task].items()})
+    return flat
+
+
+def mean_spread(values) -> str:
+    if not values:
+        return "–"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {(max(values) - min(values)) / 2:.2f}"
+
+
+def report(record: dict) -> str:
+    """Markdown tables of a benchmark record."""
+    runs = record.get("runs", {})
+    metrics = {name: held_out_metrics(run) for name, run in runs.items()}
+    lines = [f"Schedule: {record.get('max_iter')} iterations for every arm.", "",
+             "| arm (masks on split-1 base) | seeds | mask AP novel | AP50 | AP75 | "
+             "mask AP base | mask AP all | box AP novel | box AP all |", "|---" * 9 + "|"]
+    for prefix, label in (("maskrcnn_base1", "Mask R-CNN, class-agnostic"),
+                          ("shapeprop_base1", "Mask R-CNN + ShapeProp"),
+                          ("oracle", "Oracle (every mask)")):
+        found = [metrics[n] for n in sorted(metrics) if n.startswith(prefix + "_seed")
+                 and metrics[n]]
+        cells = [mean_spread([m[k] for m in found if k in m]) for k in (
+            "segm_novel_AP", "segm_novel_AP50", "segm_novel_AP75", "segm_base_AP", "segm_AP",
+            "bbox_novel_AP", "bbox_AP")]
+        lines.append(f"| {label} | {len(found)} | " + " | ".join(cells) + " |")
+    lines += ["", "| arm | masks on | mask AP, classes without masks | mask AP, classes with "
+              "masks | mask AP all | box AP all |", "|---" * 6 + "|"]
+    other = {"maskrcnn_novel1_seed0": ("Mask R-CNN", "split-1 novel", "segm_novel", "segm_base"),
+             "shapeprop_novel1_seed0": ("ShapeProp", "split-1 novel", "segm_novel", "segm_base"),
+             "maskrcnn_10pct_seed0": ("Mask R-CNN", "10 % of images", None, None),
+             "shapeprop_10pct_seed0": ("ShapeProp", "10 % of images", None, None),
+             "shapeprop_chagnostic_base1_seed0": ("ShapeProp, channel-agnostic",
+                                                  "split-1 base", "segm_novel", "segm_base")}
+    for name, (label, masks, without, with_) in other.items():
+        results = runs.get(name, {}).get("results")
+        if not results:
+            continue
+        cells = [f"{results[t]['AP']:.2f}" if t else "–" for t in (without, with_)]
+        lines.append(f"| {label} | {masks} | {cells[0]} | {cells[1]} | "
+                     f"{results['segm']['AP']:.2f} | {results['bbox']['AP']:.2f} |")
+    quality = record.get("shape_quality", {})
+    if quality:
+        lines += ["", f"Best overlap on {quality['dataset']} held-out-class instances "
+                  "(ground-truth boxes):", "",
+                  "| model | map | all | small | medium | large |", "|---" * 6 + "|"]
+        for name in ("shapeprop_base1_seed0", "shapeprop_chagnostic_base1_seed0",
+                     "maskrcnn_base1_seed0"):
+            for key in ("saliency", "shape", "mask"):
+                if name in quality and key in quality[name]["all"]:
+                    cells = [f"{quality[name][b][key]:.3f} ({quality[name][b]['instances']})"
+                             if quality[name][b][key] is not None else "–"
+                             for b in ("all", "small", "medium", "large")]
+                    lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
+    cost = record.get("timing", {})
+    if cost:
+        b, s = "maskrcnn_base1_seed0", "shapeprop_base1_seed0"
+        inf, tr = cost["inference"], cost["train"]
+        lines += ["", "| cost | Mask R-CNN | ShapeProp | ratio |", "|---" * 4 + "|",
+                  f"| inference, ms/image (batch 1, {inf['images']} images) | "
+                  f"{inf[b]['ms_per_image']} | {inf[s]['ms_per_image']} | "
+                  f"{inf[s]['ms_per_image'] / inf[b]['ms_per_image']:.2f}x |",
+                  f"| training, s/iter (same process, {tr['iterations']} batches) | "
+                  f"{tr[b]['s_per_iter']} | {tr[s]['s_per_iter']} | "
+                  f"{tr[s]['s_per_iter'] / tr[b]['s_per_iter']:.2f}x |"]
+        rb, rs = runs.get(b, {}), runs.get(s, {})
+        if "median_s_per_iter" in rb and "median_s_per_iter" in rs:
+            lines.append(f"| training, median s/iter of the benchmark runs | "
+                         f"{rb['median_s_per_iter']} | {rs['median_s_per_iter']} | "
+                         f"{rs['median_s_per_iter'] / rb['median_s_per_iter']:.2f}x |")
+        if "peak_rss_mib" in rb and "peak_rss_mib" in rs:
+            ratio = rs["peak_rss_mib"] / rb["peak_rss_mib"]
+            lines.append(f"| training, peak RSS of the process tree, MiB | {rb['peak_rss_mib']} |"
+                         f" {rs['peak_rss_mib']} | {ratio:.2f}x |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--output", required=True, help="JSON written after every phase")
+    parser.add_argument("--work-dir", help="default: output/ShapeProp/benchmark_<max-iter>it")
+    parser.add_argument("--max-iter", type=int, default=1200,
+                        help=f"iterations of every arm (the configs' schedule: {CONFIG_MAX_ITER})")
+    parser.add_argument("--plots", default=str(REPO / "projects/ShapeProp"))
+    parser.add_argument("--quality-images", type=int, default=0,
+                        help="test images for the shape quality (0: all)")
+    parser.add_argument("--timing-images", type=int, default=100)
+    parser.add_argument("--timing-train-iters", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
+    args = parser.parse_args()
+    out = Path(args.output)
+    work = Path(args.work_dir or REPO / f"output/ShapeProp/benchmark_{args.max_iter}it")
+    record = json.loads(out.read_text()) if out.is_file() else {"runs": {}}
+    if args.report_only:
+        print(report(record))
+        return
+    if record.get("max_iter", args.max_iter) != args.max_iter:
+        parser.error(f"--max-iter {args.max_iter}: {out} holds runs of "
+                     f"{record['max_iter']} iterations; name another --output and --work-dir")
+    import dynnet_d2  # noqa: F401  (registers datasets and components)
+
+    record["machine"] = {"cpu_count": os.cpu_count(), "torch": torch.__version__}
+    record["max_iter"] = args.max_iter
+    train_arms(work, record, out, args.max_iter)
+    shape_quality(work, record, Path(args.plots), args.quality_images)
+    write(out, record)
+    timing(work, record, args.timing_images, args.timing_train_iters, args.rounds)
+    write(out, record)
+    print(report(record))
+
+
+if __name__ == "__main__":
+    main()
