@@ -59,8 +59,11 @@ def test_shapeprop_benchmark_report_averages_seeds_on_the_same_classes(tmp_path)
     proc = _run("tools/benchmark_shapeprop.py", "--output", tmp_path / "out.json", "--report-only")
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {line.split(" | ")[0]: line for line in proc.stdout.splitlines()}
-    assert rows["| Mask R-CNN, class-agnostic"].startswith(
-        "| Mask R-CNN, class-agnostic | 2 | 22.00 ± 2.00 | 42.00 ± 2.00 | 22.00 ± 2.00 | "
-        "41.00 ± 1.00 | 31.50 ± 1.50 | 40.00 ± 0.00 | 50.00 ± 0.00 |")
-    assert rows["| Oracle (every mask)"].startswith("| Oracle (every mask) | 1 | 50.00 | 70.00")
-    assert rows["| ShapeProp"] == "| ShapeProp | split-1 novel | 30.00 | 35.00 | 32.50 | 50.00 |"
+    baseline = "| Mask R-CNN (class-agnostic), masks on base"
+    assert rows[baseline] == (
+        f"{baseline} | 2 | 22.00 ± 2.00 | 42.00 ± 2.00 | 22.00 ± 2.00 | 41.00 ± 1.00 | "
+        "31.50 ± 1.50 | 40.00 ± 0.00 | 50.00 ± 0.00 |")
+    oracle = "| Oracle: Mask R-CNN (class-agnostic), every mask"
+    assert rows[oracle].startswith(f"{oracle} | 1 | 50.00 | 70.00")
+    reverse = "| ShapeProp, masks on novel"
+    assert rows[reverse] == f"{reverse} | 30.00 | 35.00 | 32.50 | 50.00 |"

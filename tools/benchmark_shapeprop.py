@@ -8,7 +8,8 @@ Arms, every one on the same schedule (``--max-iter``, the LR steps at the config
 the partially supervised class-agnostic Mask R-CNN baseline and ShapeProp with masks on the
 split-1 base classes (seeds 0 and 1), the fully supervised oracle (the baseline's model with
 every mask; seeds 0 and 1), both with masks on the novel classes (the reverse direction) and on
-10 % of the images (seed 0), and the channel-agnostic ShapeProp (seed 0).
+10 % of the images (seed 0), the channel-agnostic ShapeProp (seed 0), and the baseline with a
+mask head of about ShapeProp's head parameters (4 convs x 96 channels; seed 0).
 
 Each arm trains with tools/train_net.py into ``--work-dir/<arm>``; a finished arm
 (``inference/results.json``) is skipped, an interrupted one resumes from its last checkpoint.
@@ -59,7 +60,14 @@ ARMS.update({
     "shapeprop_chagnostic_base1_seed0": ("ShapeProp channel-agnostic, masks on base", SHAPEPROP,
                                          ["SEED", "0", "MODEL.SHAPEPROP.CHANNEL_AGNOSTIC", "True"],
                                          False),
+    # Deep-MAC: the mask head's capacity matters; this head has about as many parameters as
+    # ShapeProp's mask head with its saliency head and propagation
+    "maskrcnn_head4x96_base1_seed0": ("Mask R-CNN, mask head 4 x 96 channels, masks on base",
+                                      BASELINE, ["SEED", "0", "MODEL.ROI_MASK_HEAD.NUM_CONV", "4",
+                                                 "MODEL.ROI_MASK_HEAD.CONV_DIM", "96"], False),
 })
+# the rows of the main table (Table 8.1 layout), averaged over their seeds
+MAIN_TABLE = ("maskrcnn_base1", "shapeprop_base1", "oracle")
 
 
 def write(path: Path, record: dict) -> None:
@@ -253,6 +261,10 @@ def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int)
     runs = interleaved_median_s({n: partial(infer, m, inputs) for n, (_, m) in models.items()},
                                 rounds)
     result = record.setdefault("timing", {"threads": torch.get_num_threads()})
+    result["parameters"] = {n: {"model": sum(p.numel() for p in m.parameters()),
+                                "mask_head": sum(p.numel() for p in
+                                                 m.roi_heads.mask_head.parameters())}
+                            for n, (_, m) in models.items()}
     result["inference"] = {"images": len(inputs), "rounds": rounds, **{
         n: {"ms_per_image": round(1e3 * r["median_s"] / len(inputs), 2),
             "rounds_ms_per_image": [round(1e3 * t / len(inputs), 2) for t in r["runs_s"]]}
@@ -310,32 +322,26 @@ def report(record: dict) -> str:
     runs = record.get("runs", {})
     metrics = {name: held_out_metrics(run) for name, run in runs.items()}
     lines = [f"Schedule: {record.get('max_iter')} iterations for every arm.", "",
-             "| arm (masks on split-1 base) | seeds | mask AP novel | AP50 | AP75 | "
-             "mask AP base | mask AP all | box AP novel | box AP all |", "|---" * 9 + "|"]
-    for prefix, label in (("maskrcnn_base1", "Mask R-CNN, class-agnostic"),
-                          ("shapeprop_base1", "Mask R-CNN + ShapeProp"),
-                          ("oracle", "Oracle (every mask)")):
+             "| arm | seeds | mask AP novel | AP50 | AP75 | mask AP base | mask AP all | "
+             "box AP novel | box AP all |", "|---" * 9 + "|"]
+    for prefix in MAIN_TABLE:
         found = [metrics[n] for n in sorted(metrics) if n.startswith(prefix + "_seed")
                  and metrics[n]]
         cells = [mean_spread([m[k] for m in found if k in m]) for k in (
             "segm_novel_AP", "segm_novel_AP50", "segm_novel_AP75", "segm_base_AP", "segm_AP",
             "bbox_novel_AP", "bbox_AP")]
-        lines.append(f"| {label} | {len(found)} | " + " | ".join(cells) + " |")
-    lines += ["", "| arm | masks on | mask AP, classes without masks | mask AP, classes with "
-              "masks | mask AP all | box AP all |", "|---" * 6 + "|"]
-    other = {"maskrcnn_novel1_seed0": ("Mask R-CNN", "split-1 novel", "segm_novel", "segm_base"),
-             "shapeprop_novel1_seed0": ("ShapeProp", "split-1 novel", "segm_novel", "segm_base"),
-             "maskrcnn_10pct_seed0": ("Mask R-CNN", "10 % of images", None, None),
-             "shapeprop_10pct_seed0": ("ShapeProp", "10 % of images", None, None),
-             "shapeprop_chagnostic_base1_seed0": ("ShapeProp, channel-agnostic",
-                                                  "split-1 base", "segm_novel", "segm_base")}
-    for name, (label, masks, without, with_) in other.items():
+        lines.append(f"| {ARMS[prefix + '_seed0'][0]} | {len(found)} | " + " | ".join(cells)
+                     + " |")
+    lines += ["", "| arm (seed 0) | mask AP, classes without training masks | mask AP, classes "
+              "with masks | mask AP all | box AP all |", "|---" * 5 + "|"]
+    for name, (label, _, _, all_masks) in ARMS.items():
         results = runs.get(name, {}).get("results")
-        if not results:
+        if not results or name.rsplit("_seed", 1)[0] in MAIN_TABLE:
             continue
-        cells = [f"{results[t]['AP']:.2f}" if t else "–" for t in (without, with_)]
-        lines.append(f"| {label} | {masks} | {cells[0]} | {cells[1]} | "
-                     f"{results['segm']['AP']:.2f} | {results['bbox']['AP']:.2f} |")
+        cells = ["–" if all_masks else f"{results[t]['AP']:.2f}"
+                 for t in ("segm_novel", "segm_base")]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {results['segm']['AP']:.2f} | "
+                     f"{results['bbox']['AP']:.2f} |")
     quality = record.get("shape_quality", {})
     if quality:
         lines += ["", f"Best overlap on {quality['dataset']} held-out-class instances "
@@ -360,6 +366,12 @@ def report(record: dict) -> str:
                   f"| training, s/iter (same process, {tr['iterations']} batches) | "
                   f"{tr[b]['s_per_iter']} | {tr[s]['s_per_iter']} | "
                   f"{tr[s]['s_per_iter'] / tr[b]['s_per_iter']:.2f}x |"]
+        if "parameters" in cost:
+            pb, ps = cost["parameters"][b], cost["parameters"][s]
+            for key, label in (("mask_head", "mask head (ShapeProp: with saliency and "
+                                              "propagation)"), ("model", "whole model")):
+                lines.append(f"| parameters, {label} | {pb[key]:,} | {ps[key]:,} | "
+                             f"{ps[key] / pb[key]:.2f}x |")
         rb, rs = runs.get(b, {}), runs.get(s, {})
         if "median_s_per_iter" in rb and "median_s_per_iter" in rs:
             lines.append(f"| training, median s/iter of the benchmark runs | "
