@@ -171,6 +171,9 @@ def shape_quality(work: Path, record: dict, plots: Path, limit: int) -> None:
     models = {name: load_model(work / name) for name in
               ("shapeprop_base1_seed0", "shapeprop_chagnostic_base1_seed0",
                "maskrcnn_base1_seed0") if (work / name / "model_final.pth").is_file()}
+    if not models:
+        print("shape quality skipped: no seed-0 model finished", file=sys.stderr)
+        return
     cfg = next(iter(models.values()))[0]
     test = cfg.DATASETS.TEST[0]
     records, novel = mapped_with_masks(cfg, test, limit), held_out_classes(test)
@@ -252,6 +255,10 @@ def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int)
     from dynnet_d2.modeling.shapeprop.analysis import interleaved_median_s
 
     names = ("maskrcnn_base1_seed0", "shapeprop_base1_seed0")
+    missing = [n for n in names if not (work / n / "model_final.pth").is_file()]
+    if missing:
+        print(f"timing skipped: {missing} did not finish", file=sys.stderr)
+        return
     models = {name: load_model(work / name) for name in names}
     cfg = models[names[0]][0]
     mapper = CheckedDatasetMapper(cfg, is_train=False)
