@@ -252,7 +252,7 @@ def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int)
 
     from dynnet_d2.data.mappers import CheckedDatasetMapper
     from dynnet_d2.engine.trainer import DynnetTrainer
-    from dynnet_d2.modeling.shapeprop.analysis import interleaved_median_s
+    from dynnet_d2.utils.measure import interleaved_median_s
 
     names = ("maskrcnn_base1_seed0", "shapeprop_base1_seed0")
     missing = [n for n in names if not (work / n / "model_final.pth").is_file()]

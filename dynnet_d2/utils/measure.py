@@ -1,11 +1,12 @@
 """Run a command and measure it: wall time and the peak resident memory of its process tree;
-for ``tools/train_net.py`` runs also the median s/iter and the evaluation results."""
+for ``tools/train_net.py`` runs also the median s/iter and the evaluation results. Compare
+things in one process: :func:`interleaved_rounds` / :func:`interleaved_median_s`."""
 import json
 import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import psutil
 
@@ -64,3 +65,27 @@ def measure_train_net(cmd: Sequence[str], output_dir: Path, log_path: Path, *,
     elif record["returncode"] != 0:
         record["error"] = f"train_net exited with {record['returncode']}; see {log_path}"
     return record
+
+
+def interleaved_rounds(fns: Mapping[str, Callable[[], Any]], rounds: int) -> Dict[str, List[Any]]:
+    """``{name: [what fns[name]() returned in each round]}``: every function called once per
+    round, one after another, ``rounds`` rounds, so that machine noise hits all alike."""
+    results: Dict[str, List[Any]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            results[name].append(fn())
+    return results
+
+
+def interleaved_median_s(fns: Mapping[str, Callable[[], None]], rounds: int) -> Dict[str, dict]:
+    """``{name: {"median_s", "runs_s"}}``: the wall time of each call of
+    :func:`interleaved_rounds`."""
+    def timed(fn):
+        def call():
+            start = time.perf_counter()
+            fn()
+            return time.perf_counter() - start
+        return call
+
+    runs = interleaved_rounds({name: timed(fn) for name, fn in fns.items()}, rounds)
+    return {name: {"median_s": statistics.median(r), "runs_s": r} for name, r in runs.items()}

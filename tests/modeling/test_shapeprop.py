@@ -287,14 +287,6 @@ def test_best_overlap_matches_a_hand_computation():
     assert analysis.best_overlap(probabilities, gt[:0]).tolist() == [0.0]
 
 
-def test_interleaved_timing_calls_each_function_once_per_round():
-    calls = []
-    runs = analysis.interleaved_median_s({"a": lambda: calls.append("a"),
-                                          "b": lambda: calls.append("b")}, rounds=3)
-    assert calls == ["a", "b"] * 3
-    assert all(len(r["runs_s"]) == 3 and r["median_s"] in r["runs_s"] for r in runs.values())
-
-
 def mapped_record():
     torch.manual_seed(0)
     instances = Instances((48, 64))

@@ -2,12 +2,14 @@
 pixel-space stage, the accuracy / cost curve of threshold cascades, same-process serving
 throughput, and the plots (Fig. 4.3-style cost vs accuracy, Fig. 4.5 entropy distributions).
 """
+from functools import partial
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
+from ...utils.measure import interleaved_rounds
 from .cascade import CascadeData, evaluate_exits, exit_stages
 from .classifiers import ThresholdIDK, uncertainty
 from .runner import serve
@@ -68,14 +70,15 @@ def time_serving(arms: Dict[str, Tuple[Sequence[Stage], Sequence[nn.Module]]],
     """Serve ``inputs`` with every arm (stages, IDK classifiers), interleaved over ``repeats``
     rounds in this process; per arm the median inputs/s and the latency percentiles of that
     median round."""
-    runs: Dict[str, List[Dict]] = {name: [] for name in arms}
     labels = torch.tensor([int(d["label"]) for d in inputs])
     for stages, classifiers in arms.values():  # warm-up
         serve(stages, classifiers, inputs[:2 * batch_size], batch_size)
-    for _ in range(repeats):
-        for name, (stages, classifiers) in arms.items():
-            runs[name].append(serve(stages, classifiers, inputs, batch_size).summary(
-                labels, len(stages)))
+
+    def turn(stages, classifiers):
+        return serve(stages, classifiers, inputs, batch_size).summary(labels, len(stages))
+
+    runs = interleaved_rounds({name: partial(turn, *arm) for name, arm in arms.items()},
+                              repeats)
     out = {}
     for name, results in runs.items():
         results = sorted(results, key=lambda r: r["inputs_per_s"])

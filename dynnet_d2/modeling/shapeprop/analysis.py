@@ -11,12 +11,8 @@ prior (Fig. 8.9), pictures of held-out-class instances (Fig. 8.8), and cost.
   ground-truth box of a test image (Detectron2's ``forward_with_given_boxes``, so the shape prior
   is judged without detection errors), pasted into the image (H, W) as probabilities.
 * :func:`plot_best_overlap`, :func:`plot_instances`: the two figures.
-* :func:`interleaved_median_s`: median seconds of several callables, timed in interleaved
-  rounds so that machine noise hits all alike.
 """
-import statistics
-import time
-from typing import Callable, Dict, Iterable, List, Mapping, Sequence
+from typing import Dict, Iterable, List, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -145,14 +141,3 @@ def plot_instances(panels: List[Dict[str, np.ndarray]], columns: Mapping[str, st
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
-
-def interleaved_median_s(fns: Mapping[str, Callable[[], None]], rounds: int) -> Dict[str, dict]:
-    """``{name: {"median_s", "runs_s"}}``: each of ``fns`` called once per round, the calls of a
-    round one after another, ``rounds`` rounds."""
-    runs: Dict[str, List[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            runs[name].append(time.perf_counter() - start)
-    return {name: {"median_s": statistics.median(r), "runs_s": r} for name, r in runs.items()}

@@ -10,10 +10,13 @@ per image, wall-clock time per image in the same process, and the thesis' plots.
 """
 import statistics
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from functools import partial
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+
+from ...utils.measure import interleaved_rounds
 
 
 def _normalized(model, images: torch.Tensor) -> torch.Tensor:
@@ -56,12 +59,13 @@ def time_variants(variants: Dict[str, Tuple[object, Optional[str]]], images: tor
     interleaved ``repeats`` times (so machine noise hits all alike); the mode ("skip" / "mask")
     is set on a SkipNet backbone before its turn. ``{name: {"median_ms_per_image",
     "runs_ms"}}``."""
-    runs: Dict[str, List[float]] = {name: [] for name in variants}
-    for _ in range(repeats):
-        for name, (model, mode) in variants.items():
-            if mode is not None:
-                model.backbone.inference = mode
-            runs[name].append(1e3 * time_logits(model, images, batch_size))
+    def turn(model, mode):
+        if mode is not None:
+            model.backbone.inference = mode
+        return 1e3 * time_logits(model, images, batch_size)
+
+    runs = interleaved_rounds({name: partial(turn, model, mode)
+                               for name, (model, mode) in variants.items()}, repeats)
     return {name: {"median_ms_per_image": statistics.median(r), "runs_ms": r}
             for name, r in runs.items()}
 
