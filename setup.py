@@ -38,8 +38,12 @@ setup(
         "psutil",
         # Sweeps on Slurm clusters (tools/run_experiments.py --backend submitit).
         "submitit==1.5.4",
+        # SkipNet's batch-1 RNN gates as one compiled function (modeling/skipnet/gates.py).
+        "numba==0.68.1",
         # Small real image data for classification tests (sklearn.datasets.load_digits).
         "scikit-learn==1.9.1",
+        # Student-t quantiles of the seed statistics' confidence intervals (seed_stats.py).
+        "scipy>=1.10",
         # detectron2.model_zoo imports pkg_resources, removed in setuptools 81.
         "setuptools<81",
     ],

@@ -4,6 +4,7 @@ Each topic (and, as they land, each method) has its own ``_add_<topic>_config(cf
 comment per key, as Detectron2's ``projects/PointRend`` does with ``add_pointrend_config``.
 """
 import os
+from typing import Sequence
 
 import torch
 from detectron2.config import CfgNode as CN
@@ -198,6 +199,9 @@ def _add_skipnet_config(cfg: CN) -> None:
     # Inference: "skip" runs a block only on the inputs whose gate executes it (gather, block,
     # scatter); "mask" computes every block and multiplies by the 0/1 gate (the reference code).
     cfg.MODEL.SKIPNET.INFERENCE = "skip"
+    # At batch 1 on the CPU, an RNN gate decides with one compiled function (numba: pooling, LSTM
+    # step, projection) instead of PyTorch ops; False keeps the PyTorch path (the reference).
+    cfg.MODEL.SKIPNET.COMPILED_GATES = True
 
 
 def _add_shapeprop_config(cfg: CN) -> None:
@@ -210,8 +214,12 @@ def _add_shapeprop_config(cfg: CN) -> None:
     cfg.MODEL.SHAPEPROP.MIL_AGGREGATION = "avg"
     # Weight of the MIL loss (loss_mil).
     cfg.MODEL.SHAPEPROP.MIL_LOSS_WEIGHT = 1.0
-    # Conv-ReLU layers of the saliency ("activating") head.
-    cfg.MODEL.SHAPEPROP.SALIENCY_NUM_CONV = 2
+    # Fraction in (0, 1] of each image's sampled background proposals that enter the MIL loss as
+    # negative bags (redrawn every iteration; every foreground proposal always does).
+    cfg.MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION = 0.25
+    # Conv-ReLU layers of the saliency ("activating") head (1, as the reference code's
+    # CONV_LAYERS (256,); 2 before the second pass).
+    cfg.MODEL.SHAPEPROP.SALIENCY_NUM_CONV = 1
     # Their channels.
     cfg.MODEL.SHAPEPROP.SALIENCY_CONV_DIM = 64
     # Latent channels C of the propagation (16 in the thesis).
@@ -226,6 +234,20 @@ def _add_shapeprop_config(cfg: CN) -> None:
     cfg.MODEL.SHAPEPROP.PROPAGATION_NUM_CONV = 2
     # Channels of the kernel predictor's layers.
     cfg.MODEL.SHAPEPROP.PROPAGATION_CONV_DIM = 64
+    # The kernel predictor reads the saliency head's conv layers instead of its own (the
+    # reference code's SHARE_FEATURE; False before the second pass).
+    cfg.MODEL.SHAPEPROP.SHARE_FEATURES = True
+    # Kernel size (odd) of the convolution that predicts the propagation kernels (1 as in the
+    # reference code; 3 before the second pass).
+    cfg.MODEL.SHAPEPROP.KERNEL_CONV_SIZE = 1
+    # What is concatenated to the mask head's input: "activation" (the Shape Activation, ReLU,
+    # divided by its maximum, re-encoded by convolutions; thesis Sec. 8.3 and the reference code)
+    # or "latent" (the propagation's LATENT_DIM latent channels).
+    cfg.MODEL.SHAPEPROP.FUSION = "activation"
+    # Convolutions that re-encode the Shape Activation for FUSION "activation".
+    cfg.MODEL.SHAPEPROP.FUSION_NUM_CONV = 2
+    # Their channels (the channels added to the mask head's input).
+    cfg.MODEL.SHAPEPROP.FUSION_CONV_DIM = 16
     # Weight of the Shape Activation's reconstruction loss (loss_shape).
     cfg.MODEL.SHAPEPROP.SHAPE_LOSS_WEIGHT = 1.0
 
@@ -266,8 +288,15 @@ def _add_cascade_config(cfg: CN) -> None:
     cfg.CASCADE.TARGET_ACCURACY = 0.0
     # Candidate thresholds of the grid searches (quantiles of the uncertainty); >= 100.
     cfg.CASCADE.GRID_SIZE = 1000
-    # Inputs per batch when serving (every stage runs on full batches of passed-on inputs).
+    # Inputs per batch when serving (every later stage runs on full batches of passed-on inputs,
+    # or on a partial one when MAX_WAIT_MS is due).
     cfg.CASCADE.BATCH_SIZE = 64
+    # Serving deadline: a later stage runs on a partial batch once its oldest waiting input has
+    # waited this many milliseconds; 0 = no deadline (wait for a full batch).
+    cfg.CASCADE.MAX_WAIT_MS = 0.0
+    # Fit and serve stages that are out of order on the calibration split (one not cheaper than
+    # the next, or an earlier one more accurate than the last) with a warning instead of an error.
+    cfg.CASCADE.ALLOW_UNORDERED = False
     # Learned IDK classifiers (Eq. 4.5).
     cfg.CASCADE.LEARNED = CN()
     # lambda of Eq. 4.12: weight of the cost, in units of the most accurate stage's cost.
@@ -363,6 +392,25 @@ def resolve_fewshot(cfg: CN) -> CN:
         cfg.SOLVER.CHECKPOINT_PERIOD *= shot
         cfg.FEWSHOT.SCHEDULE_PER_SHOT = False
     return cfg
+
+
+def schedule_per_shot(config_file: str, opts: Sequence = ()) -> bool:
+    """Whether ``config_file`` with ``opts`` scales its schedule by K
+    (``FEWSHOT.SCHEDULE_PER_SHOT``, which :func:`load_config` resolves and then sets False)."""
+    cfg = get_dynnet_cfg()
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return bool(cfg.FEWSHOT.SCHEDULE_PER_SHOT)
+
+
+def describe_schedule(cfg: CN, per_shot: bool) -> str:
+    """The resolved schedule of ``cfg`` in words; ``per_shot``: its config scaled it by K."""
+    total = cfg.SOLVER.MAX_ITER
+    if not per_shot:
+        return f"SOLVER.MAX_ITER {total} iterations"
+    return (f"SOLVER.MAX_ITER {total} iterations = {total // cfg.FEWSHOT.SHOT} per shot x "
+            f"{cfg.FEWSHOT.SHOT} shot(s) (a per-shot config, FEWSHOT.SCHEDULE_PER_SHOT: a "
+            f"SOLVER.MAX_ITER override is per shot too; SOLVER.STEPS {tuple(cfg.SOLVER.STEPS)})")
 
 
 def load_config(config_file: str, opts=()) -> CN:

@@ -1,5 +1,8 @@
 """The Detectron2 stack we install works here, and what it lacks fails clearly."""
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -106,3 +109,15 @@ def test_collect_env_names_detectron2_and_what_it_lacks():
         assert "every op is available" in info
     else:
         assert "NOT loadable" in info and "deformable convolution" in info
+
+
+def test_import_shows_each_warning_of_the_imported_libraries_once():
+    """fvcore's and Detectron2's imports each run torch.jit.script (deprecated): the warning
+    used to print twice; now once, and a warning of ours after the import still shows."""
+    code = ("import warnings, dynnet_d2\n"
+            "warnings.warn('still shown', FutureWarning)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONWARNINGS=""), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("`torch.jit.script` is deprecated") == 1
+    assert "FutureWarning: still shown" in proc.stderr

@@ -1,7 +1,13 @@
 """Loading configs: few-shot placeholders and per-shot schedules resolved once, clearly."""
 import pytest
 
-from dynnet_d2.config import get_dynnet_cfg, load_config, resolve_fewshot
+from dynnet_d2.config import (
+    describe_schedule,
+    get_dynnet_cfg,
+    load_config,
+    resolve_fewshot,
+    schedule_per_shot,
+)
 
 FINE_TUNE = "configs/TFA/faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml"
 
@@ -28,3 +34,14 @@ def test_configs_without_placeholders_are_unchanged():
     cfg = get_dynnet_cfg()
     before = cfg.dump()
     assert resolve_fewshot(cfg).dump() == before
+
+
+def test_the_logged_schedule_says_a_max_iter_override_of_a_per_shot_config_is_per_shot():
+    opts = ["FEWSHOT.SHOT", 5, "SOLVER.MAX_ITER", 30]
+    assert schedule_per_shot(FINE_TUNE, opts)
+    text = describe_schedule(load_config(FINE_TUNE, opts), schedule_per_shot(FINE_TUNE, opts))
+    assert text.startswith("SOLVER.MAX_ITER 150 iterations = 30 per shot x 5 shot(s)")
+    base = "configs/TFA/faster_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
+    assert not schedule_per_shot(base, ["FEWSHOT.SPLIT", 1])
+    assert describe_schedule(load_config(base, ["FEWSHOT.SPLIT", 1]), False) == (
+        "SOLVER.MAX_ITER 2800 iterations")

@@ -72,3 +72,15 @@ def test_shapeprop_benchmark_report_averages_seeds_on_the_same_classes(tmp_path)
     assert rows[reverse] == f"{reverse} | 35.00 | 30.00 | 32.50 | 50.00 |"
     image_wise = "| Mask R-CNN, masks on 10 % of images"
     assert rows[image_wise] == f"{image_wise} | 10.00 | 12.00 | 11.00 | 50.00 |"
+
+
+def test_train_net_names_an_unknown_few_shot_set_in_one_line_before_building_anything():
+    proc = _run("tools/train_net.py", "--config-file",
+                "configs/TFA/faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml",
+                "FEWSHOT.SHOT", 4, "OUTPUT_DIR", "/nonexistent/never_created")
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("dynnet_d2.data.errors.UnknownDatasetError: DATASETS.TRAIN: dataset "
+                           "'shapes_train_all1_4shot_seed0' is not registered"), last
+    assert "shots 1-3, 5, 10 and seeds 0-29" in last and len(last) < 600
+    assert len(proc.stdout) + len(proc.stderr) < 5000  # no config dump, no model printed

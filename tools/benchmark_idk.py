@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """IDK cascade benchmark on Fashion-MNIST (projects/IDK/README.md): train the stages, fit every
-IDK method on fashion_mnist_calib, evaluate on fashion_mnist_test, time the best cascades.
+IDK method on fashion_mnist_calib, evaluate on fashion_mnist_test, time the cascades chosen on
+fashion_mnist_calib.
 
     python tools/benchmark_idk.py --output benchmarks/idk_fashionmnist_2cpu.json
     python tools/benchmark_idk.py --output X.json --report-only      # Markdown tables of X.json
@@ -10,9 +11,14 @@ Stages: logistic regression on pixels (trained here by L-BFGS, served as a Torch
 with its fvcore FLOPs), a plain ResNet-8 (stride-2 stem), a plain ResNet-38 and a SkipNet-38
 (RNN gate, SP) with a stride-1 stem. Every model trains on fashion_mnist_train only, with
 tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``) is not
-trained again, an interrupted one resumes. Stage outputs are cached per split under
-``--work-dir/outputs``, fitted cascades saved under ``--work-dir/cascades``. The JSON is
-rewritten atomically after every phase.
+trained again, an interrupted one resumes. Every evaluation and timing builds an arm's model
+from the ``config.yaml`` its training run wrote (not from the arm table) and loads its weights
+strictly. Stage outputs are cached per split under ``--work-dir/outputs``, fitted cascades saved
+under ``--work-dir/cascades``. The cascade timed per stage list is the eps = 0 fit cheapest on
+the calibration split among those meeting the reference's calibration accuracy
+(:func:`~dynnet_d2.modeling.idk.analysis.serving_cascade`); at batch 64 it is also timed with a
+deadline for partial batches (``--max-wait-ms``). The JSON is rewritten atomically after every
+phase.
 """
 import argparse
 import json
@@ -79,13 +85,25 @@ def train_arms(work: Path, record: dict, out: Path) -> None:
         write(out, record)
 
 
-def mapped(dataset: str, limit: int = 0):
+def run_config(work: Path, name: str, device: str = "cpu"):
+    """The config arm ``name`` was trained with: the ``config.yaml`` its run wrote."""
+    from dynnet_d2.config import load_config
+
+    path = work / name / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: arm {name!r} was not trained into "
+                                f"{work} (tools/train_net.py writes it); run the benchmark "
+                                f"without --timing-only first")
+    return load_config(str(path), ["MODEL.DEVICE", device])
+
+
+def mapped(dataset: str, work: Path, limit: int = 0):
+    """``dataset`` mapped for inference as the ResNet-8 run reads images."""
     from detectron2.data import DatasetCatalog
 
-    from dynnet_d2.config import load_config
     from dynnet_d2.data.classification import ClassificationMapper
 
-    mapper = ClassificationMapper(load_config(str(REPO / R8)), is_train=False)
+    mapper = ClassificationMapper(run_config(work, "R8_plain"), is_train=False)
     records = DatasetCatalog.get(dataset)
     return [mapper(r) for r in (records[:limit] if limit else records)]
 
@@ -97,7 +115,7 @@ def train_linear(work: Path, record: dict) -> None:
     folder = work / LINEAR
     if (folder / "stage.json").is_file():
         return
-    inputs = mapped(SPLITS["train"])
+    inputs = mapped(SPLITS["train"], work)
     images = torch.stack([d["image"] for d in inputs])
     labels = torch.tensor([d["label"] for d in inputs])
     start = time.perf_counter()
@@ -112,9 +130,9 @@ def train_linear(work: Path, record: dict) -> None:
 
 
 def build_stage(name: str, work: Path, device: str):
+    """The stage of arm ``name`` (or the linear model) as trained in ``work``."""
     from detectron2.data import MetadataCatalog
 
-    from dynnet_d2.config import load_config
     from dynnet_d2.modeling.idk import ModelStage, ModuleStage
 
     if name == LINEAR:
@@ -123,9 +141,8 @@ def build_stage(name: str, work: Path, device: str):
         return ModuleStage(module, name=LINEAR, cost=info["flops"],
                            class_names=MetadataCatalog.get(SPLITS["train"]).thing_classes,
                            train_datasets=[info["train_dataset"]])
-    arm = ARMS[name]
-    cfg = load_config(str(REPO / arm["config"]), arm["opts"] + ["MODEL.DEVICE", device])
-    return ModelStage(cfg, str(work / name / "model_final.pth"), name=name)
+    return ModelStage(run_config(work, name, device), str(work / name / "model_final.pth"),
+                      name=name)
 
 
 def collect_outputs(stages, work: Path, record: dict):
@@ -147,7 +164,8 @@ def collect_outputs(stages, work: Path, record: dict):
         for name, stage in stages.items():
             path = folder / f"{name}_{split}.pt"
             if not path.is_file():
-                inputs = inputs or mapped(dataset, TRAIN_SUBSET if split == "train" else 0)
+                inputs = inputs or mapped(dataset, work,
+                                          TRAIN_SUBSET if split == "train" else 0)
                 data = collect([stage], inputs, 256)
                 torch.save({"probs": data.probs[0], "costs": data.costs[0],
                             "labels": data.labels}, str(path))
@@ -199,7 +217,8 @@ def fit_and_evaluate(calib, test, method, target, work, name, stages, tag, **spe
     calib_result = evaluate_exits(calib, exit_stages(calib, classifiers), reference)
     result = evaluate_exits(test, exit_stages(test, classifiers), len(test.probs) - 1)
     return {**result, "calib_accuracy": calib_result["accuracy"],
-            "calib_idk_rate": calib_result["idk_rate"], "fit_s": round(fit_s, 2),
+            "calib_idk_rate": calib_result["idk_rate"],
+            "calib_relative_cost": calib_result["relative_cost"], "fit_s": round(fit_s, 2),
             "mean_mflops": result["mean_cost"] / 1e6}
 
 
@@ -258,37 +277,33 @@ def tables(outputs, labels, stages, work: Path, record: dict) -> None:
                                  "human_cost_factor": HUMAN_COST_FACTOR}
 
 
-def best_cascade(entry):
-    """The eps = 0 fitted cascade with the lowest test cost among those at least as accurate as
-    the reference on the test split (else the most accurate one)."""
-    rows = [r for r in entry["rows"] if r.get("epsilon") == 0.0]
-    matched = [r for r in rows if r["accuracy"] >= entry["reference_test_accuracy"]]
-    if matched:
-        return min(matched, key=lambda r: r["relative_cost"])
-    return max(rows, key=lambda r: r["accuracy"])
-
-
-def timing(stages, work: Path, record: dict, repeats: int, device: str, batch1_images: int):
+def timing(stages, work: Path, record: dict, repeats: int, device: str, batch1_images: int,
+           max_wait_ms: float):
+    """Serving throughput and latency of the cascades chosen on the calibration split and of
+    their reference alone, at batch 1 and at batch 64 (there also with ``max_wait_ms`` > 0)."""
     from dynnet_d2.modeling.idk import IDKCascade
-    from dynnet_d2.modeling.idk.analysis import time_serving
+    from dynnet_d2.modeling.idk.analysis import serving_cascade, time_serving
 
-    inputs = mapped(SPLITS["test"])
-    arms = {}
+    inputs = mapped(SPLITS["test"], work)
+    arms, deadline_arms = {}, {}
     for name in ("R8>R38s1", "R8>SkipNet38s1", "linear>R8>R38s1"):
         entry = record["cascades"][name]
-        best = best_cascade(entry)
-        tag = (f"{best['method']}_eps0.0" if best["method"] != "entropy_cost_stagewise"
-               else "entropy_cost_stagewise_eps0.0")
+        tag = f"{serving_cascade(entry)['method']}_eps0.0"
         names = entry["stages"]
         cascade = IDKCascade.load(str(work / "cascades" / f"{name}_{tag}.json"),
                                   [stages[n] for n in names])
         arms[f"{name} ({tag})"] = (cascade.stages, cascade.classifiers)
+        if max_wait_ms > 0:
+            deadline_arms[f"{name} ({tag}) wait <= {max_wait_ms:g} ms"] = (
+                cascade.stages, cascade.classifiers, max_wait_ms)
         arms.setdefault(f"{names[-1]} alone", ([stages[names[-1]]], []))
     record["timing"] = {"device": device, "threads": torch.get_num_threads(),
-                        "repeats": repeats}
-    for batch, images in ((1, batch1_images), (64, len(inputs))):
+                        "repeats": repeats, "max_wait_ms": max_wait_ms}
+    # a deadline changes nothing at batch 1 (every batch is full)
+    for batch, images, batch_arms in ((1, batch1_images, arms),
+                                      (64, len(inputs), {**arms, **deadline_arms})):
         record["timing"][f"batch{batch}"] = {"num_inputs": images, **time_serving(
-            arms, inputs[:images], batch, repeats)}
+            batch_arms, inputs[:images], batch, repeats)}
 
 
 def plots(outputs, labels, record: dict, folder: Path) -> None:
@@ -336,12 +351,13 @@ def report(record: dict) -> str:
     t = record.get("timing")
     if t:
         lines += [f"\n#### Serving ({t['device']}, {t['threads']} threads)\n",
-                  "| arm | batch | acc (%) | inputs/s | p50 / p99 latency (ms) |",
-                  "|---|---|---|---|---|"]
+                  "| arm | batch | max wait (ms) | acc (%) | inputs/s | "
+                  "p50 / p99 latency (ms) |", "|---|---|---|---|---|---|"]
         for key in ("batch1", "batch64"):
             for arm, r in t.get(key, {}).items():
                 if isinstance(r, dict):
-                    lines.append(f"| {arm} | {key[5:]} | {100 * r['accuracy']:.2f} | "
+                    wait = f"{r['max_wait_ms']:g}" if r.get("max_wait_ms") else "-"
+                    lines.append(f"| {arm} | {key[5:]} | {wait} | {100 * r['accuracy']:.2f} | "
                                  f"{r['inputs_per_s']:.0f} | {r['latency_ms']['p50']:.2f} / "
                                  f"{r['latency_ms']['p99']:.2f} |")
     return "\n".join(lines)
@@ -356,6 +372,9 @@ def main():
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads when timing")
     parser.add_argument("--batch1-images", type=int, default=2000,
                         help="test images served one at a time")
+    parser.add_argument("--max-wait-ms", type=float, default=20.0,
+                        help="also time the cascades at batch 64 with this deadline for partial "
+                             "batches of later stages (CASCADE.MAX_WAIT_MS); 0 = do not")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--timing-only", action="store_true",
                         help="time the saved cascades of an earlier run of --output")
@@ -382,7 +401,8 @@ def main():
         write(out, record)
         plots(outputs, labels, record, Path(args.plots))
     torch.set_num_threads(args.threads)
-    timing(stages, work, record, args.repeats, args.device, args.batch1_images)
+    timing(stages, work, record, args.repeats, args.device, args.batch1_images,
+           args.max_wait_ms)
     write(out, record)
     print(report(record))
 

@@ -5,12 +5,17 @@ accuracy, executed FLOPs and wall-clock time of all of them in one process on th
     python tools/benchmark_skipnet.py --output benchmarks/skipnet_fashionmnist_2cpu.json
 
 Arms per depth (38 and 74 by default): the plain ResNet, SkipNet with FFGate-I and with the RNN
-gate after supervised pre-training (SP) and after hybrid RL from it (HRL+SP); at depth 38 also
-an alpha sweep of RNN-gate HRL (and HRL at the thesis' learning rate 1e-4), and the SOFT-gate
-and SDV baselines (SDV skips at random at the rate the HRL model learned). Every arm trains
-with tools/train_net.py into ``--work-dir/<arm>``; an arm whose ``inference/results.json``
-exists is not trained again, an interrupted one resumes from its last checkpoint, and a failed
-one is recorded without stopping the others.
+gate after supervised pre-training (SP) and after hybrid RL from it (HRL+SP, the thesis'
+relaxed reward with beta = alpha / N, as the reference's ImageNet script); at depth 38 also an
+alpha sweep of RNN-gate HRL with the prediction loss' weight fixed, beta = 1 (the reward of the
+reference's CIFAR script, R = -L + alpha / N sum skips: with beta = alpha / N, alpha would only
+scale the policy step, not trade accuracy for compute), HRL at the thesis' learning rate 1e-4,
+and the SOFT-gate and SDV baselines (SDV skips at random at the rate the HRL model learned).
+Every arm trains with tools/train_net.py into ``--work-dir/<arm>``; an arm whose
+``inference/results.json`` exists is not trained again, an interrupted one resumes from its last
+checkpoint, and a failed one is recorded without stopping the others. Every evaluation and
+timing builds an arm's model from the ``config.yaml`` its training wrote and loads its weights
+strictly (:func:`dynnet_d2.engine.runs.load_trained_model`).
 
 Then, in one process: per arm the top-1 and the mean executed GFLOPs on the whole test set; per
 depth and per intra-op thread count, milliseconds per image at batch 1 and batch 64 of the
@@ -32,10 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 PLAIN = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
 SP = "configs/SkipNet/skipnet_R38cifar_sp_3000it_fashionmnist.yaml"
 HRL = "configs/SkipNet/skipnet_R38cifar_hrl_1000it_fashionmnist.yaml"
-# alpha 0 (beta = alpha / N = 0 too): sampled gates without any reward, i.e. what training
-# under sampling alone does to the SP model.
-ALPHAS = (0.0, 0.02, 0.05, 0.2, 0.5)
-DEFAULT_ALPHA = 0.1  # MODEL.SKIPNET.ALPHA of the HRL config
+# The alpha sweep, beta = 1 (the reference's CIFAR reward); alpha 0: the policy sees the prediction
+# loss only, no reward for skipping.
+ALPHAS = (0.0, 0.1, 0.5, 1.0, 2.0, 4.0)
+SWEEP_BETA = 1.0
+
+
+def sweep_arm(depth: int, alpha: float) -> str:
+    return f"R{depth}_rnn_HRL_beta{SWEEP_BETA:g}_alpha{alpha}"
 
 
 def arms(depths, alpha_sweep: bool, baselines: bool):
@@ -52,13 +61,19 @@ def arms(depths, alpha_sweep: bool, baselines: bool):
     low = min(depths)
     if alpha_sweep:
         for alpha in ALPHAS:
-            table[f"R{low}_rnn_HRL_alpha{alpha}"] = {
+            table[sweep_arm(low, alpha)] = {
                 "config": HRL, "after": f"R{low}_rnn_SP",
-                "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "MODEL.SKIPNET.ALPHA", str(alpha)]}
-        # the thesis' refinement learning rate (1e-4; the HRL config uses 1e-3)
+                "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "MODEL.SKIPNET.ALPHA", str(alpha),
+                         "MODEL.SKIPNET.BETA", str(SWEEP_BETA)]}
+        # the thesis' refinement learning rate (1e-4; the HRL config uses 1e-3), and at it with
+        # BatchNorm statistics updated from the executed inputs (the reference's way)
         table[f"R{low}_rnn_HRL_lr0.0001"] = {
             "config": HRL, "after": f"R{low}_rnn_SP",
             "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "SOLVER.BASE_LR", "0.0001"]}
+        table[f"R{low}_rnn_HRL_lr0.0001_bn_updated"] = {
+            "config": HRL, "after": f"R{low}_rnn_SP",
+            "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low), "SOLVER.BASE_LR", "0.0001",
+                     "MODEL.SKIPNET.HRL_FREEZE_BN", "False"]}
     if baselines:
         table[f"R{low}_rnn_SOFT"] = {"config": SP, "opts": ["MODEL.CIFAR_RESNET.DEPTH", str(low),
                                                            "MODEL.SKIPNET.STAGE", "SOFT"]}
@@ -69,16 +84,12 @@ def arms(depths, alpha_sweep: bool, baselines: bool):
     return table
 
 
-def load_model(config, opts, weights):
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.modeling import build_model
+def trained_model(work_dir: Path, name: str):
+    """Arm ``name``'s model as its run in ``work_dir`` trained it (its config.yaml, its weights
+    loaded strictly), in eval mode on the CPU."""
+    from dynnet_d2.engine.runs import load_trained_model
 
-    from dynnet_d2.config import load_config
-
-    cfg = load_config(str(REPO / config), list(opts) + ["MODEL.DEVICE", "cpu"])
-    model = build_model(cfg)
-    DetectionCheckpointer(model).load(str(weights))
-    return model.eval()
+    return load_trained_model(work_dir / name)[1]
 
 
 def test_images(dataset: str, config: str):
@@ -195,9 +206,7 @@ def measure(args, table, record: dict, out: Path, work_dir: Path) -> None:
 
     def model_of(name):
         if name not in models:
-            arm = table[name]
-            models[name] = load_model(arm["config"], arm["opts"],
-                                      work_dir / name / "model_final.pth")
+            models[name] = trained_model(work_dir, name)
         return models[name]
 
     def sdv_rate(name):
@@ -265,9 +274,7 @@ def report(record: dict, args) -> None:
             str(plots / f"skip_ratio_{name}.png"),
             f"SkipNet-{depth} ({name}): per-block skip ratio per class, Fashion-MNIST test")
     low = min(args.depths)
-    sweep = {f"R{low}_rnn_HRL": DEFAULT_ALPHA,
-             **{f"R{low}_rnn_HRL_alpha{a}": a for a in ALPHAS}}
-    sweep = {n: a for n, a in sweep.items() if n in evaluation}
+    sweep = {sweep_arm(low, a): a for a in ALPHAS if sweep_arm(low, a) in evaluation}
     if sweep and f"R{low}_plain" in evaluation:
         base = evaluation[f"R{low}_plain"]
         points = [{"label": f"a={alpha}", "top1": evaluation[n]["top1"],
@@ -278,8 +285,8 @@ def report(record: dict, args) -> None:
             points.insert(0, {"label": "SP", "top1": sp["top1"],
                               "relative_flops": sp["mean_gflops"] / base["mean_gflops"]})
         plot_accuracy_vs_flops(points, str(plots / f"accuracy_vs_flops_R{low}.png"),
-                               f"SkipNet-{low} RNN gate: SP, then HRL over alpha "
-                               f"(Fashion-MNIST test)",
+                               f"SkipNet-{low} RNN gate: SP, then HRL over alpha, beta = "
+                               f"{SWEEP_BETA:g} (Fashion-MNIST test)",
                                reference={"label": f"plain ResNet-{low}", "top1": base["top1"]})
     print(markdown_tables(record, args.threads))
 

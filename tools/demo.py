@@ -5,7 +5,8 @@
    few-shot split 1 (reused when already trained);
 2. checkpoint surgery (``randinit``): a predictor for all 20 classes;
 3. TFA w/ cos fine-tuning of the last layer on the 1-shot and 5-shot sets of seed 0;
-4. the generalized table (AP on all classes, bAP on base, nAP on novel), base-only included;
+4. the generalized table (AP on all classes, bAP on base, nAP on novel), base-only (the surgery
+   checkpoint with the FC head the base model was trained with) included;
 5. drawings of the novel-class detections of the 5-shot model.
 
     python tools/demo.py [--output-dir output/demo] [--base-iters 1500] [--shots 1 5]
@@ -18,19 +19,19 @@ import sys
 import time
 from pathlib import Path
 
-from detectron2.data import MetadataCatalog
-
 from dynnet_d2.config import load_config
 from dynnet_d2.data.builtin import ensure_shapes
 from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
 from dynnet_d2.engine.tfa import randinit_surgery, train_or_reuse
 from dynnet_d2.engine.visualize import visualize_predictions
-from dynnet_d2.evaluation.fewshot import generalized_table
+from dynnet_d2.evaluation.fewshot import check_results_defined, generalized_table
 from dynnet_d2.utils.logger import setup_logger
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "TFA"
 BASE = CONFIGS / "faster_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
 FINE_TUNE = CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml"
+# Base-only is evaluated with the head the base model was trained with (FC, with its bias).
+BASE_ONLY = CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_fc_all_100itxK_shapes.yaml"
 
 
 def main() -> int:
@@ -56,7 +57,7 @@ def main() -> int:
 
     surgery = randinit_surgery(os.path.join(base_cfg.OUTPUT_DIR, "model_final.pth"),
                                f"shapes_train_base{args.split}", f"shapes_train_all{args.split}")
-    base_only = load_config(str(FINE_TUNE), fewshot + [
+    base_only = load_config(str(BASE_ONLY), fewshot + [
         "FEWSHOT.SHOT", 1, "MODEL.WEIGHTS", str(surgery), "OUTPUT_DIR", str(out / "base_only")])
     results["base only (surgery, no fine-tuning)"] = DynnetTrainer.evaluate_checkpoint(base_only)
 
@@ -70,6 +71,10 @@ def main() -> int:
     model = DynnetTrainer.build_model(cfg)
     DynnetCheckpointer(model, strict=True).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     test_set = cfg.DATASETS.TEST[0]
+    from detectron2.data import MetadataCatalog  # after dynnet_d2 (datasets root, warnings)
+
+    for name, run_results in results.items():
+        check_results_defined(run_results, f"[demo] {name}")
     drawings = visualize_predictions(cfg, model, test_set, str(out / "visualizations"), 6,
                                      class_names=MetadataCatalog.get(test_set).novel_classes)
     print(f"\n[demo] generalized few-shot detection on {test_set} "

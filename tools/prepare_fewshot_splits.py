@@ -13,8 +13,6 @@ import argparse
 import sys
 from typing import List
 
-from detectron2.data import DatasetCatalog
-
 from dynnet_d2.config import load_config
 from dynnet_d2.data import register_datasets_from_config
 from dynnet_d2.data.fewshot import COCO_SHOTS, VOC_SHOTS
@@ -49,6 +47,8 @@ def main() -> int:
         seeds = parse_seeds(args.seeds)
     except ValueError:
         parser.error(f"--seeds {args.seeds}: expected integers or ranges like 0-29")
+    from detectron2.data import DatasetCatalog  # after dynnet_d2 (datasets root, warnings)
+
     try:
         if args.config_file:
             register_datasets_from_config(load_config(args.config_file))

@@ -4,11 +4,13 @@
     python tools/run_cascade.py --config-file configs/IDK/idk_R8-R38cifar_3000it_fashionmnist.yaml
     python tools/run_cascade.py --config-file CFG --cascade-file OUT/cascade.json  # no refit
     python tools/run_cascade.py --config-file CFG CASCADE.METHOD entropy_grid CASCADE.EPSILON 0.005
+    python tools/run_cascade.py --config-file CFG CASCADE.MAX_WAIT_MS 20  # serving deadline
 
 The config's ``CASCADE`` node lists the stages (trained configs + weights, or TorchScript files
-with their cost). Writes ``OUTPUT_DIR/cascade.json`` (the fitted cascade) and
-``OUTPUT_DIR/inference/results.json`` (``{"cascade": {accuracy, idk_rate, mean_cost,
-relative_cost, inputs_per_s, latency_ms, speedup, ...}}``).
+with their cost), cheapest first and most accurate last (else an error on the calibration split,
+unless ``CASCADE.ALLOW_UNORDERED True``). Writes ``OUTPUT_DIR/cascade.json`` (the fitted cascade)
+and ``OUTPUT_DIR/inference/results.json`` (``{"cascade": {accuracy, idk_rate, mean_cost,
+relative_cost, inputs_per_s, latency_ms, speedup, max_wait_ms, order_problems, ...}}``).
 """
 import argparse
 import json

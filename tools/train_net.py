@@ -11,16 +11,25 @@ The device follows the machine (``MODEL.DEVICE`` defaults to cuda when a GPU is 
 fine-tuning) runs from feature caches (``FEWSHOT.CACHE``; ``FEWSHOT.CACHE.ENABLED False``: the
 full model).
 """
-from dynnet_d2.config import load_config
+import logging
+
+from dynnet_d2.config import describe_schedule, load_config, schedule_per_shot
+from dynnet_d2.data import register_datasets_from_config
+from dynnet_d2.data.build import check_dataset_names
 from dynnet_d2.engine import DynnetTrainer, default_argument_parser, default_setup, launch
 from dynnet_d2.engine.last_layer import build_trainer
 
 
 def setup(args):
-    """Config from file and command line; logging and output directory set up."""
+    """Config from file and command line, its dataset names checked (one line, before the set-up
+    log); logging and output directory set up."""
     cfg = load_config(args.config_file, args.opts)
     cfg.freeze()
+    register_datasets_from_config(cfg)
+    check_dataset_names(cfg)
     default_setup(cfg, args)
+    logging.getLogger("dynnet_d2").info(
+        "Schedule: " + describe_schedule(cfg, schedule_per_shot(args.config_file, args.opts)))
     return cfg
 
 

@@ -9,7 +9,7 @@ from .classification import (
 )
 from .classification_builtin import register_all_classification
 from .coco_format import read_coco_json, register_coco_json_dataset
-from .errors import DatasetFormatError, EmptyDatasetError, ImageReadError
+from .errors import DatasetFormatError, EmptyDatasetError, ImageReadError, UnknownDatasetError
 from .fewshot.real import register_real_fewshot_datasets
 from .from_config import register_datasets_from_config
 from .partial_masks import (
@@ -28,7 +28,8 @@ register_coco_partial_masks()  # COCO's VOC / non-VOC mask views (Detectron2 reg
 __all__ = [
     "register_all_shapes", "register_coco_json_dataset", "read_coco_json",
     "register_datasets_from_config", "load_voc_folder", "register_voc_dataset",
-    "DatasetFormatError", "EmptyDatasetError", "ImageReadError", "ClassificationMapper",
+    "DatasetFormatError", "EmptyDatasetError", "ImageReadError", "UnknownDatasetError",
+    "ClassificationMapper",
     "build_classification_train_loader", "build_classification_test_loader",
     "register_all_classification", "register_partial_masks", "register_shapes_partial_masks",
     "register_coco_partial_masks",

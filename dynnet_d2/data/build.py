@@ -6,9 +6,11 @@ class count that does not fit the model (read from the key of the configured met
 ``MODEL.MASK_ON`` on data without masks, and images that are missing, unreadable or not the
 size their annotation says (``DATASETS.CHECK_IMAGES``).
 """
+import difflib
 import itertools
 import math
-from typing import Dict, List, Sequence
+import re
+from typing import Dict, Iterable, List, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.build import (
@@ -22,9 +24,52 @@ from detectron2.utils import comm
 
 from ..config import config_value
 from ..modeling.class_count import class_count_key
-from .errors import DatasetFormatError, EmptyDatasetError
+from .errors import DatasetFormatError, EmptyDatasetError, UnknownDatasetError
 from .image_check import find_image_problems, raise_for_image_problems
 from .partial_masks import masks_from_config
+
+FEWSHOT_NAME = re.compile(r"^(?P<base>.+)_(?P<shot>\d+)shot_seed(?P<seed>\d+)$")
+
+
+def _ranges(values: Iterable[int]) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``."""
+    values, parts = sorted(set(values)), []
+    for value in values:
+        if parts and value == parts[-1][1] + 1:
+            parts[-1][1] = value
+        else:
+            parts.append([value, value])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in parts)
+
+
+def unknown_dataset_message(name: str, key: str, registered: Sequence[str]) -> str:
+    """One line: ``name`` (in config ``key``) is not registered, the closest registered names,
+    and for a few-shot name (``<set>_<K>shot_seed<N>``) the shots and seeds registered for its
+    set."""
+    message = f"{key}: dataset {name!r} is not registered"
+    fewshot = FEWSHOT_NAME.match(name)
+    if fewshot:
+        found = [m for m in map(FEWSHOT_NAME.match, registered)
+                 if m and m["base"] == fewshot["base"]]
+        if found:
+            message += (f"; {fewshot['base']} has K-shot sets for shots "
+                        f"{_ranges(int(m['shot']) for m in found)} and seeds "
+                        f"{_ranges(int(m['seed']) for m in found)}")
+    close = difflib.get_close_matches(name, registered, n=3, cutoff=0.6)
+    if close:
+        message += f"; closest registered names: {', '.join(close)}"
+    return message + " (declare your own data with DATASETS.COCO_JSON_DATASETS / VOC_DATASETS)"
+
+
+def check_dataset_names(cfg) -> None:
+    """Every name of ``DATASETS.TRAIN`` and ``DATASETS.TEST`` is registered, else an
+    :class:`UnknownDatasetError` of one line (:func:`unknown_dataset_message`); run before the
+    model is built."""
+    registered = DatasetCatalog.list()
+    for key in ("DATASETS.TRAIN", "DATASETS.TEST"):
+        for name in config_value(cfg, key):
+            if name not in DatasetCatalog:
+                raise UnknownDatasetError(unknown_dataset_message(name, key, registered))
 
 
 def load_datasets(names: Sequence[str], key: str) -> Dict[str, List[dict]]:

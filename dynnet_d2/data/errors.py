@@ -11,3 +11,11 @@ class EmptyDatasetError(ValueError):
 
 class ImageReadError(OSError):
     """An image listed in a dataset is missing, unreadable or not the declared size."""
+
+
+class UnknownDatasetError(KeyError):
+    """A config names a dataset that is not registered (a ``KeyError``, as Detectron2's catalog
+    raises, whose message prints without KeyError's quotes)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -4,20 +4,29 @@
   ``--resume`` always finds a complete checkpoint; the temporaries a killed save left behind are
   deleted when a checkpointer with a save directory starts (on the main process).
 * A file that is not a loadable checkpoint raises :class:`CheckpointLoadError` naming it.
-* ``strict=True`` (evaluation): a checkpoint that lacks parameters of the model, or whose shapes
-  differ (e.g. trained for another number of classes), raises :class:`CheckpointMismatchError`
-  instead of leaving those parameters randomly initialised.
+* ``strict=True`` (evaluation): a checkpoint that lacks parameters of the model, whose shapes
+  differ (e.g. trained for another number of classes), or whose box predictor has parameters the
+  model's lacks (e.g. the ``cls_score.bias`` of an FC classifier loaded into a cosine one, which
+  has none) raises :class:`CheckpointMismatchError` instead of leaving parameters randomly
+  initialised or dropping trained ones.
 * ``predictor_must_fit=True`` (few-shot fine-tuning): a checkpoint whose box predictor has
   another shape raises :class:`CheckpointMismatchError` saying to run checkpoint surgery first
   (Detectron2 would re-initialise the predictor silently, base rows included).
+* ``frozen_parts`` (fine-tuning with frozen parts, :func:`frozen_parts`): every parameter and
+  buffer of a part the config freezes must load from the weights (they never train, so a part
+  left randomly initialised would make the whole fine-tuning meaningless); an empty
+  ``MODEL.WEIGHTS`` or a checkpoint that does not provide them raises
+  :class:`CheckpointMismatchError` naming the parts, before any training or feature caching.
 """
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 
+from ..config import config_value
+from ..modeling.freeze import FREEZE_KEYS
 from ..utils.io import atomic_open, remove_stale_temporaries
 
 # Parameters of the box predictor (the last layer, which checkpoint surgery rewrites).
@@ -40,15 +49,30 @@ def _describe(keys, limit: int = 5) -> str:
     return ", ".join(str(k) for k in keys[:limit]) + more
 
 
+def frozen_parts(cfg) -> Dict[str, str]:
+    """``{module path: config key}`` of the parts of the model that ``cfg`` freezes
+    (:data:`dynnet_d2.modeling.freeze.FREEZE_KEYS`), e.g. ``{"backbone":
+    "MODEL.BACKBONE.FREEZE"}``; empty when nothing is frozen."""
+    return {path: key for key, path in FREEZE_KEYS.items() if config_value(cfg, key)}
+
+
+def _fix_frozen(parts: Mapping[str, str]) -> str:
+    return (f"They never train, so they would stay randomly initialised. Fine-tune from a base "
+            f"model after checkpoint surgery (tools/ckpt_surgery.py, projects/TFA/README.md), or "
+            f"set {' / '.join(sorted(set(parts.values())))} False to train them.")
+
+
 class DynnetCheckpointer(DetectionCheckpointer):
     """DetectionCheckpointer with atomic saves, stale-temporary clean-up, clear load errors and an
     optional ``strict`` load (see the module docstring)."""
 
     def __init__(self, model, save_dir: str = "", *, strict: bool = False,
-                 predictor_must_fit: bool = False, **kwargs: Any):
+                 predictor_must_fit: bool = False,
+                 frozen_parts: Optional[Mapping[str, str]] = None, **kwargs: Any):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict
         self.predictor_must_fit = predictor_must_fit
+        self.frozen_parts = dict(frozen_parts or {})
         if save_dir and comm.is_main_process():
             for path in remove_stale_temporaries(save_dir, CHECKPOINT_FILES):
                 self.logger.info(f"Removed {path}, left by an interrupted checkpoint save")
@@ -69,6 +93,14 @@ class DynnetCheckpointer(DetectionCheckpointer):
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         with atomic_open(os.path.join(self.save_dir, "last_checkpoint"), "w") as f:
             f.write(last_filename_basename)
+
+    def load(self, path: str, checkpointables: Optional[list] = None) -> Dict[str, Any]:
+        if not path and self.frozen_parts:
+            raise CheckpointMismatchError(
+                f"MODEL.WEIGHTS is empty, but the config freezes "
+                f"{', '.join(f'{part} ({key})' for part, key in self.frozen_parts.items())}. "
+                + _fix_frozen(self.frozen_parts))
+        return super().load(path, checkpointables)
 
     def _load_file(self, filename: str) -> Dict[str, Any]:
         try:
@@ -93,7 +125,11 @@ class DynnetCheckpointer(DetectionCheckpointer):
                 "tools/ckpt_surgery.py --method randinit --src1 <base model_final.pth> "
                 "--src-dataset <base training set> --tar-dataset <K-shot set> "
                 "(projects/TFA/README.md)")
-        if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes):
+        self._check_frozen_parts_loaded(incompatible)
+        unexpected = [key for key in incompatible.unexpected_keys
+                      if key.startswith(PREDICTOR_PREFIX)]
+        if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes
+                            or unexpected):
             # A reshaped key was dropped before loading, so it is also among the missing ones.
             problems = []
             if incompatible.incorrect_shapes:
@@ -104,9 +140,33 @@ class DynnetCheckpointer(DetectionCheckpointer):
             missing = [key for key in incompatible.missing_keys if key not in reshaped]
             if missing:
                 problems.append("the checkpoint has no " + _describe(missing))
+            if unexpected:
+                problems.append("the model's box predictor has no " + _describe(unexpected)
+                                + " (trained with another kind of predictor, e.g. an FC "
+                                "classifier evaluated with a cosine one, MODEL.ROI_HEADS."
+                                "OUTPUT_LAYER?)")
             raise CheckpointMismatchError(
                 "the checkpoint does not fit the model built from this config: "
                 + "; ".join(problems) + ". Was it trained with another config (e.g. another "
                 "number of classes)? Set TEST.ALLOW_UNTRAINED True to evaluate such a model anyway."
             )
         return incompatible
+
+    def _check_frozen_parts_loaded(self, incompatible) -> None:
+        """Every tensor of :attr:`frozen_parts` was loaded (none missing or reshaped)."""
+        if not self.frozen_parts:
+            return
+        not_loaded = set(incompatible.missing_keys)
+        not_loaded.update(key for key, _, _ in incompatible.incorrect_shapes)
+        keys = list(self.model.state_dict())
+        problems = []
+        for part, config_key in self.frozen_parts.items():
+            in_part = [k for k in keys if k.startswith(part + ".")]
+            missing = [k for k in in_part if k in not_loaded]
+            if missing:
+                problems.append(f"{part} ({config_key}): {len(missing)} of {len(in_part)} "
+                                f"tensors not loaded, e.g. {_describe(missing, 2)}")
+        if problems:
+            raise CheckpointMismatchError(
+                "the weights do not provide the parts of the model this config freezes: "
+                + "; ".join(problems) + ". " + _fix_frozen(self.frozen_parts))

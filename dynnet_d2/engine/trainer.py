@@ -24,7 +24,7 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from ..compat import check_config_ops
-from ..data.build import check_test_datasets, training_dataset_dicts
+from ..data.build import check_dataset_names, check_test_datasets, training_dataset_dicts
 from ..data.classification import (
     build_classification_test_loader,
     build_classification_train_loader,
@@ -39,7 +39,7 @@ from ..modeling.roi_heads import check_output_layer_is_used
 from ..modeling.skipnet import leaves_parameters_unused
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
-from .checkpoint import DynnetCheckpointer
+from .checkpoint import DynnetCheckpointer, frozen_parts
 from .ddp import create_ddp_model
 from .results import results_per_dataset, write_results
 from .visualize import visualize_predictions
@@ -90,6 +90,7 @@ class DynnetTrainer(DefaultTrainer):
         if not logging_is_set_up():
             setup_logger()
         register_datasets_from_config(cfg)
+        check_dataset_names(cfg)
         cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
         ensure_writable_dir(cfg.OUTPUT_DIR)
         model = self.build_model(cfg)  # fails first if the config needs an op missing here
@@ -102,7 +103,8 @@ class DynnetTrainer(DefaultTrainer):
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-                                               predictor_must_fit=cfg.FEWSHOT.SHOT > 0)
+                                               predictor_must_fit=cfg.FEWSHOT.SHOT > 0,
+                                               frozen_parts=frozen_parts(cfg))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -162,6 +164,7 @@ class DynnetTrainer(DefaultTrainer):
         ``TEST.ALLOW_UNTRAINED``.
         """
         register_datasets_from_config(cfg)
+        check_dataset_names(cfg)
         ensure_writable_dir(cfg.OUTPUT_DIR)
         check_test_data(cfg, required=True)
         model = cls.build_model(cfg)

@@ -1,6 +1,6 @@
 """Pick the evaluator of a dataset from its ``evaluator_type`` metadata."""
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
@@ -44,6 +44,16 @@ def partial_mask_subsets(cfg, dataset_name: str) -> Dict[str, List[str]]:
             "novel": [c for c in classes if c not in base]}
 
 
+def coco_tasks(cfg) -> Optional[Tuple[str, ...]]:
+    """``("bbox", "segm")`` for a model with ``MODEL.MASK_ON`` (and no keypoints), so that an
+    evaluation without a single detection still reports the ``segm`` metrics (as undefined)
+    instead of dropping them: Detectron2 infers the tasks from the predictions. Else None (the
+    predictions tell)."""
+    if cfg.MODEL.MASK_ON and not cfg.MODEL.KEYPOINT_ON:
+        return ("bbox", "segm")
+    return None
+
+
 def build_evaluator(cfg, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
     """COCO / Pascal VOC / LVIS / classification evaluator for ``dataset_name`` according to its
@@ -55,7 +65,7 @@ def build_evaluator(cfg, dataset_name: str,
     kind = evaluator_type(dataset_name)
     if kind == "coco":
         # A compiled COCOeval: Detectron2's when built, else faster-coco-eval's.
-        return DynnetCOCOEvaluator(dataset_name, output_dir=output_folder,
+        return DynnetCOCOEvaluator(dataset_name, tasks=coco_tasks(cfg), output_dir=output_folder,
                                    task_subsets=partial_mask_subsets(cfg, dataset_name))
     if kind == "pascal_voc":
         return VOCDetectionEvaluator(dataset_name)

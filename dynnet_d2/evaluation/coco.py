@@ -164,6 +164,11 @@ class DynnetCOCOEvaluator(COCOEvaluator):
         # Detectron2 evaluates with cocoeval_fn=COCOeval_opt (a global of its module) when
         # _use_fast_impl; make that our engine for this call.
         self._subset_tasks = {}
+        if not any(p.get("instances") for p in predictions):
+            self._logger.warning(
+                f"No detection on any image of {self._metadata.name} (none scored above the "
+                f"model's test score threshold, e.g. MODEL.ROI_HEADS.SCORE_THRESH_TEST): every "
+                f"metric is undefined (null in results.json)")
         with swapped_attribute(coco_evaluation, "COCOeval_opt", self._cocoeval):
             super()._eval_predictions(predictions, img_ids=img_ids)
         self._results.update(self._subset_tasks)

@@ -6,7 +6,12 @@ names). Its evaluators report, besides the usual metrics over all its ``thing_cl
 novel classes among ``thing_classes``, from the same per-image matching as ``AP`` (one
 evaluation pass; fsdet instead runs COCOeval once per subset). A subset with no class in
 ``thing_classes`` (the novel classes of a ``*_base`` dataset) is not reported.
+
+An evaluation whose every metric is undefined (NaN: not a single detection above the score
+threshold, e.g. a model whose weights did not load) is an error, never a row of a table
+(:func:`check_results_defined`).
 """
+import math
 from typing import Dict, List, Mapping, Optional
 
 from tabulate import tabulate
@@ -51,3 +56,16 @@ def generalized_table(results: Mapping[str, Mapping[str, Mapping[str, float]]],
 
 def _format(value: Optional[float]) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def check_results_defined(results: Mapping[str, Mapping[str, float]], what: str) -> None:
+    """``ValueError`` naming ``what`` (the run or test set) when ``results`` (``{task: {metric:
+    value}}``) hold metrics but not one of them is a number (all NaN or null): the model
+    detected nothing above ``MODEL.ROI_HEADS.SCORE_THRESH_TEST`` on the whole test set."""
+    values = [v for metrics in results.values() if isinstance(metrics, Mapping)
+              for v in metrics.values()]
+    if values and not any(isinstance(v, (int, float)) and not math.isnan(v) for v in values):
+        raise ValueError(
+            f"{what}: every metric is undefined (NaN), i.e. the model detected nothing above "
+            f"MODEL.ROI_HEADS.SCORE_THRESH_TEST on the whole test set. Did its weights load "
+            f"(the log lists the parameters that did not)? Not reported as a result.")

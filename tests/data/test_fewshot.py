@@ -1,4 +1,5 @@
-"""Few-shot data protocol: exact, nested, deterministic K-shot sets in TFA's file formats."""
+"""Few-shot data protocol: exact, nested, deterministic K-shot sets in TFA's file formats; fsdet's
+files that list more than K instances trimmed to exactly K, deterministically."""
 import hashlib
 import json
 import os
@@ -6,6 +7,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -233,3 +235,64 @@ def test_joint_training_set_has_every_base_annotation_and_k_novel_shots():
                        for a in d["annotations"])
     assert {c: counts[c] for c in meta.base_classes} == dict(expected)
     assert len({d["image_id"] for d in joint}) == len(joint)
+
+
+def _cats(image_id, n, first):
+    return {"image_id": image_id, "file_name": f"{image_id}.jpg",
+            "annotations": [{"category_id": 0, "bbox": [first + i, 0, 2, 2]} for i in range(n)]}
+
+
+def test_fsdet_files_listing_more_than_k_instances_are_trimmed_to_k(tmp_path, monkeypatch):
+    """fsdet's published files list K images; their instances are trimmed to exactly K, the
+    same way every time, per seed and class."""
+    messages = []
+    monkeypatch.setattr("dynnet_d2.data.fewshot.datasets.logger",
+                        SimpleNamespace(info=messages.append, warning=messages.append))
+    source = [_cats("a", 3, 0), _cats("b", 2, 10), _cats("c", 1, 20),
+              {"image_id": "d", "file_name": "d.jpg",
+               "annotations": [{"category_id": 1, "bbox": [0, 0, 2, 2]}]}]
+    for seed in (0, 1):
+        (tmp_path / f"seed{seed}").mkdir()
+        (tmp_path / f"seed{seed}" / "box_2shot_cat_train.txt").write_text("a\nb\n")  # 5 cats
+        (tmp_path / f"seed{seed}" / "box_2shot_dog_train.txt").write_text("d\n")  # 1 dog < 2
+    for seed in (0, 1):
+        messages.clear()
+        dicts = kshot_dicts_from_voc_splits(str(tmp_path), seed, 2, ["cat", "dog"], source,
+                                            ["cat", "dog"], "src")
+        cats = [(d["image_id"], a["bbox"][0]) for d in dicts for a in d["annotations"]
+                if a["category_id"] == 0]
+        assert len(cats) == 2 and len(set(cats)) == 2
+        assert all(x in {("a", 0), ("a", 1), ("a", 2), ("b", 10), ("b", 11)} for x in cats)
+        assert all(d["annotations"] for d in dicts)  # an image left without its class is dropped
+        assert any("5 instances of 'cat' in its 2 images; kept 2 (seed " + str(seed)
+                   + "), dropped 3" in m for m in messages), messages
+        assert any("1 instances of 'dog' in a 2-shot split file (used as they are" in m
+                   for m in messages)
+        again = kshot_dicts_from_voc_splits(str(tmp_path), seed, 2, ["cat", "dog"], source,
+                                            ["cat", "dog"], "src")
+        assert again == dicts  # the same on every load
+
+
+TRIM_IN_A_PROCESS = """
+import json, sys
+from dynnet_d2.data.fewshot import kshot_dicts_from_voc_splits
+source = [{"image_id": k, "file_name": k,
+           "annotations": [{"category_id": 0, "bbox": [10 * n + i, 0, 2, 2]} for i in range(4)]}
+          for n, k in enumerate("ab")]
+dicts = kshot_dicts_from_voc_splits(sys.argv[1], 3, 2, ["cat"], source, ["cat"], "src")
+print(json.dumps([[d["image_id"], a["bbox"][0]] for d in dicts for a in d["annotations"]]))
+"""
+
+
+def test_trimming_is_the_same_in_every_process_and_for_coco_files(tmp_path):
+    (tmp_path / "seed3").mkdir()
+    (tmp_path / "seed3" / "box_2shot_cat_train.txt").write_text("a\nb\n")  # 8 cats
+    outputs = {subprocess.run([sys.executable, "-c", TRIM_IN_A_PROCESS, str(tmp_path)],
+                              capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, PYTHONHASHSEED=str(seed))).stdout.strip()
+               for seed in (1, 2)}
+    assert len(outputs) == 1 and len(json.loads(outputs.pop())) == 2
+    # An fsdet-style 1-shot dog file in COCO format: images 2 and 5, with 2 + 3 dogs.
+    write_coco_split(str(tmp_path), 3, {"dog": {1: ["2", "5"]}}, _coco(), {"cat": 3, "dog": 7})
+    dicts = kshot_dicts_from_coco_splits(str(tmp_path), 3, 1, ["dog"], {"dog": 7}, "/images")
+    assert sum(len(d["annotations"]) for d in dicts) == 1 and len(dicts) == 1

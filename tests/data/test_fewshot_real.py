@@ -217,7 +217,7 @@ def test_voc_test_all_classes_order_and_metadata(real_root):
 
 def test_voc_kshot_from_fsdet_published_files(real_root, tmp_path):
     """fsdet's vocsplit/: image paths, seed 0 directly in the folder, VOC2007 and VOC2012
-    images; a listed image with more than K instances is used as it is."""
+    images; a listed image with more than K instances is trimmed to K."""
     for name in ("VOC2007", "VOC2012"):
         (tmp_path / name).symlink_to(real_root / name)
     vocsplit = tmp_path / "vocsplit"
@@ -231,7 +231,7 @@ def test_voc_kshot_from_fsdet_published_files(real_root, tmp_path):
     dicts = DatasetCatalog.get("voc_2007_trainval_all1_1shot_seed0")
     by_id = {d["image_id"]: d for d in dicts}
     assert len(dicts) == 20 and "000021" in by_id
-    assert [all1[a["category_id"]] for a in by_id["000021"]["annotations"]] == ["cow", "cow"]
+    assert [all1[a["category_id"]] for a in by_id["000021"]["annotations"]] == ["cow"]
     assert by_id["000021"]["file_name"].endswith("VOC2007/JPEGImages/000021.jpg")
     for k, c in enumerate(VOC_CLASSES):
         if c != "cow":
@@ -239,7 +239,7 @@ def test_voc_kshot_from_fsdet_published_files(real_root, tmp_path):
     assert not (vocsplit / "seed0").exists()  # nothing sampled: the published files decide
     novel = DatasetCatalog.get("voc_2012_trainval_novel1_1shot_seed0")
     assert _category_counts(novel, voc_classes("novel", 1)) == {
-        "bird": 1, "bus": 1, "cow": 2, "motorbike": 1, "sofa": 1}
+        "bird": 1, "bus": 1, "cow": 1, "motorbike": 1, "sofa": 1}
     metadata = MetadataCatalog.get("voc_2012_trainval_novel1_1shot_seed0")
     assert (metadata.shot, metadata.seed, metadata.year) == (1, 0, 2012)
 

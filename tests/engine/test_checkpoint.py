@@ -1,9 +1,12 @@
-"""DynnetCheckpointer: crash leftovers removed, unreadable files named, strict loading."""
+"""DynnetCheckpointer: crash leftovers removed, unreadable files named, strict loading (missing,
+reshaped and unexpected predictor keys), frozen parts that must load."""
 import pytest
 import torch
 from torch import nn
 
+from dynnet_d2.config import load_config
 from dynnet_d2.engine import CheckpointLoadError, CheckpointMismatchError, DynnetCheckpointer
+from dynnet_d2.engine.checkpoint import frozen_parts
 
 
 def test_stale_temporaries_of_killed_saves_are_removed_at_start(tmp_path):
@@ -58,3 +61,60 @@ def test_fewshot_fine_tuning_from_a_checkpoint_without_surgery_says_to_run_it(tm
         DynnetCheckpointer(Detector(20), predictor_must_fit=True).load(
             str(tmp_path / "model_final.pth"))
     DynnetCheckpointer(Detector(20)).load(str(tmp_path / "model_final.pth"))  # plain fine-tuning
+
+
+class _Detector(nn.Module):
+    """The parts of a detector the checks look at: a backbone, a box head and a predictor."""
+
+    def __init__(self, bias=True, backbone=True):
+        super().__init__()
+        if backbone:
+            self.backbone = nn.Linear(3, 4)
+        self.roi_heads = nn.Module()
+        self.roi_heads.box_head = nn.Linear(4, 4)
+        self.roi_heads.box_predictor = nn.Module()
+        self.roi_heads.box_predictor.cls_score = nn.Linear(4, 3, bias=bias)
+
+
+def test_strict_load_rejects_unexpected_predictor_keys(tmp_path):
+    """An FC classifier's bias has no place in a cosine classifier: it was dropped silently."""
+    DynnetCheckpointer(_Detector(bias=True), str(tmp_path)).save("fc")
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"box predictor has no roi_heads\.box_predictor\.cls_score\.bias.*"
+                             r"TEST\.ALLOW_UNTRAINED"):
+        DynnetCheckpointer(_Detector(bias=False), strict=True).load(str(tmp_path / "fc.pth"))
+    DynnetCheckpointer(_Detector(bias=False)).load(str(tmp_path / "fc.pth"))  # not strict: loads
+    # Unexpected keys outside the predictor (e.g. BatchNorm counters of a frozen part) are fine.
+    DynnetCheckpointer(_Detector(bias=True, backbone=False), strict=True).load(
+        str(tmp_path / "fc.pth"))
+
+
+def test_frozen_parts_must_load_from_the_weights(tmp_path):
+    parts = {"backbone": "MODEL.BACKBONE.FREEZE",
+             "roi_heads.box_head": "MODEL.ROI_HEADS.FREEZE_FEAT"}
+    torch.save({"model": nn.Sequential(nn.Linear(3, 4)).state_dict()}, tmp_path / "other.pth")
+    with pytest.raises(CheckpointMismatchError) as e:
+        DynnetCheckpointer(_Detector(), frozen_parts=parts).load(str(tmp_path / "other.pth"))
+    assert ("backbone (MODEL.BACKBONE.FREEZE): 2 of 2 tensors not loaded, e.g. backbone.weight, "
+            "backbone.bias; roi_heads.box_head (MODEL.ROI_HEADS.FREEZE_FEAT): 2 of 2"
+            ) in str(e.value)
+    assert "ckpt_surgery.py" in str(e.value)
+    with pytest.raises(CheckpointMismatchError,
+                       match=r"MODEL.WEIGHTS is empty, but the config freezes backbone "
+                             r"\(MODEL.BACKBONE.FREEZE\)"):
+        DynnetCheckpointer(_Detector(), frozen_parts=parts).load("")
+    # A checkpoint that provides the frozen parts loads, whatever its predictor.
+    DynnetCheckpointer(_Detector(), str(tmp_path)).save("full")
+    DynnetCheckpointer(_Detector(bias=False), frozen_parts=parts).load(str(tmp_path / "full.pth"))
+    DynnetCheckpointer(_Detector()).load("")  # nothing frozen: an empty MODEL.WEIGHTS is allowed
+
+
+def test_frozen_parts_of_the_tfa_configs():
+    cos = load_config("configs/TFA/faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml",
+                      ["FEWSHOT.SHOT", 1])
+    assert frozen_parts(cos) == {"backbone": "MODEL.BACKBONE.FREEZE",
+                                 "proposal_generator": "MODEL.PROPOSAL_GENERATOR.FREEZE",
+                                 "roi_heads.box_head": "MODEL.ROI_HEADS.FREEZE_FEAT"}
+    full = load_config("configs/TFA/faster_rcnn_MobileNetV2_FPN_ft_full_all_100itxK_shapes.yaml",
+                       ["FEWSHOT.SHOT", 1])
+    assert frozen_parts(full) == {}

@@ -1,6 +1,7 @@
 """Cached last-layer fine-tuning: the cached path gives the live model's losses, gradients and
 detections; caches are reused, keyed and budgeted; the trainer runs, resumes and is selected
-only when everything but the predictor is frozen."""
+only when everything but the predictor is frozen; weights that leave the frozen parts unloaded
+fail before anything is cached, and an evaluation without a defined metric fails."""
 import copy
 import json
 import os
@@ -9,9 +10,10 @@ import pytest
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.utils.events import EventStorage
+from torch import nn
 
 from dynnet_d2.config import load_config
-from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.engine import CheckpointMismatchError, DynnetCheckpointer, DynnetTrainer
 from dynnet_d2.engine.last_layer import (
     CacheBudgetError,
     CachedLastLayerTrainer,
@@ -52,6 +54,14 @@ def model_and_cfg(tmp_path_factory):
         for p in model.roi_heads.box_predictor.parameters():
             p.normal_(0, 0.5)
     return model, cfg
+
+
+@pytest.fixture(scope="module")
+def weights(model_and_cfg, tmp_path_factory):
+    """The (random) model of ``model_and_cfg`` as a checkpoint: every frozen part loads."""
+    folder = tmp_path_factory.mktemp("weights")
+    DynnetCheckpointer(model_and_cfg[0], str(folder)).save("random_model")
+    return str(folder / "random_model.pth")
 
 
 def _records(cfg, n):
@@ -192,13 +202,13 @@ def test_only_a_predictor_only_config_is_cacheable(tmp_path):
         why_not_cacheable(_cfg(tmp_path, COS, "FEWSHOT.CACHE.DTYPE", "bfloat8"))
 
 
-def test_trainer_trains_evaluates_and_resumes(tmp_path):
-    cfg = _cfg(tmp_path, COS, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0)
+def test_trainer_trains_evaluates_and_resumes(tmp_path, weights):
+    cfg = _cfg(tmp_path, COS, "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0, "MODEL.WEIGHTS", weights)
     trainer = build_trainer(cfg)
     assert isinstance(trainer, CachedLastLayerTrainer)
+    trainer.resume_or_load(resume=False)
     before = [p.clone() for p in trainer.model.roi_heads.box_predictor.parameters()]
     frozen = [p.clone() for p in trainer.model.backbone.parameters()]
-    trainer.resume_or_load(resume=False)
     results = trainer.train()
     assert "bAP" in results["bbox"] and "nAP50" in results["bbox"]
     saved = json.loads((tmp_path / "run" / "inference" / "results.json").read_text())
@@ -213,6 +223,35 @@ def test_trainer_trains_evaluates_and_resumes(tmp_path):
     resumed = build_trainer(cfg)
     resumed.resume_or_load(resume=True)
     assert resumed.start_iter == cfg.SOLVER.MAX_ITER  # nothing left to train
+
+
+@pytest.mark.parametrize("fits", ["nothing", "empty"])
+def test_weights_that_leave_frozen_parts_unloaded_fail_before_any_caching(tmp_path, fits):
+    """E.g. a classifier's checkpoint as MODEL.WEIGHTS: no backbone, RPN or box-head tensor
+    loads, and the run used to train a predictor on random frozen features to all-NaN results."""
+    path = ""
+    if fits == "nothing":
+        path = str(tmp_path / "classifier.pth")
+        torch.save({"model": nn.Sequential(nn.Conv2d(1, 8, 3), nn.Linear(8, 10)).state_dict()},
+                   path)
+    trainer = build_trainer(_cfg(tmp_path, COS, "MODEL.WEIGHTS", path))
+    with pytest.raises(CheckpointMismatchError) as e:
+        trainer.resume_or_load(resume=False)
+    for part in ("backbone (MODEL.BACKBONE.FREEZE)",
+                 "proposal_generator (MODEL.PROPOSAL_GENERATOR.FREEZE)",
+                 "roi_heads.box_head (MODEL.ROI_HEADS.FREEZE_FEAT)"):
+        assert part in str(e.value)
+    assert not (tmp_path / "cache").exists()  # nothing cached, nothing trained
+
+
+def test_an_evaluation_without_one_defined_metric_is_an_error(tmp_path, weights):
+    cfg = _cfg(tmp_path, COS, "MODEL.WEIGHTS", weights, "SOLVER.MAX_ITER", 1,
+               "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 1.0)  # no detection passes
+    trainer = build_trainer(cfg)
+    trainer.resume_or_load(resume=False)
+    with pytest.raises(ValueError, match=r"the evaluation on shapes_test_all1 after fine-tuning: "
+                                         r"every metric is undefined"):
+        trainer.train()
 
 
 def test_full_fine_tuning_is_not_cached(tmp_path):

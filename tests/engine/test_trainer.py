@@ -149,10 +149,28 @@ def test_class_count_key_follows_the_meta_architecture(tmp_path):
         check_num_classes(cfg, ["shapes_train"], "DATASETS.TRAIN")
 
 
-def test_unknown_dataset_name_lists_available(tmp_path):
+def test_unknown_dataset_name_lists_available(tmp_path, monkeypatch):
     cfg = _cfg(tmp_path, "DATASETS.TRAIN", ("shapes_trian",))
-    with pytest.raises(KeyError, match="shapes_trian"):
+    built = []
+    monkeypatch.setattr(DynnetTrainer, "build_model",
+                        classmethod(lambda cls, cfg: built.append(cfg)))
+    with pytest.raises(KeyError, match="shapes_trian") as error:
         DynnetTrainer(cfg)
+    message = str(error.value)
+    assert message.startswith("DATASETS.TRAIN: dataset 'shapes_trian' is not registered")
+    assert "closest registered names: shapes_train" in message
+    assert "\n" not in message and len(message) < 400 and not built  # before the model
+
+
+def test_unknown_few_shot_name_says_which_shots_and_seeds_exist(tmp_path):
+    cfg = _cfg(tmp_path, "DATASETS.TRAIN", ("shapes_train_all1_4shot_seed0",),
+               "DATASETS.TEST", ("shapes_test_all1",))
+    with pytest.raises(KeyError) as error:
+        DynnetTrainer.evaluate_checkpoint(cfg)
+    message = str(error.value)
+    assert ("shapes_train_all1 has K-shot sets for shots 1-3, 5, 10 and seeds 0-29"
+            in message), message
+    assert "shapes_train_all1_3shot_seed0" in message and "\n" not in message
 
 
 def _register(name, dicts, classes=20, **metadata):

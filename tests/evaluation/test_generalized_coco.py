@@ -268,6 +268,28 @@ def test_no_predictions_give_nan_subset_metrics(tmp_path):
     assert all(math.isnan(results["bbox"][key]) for key in SUBSET_KEYS)
 
 
+def test_a_mask_model_without_any_detection_keeps_every_task_and_says_why(tmp_path, caplog):
+    cfg = get_dynnet_cfg()
+    cfg.MODEL.MASK_ON = True
+    cfg.OUTPUT_DIR = str(tmp_path)
+    cfg.DATASETS.TRAIN = ("shapes_train_masks_base1",)
+    evaluator = build_evaluator(cfg, "shapes_test_all1")
+    evaluator.reset()
+    for record in DatasetCatalog.get("shapes_test_all1")[:2]:
+        instances = Instances((record["height"], record["width"]))
+        instances.pred_boxes = Boxes(torch.zeros((0, 4)))
+        instances.scores = torch.zeros(0)
+        instances.pred_classes = torch.zeros(0, dtype=torch.int64)
+        instances.pred_masks = torch.zeros((0, record["height"], record["width"]))
+        evaluator.process([{"image_id": record["image_id"]}], [{"instances": instances}])
+    with caplog.at_level("WARNING"):
+        results = evaluator.evaluate()
+    # Detectron2 infers the tasks from the predictions: with none, segm (and its subsets) went
+    assert set(results) == {"bbox", "segm", "bbox_novel", "segm_novel", "bbox_base", "segm_base"}
+    assert all(math.isnan(v) for v in results["segm"].values() if isinstance(v, float))
+    assert "No detection on any image of shapes_test_all1" in caplog.text
+
+
 
 def test_task_subsets_equal_pycocotools_on_each_subset(tmp_path):
     """Partially supervised evaluation (ShapeProp): segm_novel / segm_base (and bbox_*) are

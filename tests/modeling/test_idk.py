@@ -1,6 +1,10 @@
 """IDK prediction cascades (thesis ch. 4): grid search, the cost-aware risk and its gradient,
-the oracle, every registered fitting method, the runner, stages, save/load, checks, the tool."""
+the oracle, every registered fitting method, the runner (with and without a deadline), stages,
+save/load, checks (stage order included), the tool, and the benchmark's stage building and choice
+of the served cascade."""
+import importlib.util
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -29,13 +33,19 @@ from dynnet_d2.modeling.idk import (
     oracle_exit_stages,
     serve,
 )
+from dynnet_d2.modeling.idk.analysis import serving_cascade
 from dynnet_d2.modeling.idk.build import check_cascade_config, prepare, run_cascade
-from dynnet_d2.modeling.idk.cascade import accuracy_target, grid_threshold
+from dynnet_d2.modeling.idk.cascade import (
+    accuracy_target,
+    grid_threshold,
+    stage_differences,
+    stage_order_problems,
+)
 from dynnet_d2.modeling.idk.classifiers import MLPIDK, LogisticIDK, ThresholdIDK, entropy
 from dynnet_d2.modeling.idk.stages import check_calibration_split, check_label_spaces
 
-DIGITS = Path(__file__).resolve().parents[2] / "configs/Classification/" \
-    "classifier_R8cifar_200it_digits.yaml"
+REPO = Path(__file__).resolve().parents[2]
+DIGITS = REPO / "configs/Classification/classifier_R8cifar_200it_digits.yaml"
 
 
 def one_hot_probs(predictions, confidence, k=3):
@@ -325,7 +335,8 @@ def test_cascade_config_errors_name_the_key():
     cfg.CASCADE.EPSILON = 0.0
     for key, value, message in (("METHOD", "coin_flip", "METHOD='coin_flip'"),
                                 ("GRID_SIZE", 50, "GRID_SIZE=50"),
-                                ("BATCH_SIZE", 0, "BATCH_SIZE=0")):
+                                ("BATCH_SIZE", 0, "BATCH_SIZE=0"),
+                                ("MAX_WAIT_MS", -1.0, "MAX_WAIT_MS=-1.0")):
         default = cfg.CASCADE[key]
         cfg.CASCADE[key] = value
         with pytest.raises(ValueError, match=message):
@@ -343,7 +354,7 @@ def test_run_cascade_end_to_end_save_and_reload(digits_weights, tmp_path):
             "CASCADE.CALIB_DATASET", "digits_test", "CASCADE.TEST_DATASET", "digits_test",
             "CASCADE.METHOD", "entropy_grid", "CASCADE.EPSILON", 0.0,
             "CASCADE.HUMAN.ENABLED", True, "CASCADE.TARGET_ACCURACY", 0.9,
-            "CASCADE.BATCH_SIZE", 32]
+            "CASCADE.BATCH_SIZE", 32, "CASCADE.MAX_WAIT_MS", 5.0]
     overlapping = list(opts)
     overlapping[overlapping.index("CASCADE.CALIB_DATASET") + 1] = "digits_train"
     with pytest.raises(CascadeConfigError, match="shares 1497 images"):
@@ -355,6 +366,7 @@ def test_run_cascade_end_to_end_save_and_reload(digits_weights, tmp_path):
     assert result["accuracy"] >= 0.9 - 1e-9  # the human expert makes the target reachable
     assert len(result["idk_rate"]) == 2 and result["stages"][-1] == "human_expert"
     assert result["reference_stage"] == "human_expert"
+    assert result["max_wait_ms"] == 5.0 and result["order_problems"] == []
     cascade_file = tmp_path / "run" / "cascade.json"
     fitted = json.loads(cascade_file.read_text())
     assert [c["type"] for c in fitted["classifiers"]] == ["ThresholdIDK", "ThresholdIDK"]
@@ -362,9 +374,10 @@ def test_run_cascade_end_to_end_save_and_reload(digits_weights, tmp_path):
     again = run_cascade(load_config(str(DIGITS), opts), str(cascade_file))
     assert again["accuracy"] == result["accuracy"] and again["idk_rate"] == result["idk_rate"]
     other = list(opts)
-    other[other.index("CASCADE.WEIGHTS") + 1] = digits_weights[::-1]
-    with pytest.raises(CascadeConfigError, match="was fitted for the stages"):
+    other[other.index("CASCADE.WEIGHTS") + 1] = [digits_weights[0], digits_weights[0]]
+    with pytest.raises(CascadeConfigError, match="was fitted for other stages: stage 1 ") as e:
         run_cascade(load_config(str(DIGITS), other), str(cascade_file))
+    assert "stage 0" not in str(e.value) and "class_names" not in str(e.value)
 
 
 def test_saved_cascade_round_trip_of_learned_classifiers(tmp_path):
@@ -380,7 +393,8 @@ def test_saved_cascade_round_trip_of_learned_classifiers(tmp_path):
         for a, b, p in zip(classifiers, loaded.classifiers, data.probs):
             assert torch.allclose(a(p), b(p))
             assert isinstance(b, (LogisticIDK, MLPIDK))
-        with pytest.raises(CascadeConfigError, match="was fitted for the stages"):
+        with pytest.raises(CascadeConfigError, match=r"3 stages \(s0, s1, s2\) in the file, "
+                                                     r"2 \(s0, s1\) here"):
             IDKCascade.load(path, stages[:2])
 
 
@@ -394,3 +408,155 @@ def test_latency_cost_is_measured_per_stage(digits_weights):
     for stage, costs in zip(stages, calib.costs):
         assert 0 < stage.cost < 1.0  # seconds per 8x8 image
         assert costs.tolist() == [stage.cost] * len(inputs)
+
+
+def every_third_passes_stage(name, counter, clock, k=3):
+    """A ModuleStage on 1x1 images holding their index: sure of class ``i % k`` except on every
+    third input, which it passes on with ThresholdIDK("prob", 0.5); each call advances the fake
+    ``clock`` (a one-element list, seconds) by one second."""
+
+    class EveryThird(nn.Module):
+        def forward(self, images):
+            clock[0] += 1.0
+            index = images.flatten(1)[:, 0].long()
+            counter.append(index.tolist())
+            logits = torch.full((len(index), k), -10.0)
+            logits[torch.arange(len(index)), index % k] = 10.0
+            logits[index % 3 == 0] = 0.0  # uniform: 1 - max p = 2/3 > 0.5
+            return logits
+
+    return ModuleStage(EveryThird(), name=name, class_names=[str(c) for c in range(k)], cost=1.0)
+
+
+def test_deadline_releases_partial_batches_with_the_same_answers():
+    clock = [0.0]
+    seen = [[], []]
+    stages = [every_third_passes_stage(f"s{j}", seen[j], clock) for j in range(2)]
+    inputs = [{"image": torch.full((1, 1, 1), float(i)), "label": i % 3, "image_id": i}
+              for i in range(24)]
+    classifiers = [ThresholdIDK("prob", 0.5)]
+    runs = {}
+    for wait in (0.0, 1000.0):
+        clock[0] = 0.0
+        seen[0].clear(), seen[1].clear()
+        runs[wait] = serve(stages, classifiers, inputs, 4, max_wait_ms=wait,
+                           clock=lambda: clock[0])
+        assert runs[wait].batch_sizes[0] == [4] * 6
+    # inputs 0, 3, 6, ... are passed on; stage-0 batch b ends at t = b + 1 without a deadline.
+    # No deadline: stage 1 waits for 4 of them (after batches 2 and 5).
+    assert runs[0.0].batch_sizes[1] == [4, 4]
+    # 1 s deadline: {0, 3} (queued at t=1) are due after batch 1 (t=2) and leave with 6; {9}
+    # (queued at t=4) with {12, 15} after batch 3; {18} (t=7) with {21} after batch 5.
+    assert runs[1000.0].batch_sizes[1] == [3, 3, 2]
+    assert seen[1] == [[0, 3, 6], [9, 12, 15], [18, 21]]
+    plain, timed = runs[0.0], runs[1000.0]
+    for key in ("predictions", "probs", "exits", "costs"):
+        assert torch.equal(getattr(plain, key), getattr(timed, key)), key
+    assert plain.exits.tolist() == [int(i % 3 == 0) for i in range(24)]
+    assert plain.predictions.tolist() == [i % 3 for i in range(24)]  # in input order
+    # input 0 starts at t=0 and is answered at t=4 (no deadline) or t=3 (stage 1 ran at t=2..3)
+    assert plain.latency_s[0] == 4.0 and timed.latency_s[0] == 3.0
+    assert timed.latency_s.max() < plain.latency_s.max()
+    with pytest.raises(ValueError, match="MAX_WAIT_MS=-1"):
+        serve(stages, classifiers, inputs, 4, max_wait_ms=-1)
+
+
+def test_stage_order_problems_name_the_stages():
+    labels = torch.tensor([0, 1, 2, 0])
+    cheap_right = one_hot_probs([0, 1, 2, 0], [0.9] * 4)  # 4/4
+    half_right = one_hot_probs([0, 1, 0, 1], [0.9] * 4)  # 2/4
+
+    def costs(*values):
+        return [torch.full((4,), float(v), dtype=torch.float64) for v in values]
+
+    ordered = CascadeData(labels, [half_right, cheap_right], costs(1, 10))
+    assert stage_order_problems(ordered, ["a", "b"]) == []
+    swapped = CascadeData(labels, [cheap_right, half_right], costs(10, 10))
+    assert stage_order_problems(swapped, ["a", "b"]) == [
+        "stage 0 'a' (mean cost 10) is not cheaper than stage 1 'b' (10)",
+        "stage 0 'a' is more accurate (100.00 %) than the last stage 'b' (50.00 %)"]
+
+
+def test_run_cascade_refuses_unordered_stages_unless_allowed(digits_weights, tmp_path, caplog):
+    # two ResNet-8s of the same width: the "cheap" stage costs as much as the next one
+    opts = ["MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "run"),
+            "CASCADE.STAGES", [str(DIGITS), str(DIGITS)], "CASCADE.WEIGHTS", digits_weights,
+            "CASCADE.CALIB_DATASET", "digits_test", "CASCADE.TEST_DATASET", "digits_test",
+            "CASCADE.METHOD", "prob_grid"]
+    with pytest.raises(CascadeConfigError, match=r"out of order on digits_test: stage 0 "
+                       r"'classifier_R8cifar_200it_digits' \(mean cost .*\) is not cheaper.*"
+                       r"CASCADE.ALLOW_UNORDERED True"):
+        run_cascade(load_config(str(DIGITS), opts))
+    assert not (tmp_path / "run" / "cascade.json").exists()  # refused before fitting
+    with caplog.at_level(logging.WARNING, logger="dynnet_d2.modeling.idk.build"):
+        result = run_cascade(load_config(str(DIGITS), opts + ["CASCADE.ALLOW_UNORDERED", True]))
+    assert "is not cheaper than stage 1" in result["order_problems"][0]
+    assert any("out of order" in r.getMessage() for r in caplog.records)
+
+
+def test_reloading_a_cascade_names_the_stage_whose_weights_changed(digits_weights, tmp_path):
+    cfg = load_config(str(DIGITS), ["MODEL.DEVICE", "cpu"])
+    cheap = ModelStage(cfg, digits_weights[0], name="cheap")
+    accurate = ModelStage(cfg, digits_weights[1], name="accurate")
+    path = str(tmp_path / "cascade.json")
+    IDKCascade([cheap, accurate], [ThresholdIDK("prob", 0.3)], method="prob_grid").save(path)
+    changed = ModelStage(cfg, digits_weights[0], name="accurate")
+    with pytest.raises(CascadeConfigError) as e:
+        IDKCascade.load(path, [cheap, changed])
+    difference = (f"stage 1 'accurate' (weights_sha256 {accurate.weights_sha256[:12]}... in the "
+                  f"file, {cheap.weights_sha256[:12]}... here)")
+    assert str(e.value) == (f"cascade file {path!r} was fitted for other stages: {difference}; "
+                            f"fit it again for these stages")
+    assert stage_differences([cheap.describe()], [cheap.describe()]) == ""
+
+
+def test_served_cascade_is_chosen_on_the_calibration_split():
+    def row(method, eps, calib_acc, calib_cost, test_acc, test_cost):
+        return {"method": method, "epsilon": eps, "calib_accuracy": calib_acc,
+                "calib_relative_cost": calib_cost, "accuracy": test_acc,
+                "relative_cost": test_cost}
+
+    entry = {"reference_calib_accuracy": 0.93, "reference_test_accuracy": 0.92, "rows": [
+        # meets the reference on test and is the cheapest there, but misses it on calib
+        row("prob_grid", 0.0, 0.925, 0.10, 0.935, 0.10),
+        # meets it on calib, the cheapest there
+        row("entropy_grid", 0.0, 0.93, 0.20, 0.91, 0.15),
+        # meets it on calib (and test, at the lowest test cost), dearer on calib
+        row("entropy_cost", 0.0, 0.931, 0.30, 0.95, 0.05),
+        # cheapest on calib, but fitted to eps = 0.5 %
+        row("prob_grid", 0.005, 0.94, 0.01, 0.94, 0.01),
+    ]}
+    assert serving_cascade(entry)["method"] == "entropy_grid"
+    entry["reference_calib_accuracy"] = 0.99  # nothing meets it: the most accurate on calib
+    assert serving_cascade(entry)["method"] == "entropy_cost"
+    del entry["rows"][1]["calib_relative_cost"]
+    with pytest.raises(ValueError, match=r"\['entropy_grid'\] have no calib_relative_cost"):
+        serving_cascade(entry)
+
+
+def load_benchmark_tool():
+    spec = importlib.util.spec_from_file_location("benchmark_idk", REPO / "tools" /
+                                                  "benchmark_idk.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_builds_each_stage_from_its_runs_config_yaml(tmp_path):
+    tool = load_benchmark_tool()
+    # a run of the arm "R8_plain" trained with an option its arm table entry lacks (width 4)
+    assert "MODEL.CIFAR_RESNET.WIDTH" not in tool.ARMS["R8_plain"]["opts"]
+    run = tmp_path / "R8_plain"
+    run.mkdir()
+    cfg = load_config(str(DIGITS), ["MODEL.DEVICE", "cpu", "MODEL.CIFAR_RESNET.WIDTH", 4,
+                                    "OUTPUT_DIR", str(run)])
+    (run / "config.yaml").write_text(cfg.dump())
+    DetectionCheckpointer(build_model(cfg), save_dir=str(run)).save("model_final")
+    stage = tool.build_stage("R8_plain", tmp_path, "cpu")  # strict load: the weights fit
+    assert stage.cfg.MODEL.CIFAR_RESNET.WIDTH == 4
+    assert stage.model.head.in_features == 4 * 4  # width x 4 after the third stage
+    assert stage.cfg.DATASETS.TRAIN == ("digits_train",)
+    inputs = [{"image": torch.zeros((1, 8, 8), dtype=torch.uint8), "label": 0, "image_id": 0}]
+    assert stage.predict(inputs)[0].shape == (1, 10)
+    with pytest.raises(FileNotFoundError, match=r"R38s1_plain/config.yaml does not exist"):
+        tool.build_stage("R38s1_plain", tmp_path, "cpu")

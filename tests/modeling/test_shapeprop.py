@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import build_model
+from detectron2.modeling import StandardROIHeads, build_model
 from detectron2.modeling.roi_heads.mask_head import build_mask_head
 from detectron2.structures import BitMasks, Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
@@ -19,6 +19,7 @@ from dynnet_d2.config import load_config
 from dynnet_d2.modeling.shapeprop import (
     SaliencyHead,
     SaliencyPropagation,
+    ShapeActivationEncoder,
     ShapePropMaskHead,
     analysis,
     mil_bag_labels,
@@ -78,6 +79,36 @@ def test_class_maps_are_selected_per_roi():
     chosen = select_class_maps(logits, torch.tensor([2, 0]))
     assert chosen.shape == (2, 1, 2, 2)
     assert torch.equal(chosen[0, 0], logits[0, 2]) and torch.equal(chosen[1, 0], logits[1, 0])
+
+
+def test_class_maps_compute_only_the_rois_classes_equal_to_all_maps():
+    torch.manual_seed(0)
+    head = SaliencyHead(in_channels=6, num_classes=5, num_convs=1, conv_dim=8)
+    trunk = head.trunk(torch.randn(3, 6, 4, 4)).detach().requires_grad_()
+    classes = torch.tensor([4, 0, 2])
+    fast = head.class_maps(trunk, classes)
+    full = select_class_maps(head.maps(trunk), classes)
+    assert fast.shape == (3, 1, 4, 4) and torch.allclose(fast, full, atol=1e-6)
+    g = torch.randn_like(fast)
+    for a, b in zip(torch.autograd.grad((fast * g).sum(), [trunk, *head.predictor.parameters()]),
+                    torch.autograd.grad((full * g).sum(), [trunk, *head.predictor.parameters()])):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_shape_activation_is_rectified_and_divided_by_its_maximum():
+    logits = torch.tensor([[[[-1.0, 2.0], [4.0, 1.0]]], [[[-3.0, -1.0], [-2.0, -5.0]]]])
+    normalized = ShapeActivationEncoder.normalize(logits, eps=0.0 + 1e-12)
+    assert torch.allclose(normalized[0, 0], torch.tensor([[0.0, 0.5], [1.0, 0.25]]))
+    assert torch.equal(normalized[1], torch.zeros(1, 2, 2))  # all negative: no prior, no NaN
+    encoder = ShapeActivationEncoder(num_convs=2, conv_dim=5)
+    x = torch.randn(3, 1, 6, 6, requires_grad=True)
+    out = encoder(x)
+    assert out.shape == (3, 5, 6, 6)
+    out.sum().backward()
+    assert x.grad is not None and all(p.grad is not None for p in encoder.parameters())
+    assert ShapeActivationEncoder(num_convs=1, conv_dim=4).convs[-1].in_channels == 1
+    with pytest.raises(ValueError, match="FUSION_NUM_CONV=0"):
+        ShapeActivationEncoder(num_convs=0)
 
 
 def test_kernels_are_normalised_over_the_window():
@@ -162,6 +193,15 @@ def test_modules_build_forward_and_backward():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     with pytest.raises(ValueError, match="WINDOW=4"):
         SaliencyPropagation(in_channels=8, window=4)
+    with pytest.raises(ValueError, match="KERNEL_CONV_SIZE=2"):
+        SaliencyPropagation(in_channels=8, kernel_conv_size=2)
+    # a kernel predictor on a trunk's features: no conv layers of its own, a 1x1 predictor
+    shared = SaliencyPropagation(in_channels=16, latent_dim=4, kernel_num_convs=0,
+                                 kernel_conv_size=1)
+    assert len(shared.kernel_predictor[0]) == 0 and len(shared.encoder) == 4  # 2 conv + ReLU
+    assert shared.kernel_predictor[-1].in_channels == 16
+    assert shared.kernel_predictor[-1].kernel_size == (1, 1)
+    assert shared(saliency, head.trunk(features))[0].shape == (4, 1, 6, 6)
 
 
 CONFIG = (Path(__file__).resolve().parents[2] / "configs/ShapeProp/"
@@ -170,13 +210,49 @@ BASELINE_CONFIG = CONFIG.with_name(
     "mask_rcnn_agnostic_MobileNetV2_FPN_2800it_shapesmasksbase1.yaml")
 
 
-def shapeprop_mask_head():
-    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu"])
+def shapeprop_mask_head(opts=()):
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu", *opts])
     torch.manual_seed(0)
     head = build_mask_head(cfg, ShapeSpec(channels=8, width=14, height=14))
     assert isinstance(head, ShapePropMaskHead)
-    assert head.mask_layers[0].in_channels == 8 + cfg.MODEL.SHAPEPROP.LATENT_DIM  # fusion
     return head
+
+
+@pytest.mark.parametrize("opts,prior", [
+    ((), 16),  # the Shape Activation re-encoded to FUSION_CONV_DIM channels (the default)
+    (("MODEL.SHAPEPROP.FUSION_CONV_DIM", 5), 5),
+    (("MODEL.SHAPEPROP.FUSION", "latent", "MODEL.SHAPEPROP.LATENT_DIM", 6), 6),
+], ids=["activation", "activation-5", "latent"])
+def test_fusion_concatenates_its_prior_to_the_mask_heads_input(opts, prior):
+    head = shapeprop_mask_head(opts)
+    assert head.mask_layers[0].in_channels == 8 + prior
+    assert (head.fusion is None) == ("latent" in opts)
+    with torch.no_grad():  # a positive Shape Activation, so that its ReLU passes gradients
+        head.propagation.decoder.bias.fill_(1.0)
+    head.train()
+    with EventStorage():
+        losses = head(torch.randn(3, 8, 14, 14, requires_grad=True),
+                      [fg_proposals([True, True, False])])
+    sum(losses.values()).backward()
+    for name, p in head.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_unknown_fusion_is_an_error_naming_the_key():
+    with pytest.raises(ValueError, match="FUSION='sum'"):
+        shapeprop_mask_head(("MODEL.SHAPEPROP.FUSION", "sum"))
+
+
+def test_shared_features_feed_the_kernel_predictor_from_the_saliency_trunk():
+    head = shapeprop_mask_head(("MODEL.SHAPEPROP.SHARE_FEATURES", True,
+                                "MODEL.SHAPEPROP.KERNEL_CONV_SIZE", 1))
+    assert head.share_features and len(head.propagation.kernel_predictor[0]) == 0
+    assert head.propagation.kernel_predictor[-1].in_channels == head.saliency.out_channels
+    head.train()
+    with EventStorage():
+        losses = head(torch.randn(2, 8, 14, 14), [fg_proposals([True, True])])
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in head.parameters())
 
 
 def fg_proposals(valid):
@@ -245,6 +321,63 @@ def test_shapeprop_roi_heads_need_the_shapeprop_mask_head():
                                     "median"])
     with pytest.raises(ValueError, match="MIL_AGGREGATION='median'"):
         build_model(cfg)
+
+
+def sampled_training_batch(heads):
+    """Sampled proposals (with their MIL bags) and FPN features of one 64 x 64 image."""
+    torch.manual_seed(0)
+    targets = Instances((64, 64))
+    targets.gt_boxes = Boxes(torch.tensor([[0.0, 0, 20, 20], [30.0, 30, 60, 60]]))
+    targets.gt_classes = torch.tensor([4, 7])
+    targets.gt_masks = PolygonMasks([[[0.0, 0, 20, 0, 0, 20]], [[30.0, 30, 60, 30, 60, 60]]])
+    targets.gt_mask_valid = torch.tensor([True, False])
+    proposals = Instances((64, 64))
+    proposals.proposal_boxes = Boxes(torch.tensor([
+        [1.0, 1, 20, 20], [2.0, 0, 19, 21], [31.0, 29, 60, 59],  # foreground
+        [40.0, 0, 60, 10], [0.0, 40, 12, 62], [25.0, 2, 40, 20], [5.0, 30, 25, 50],
+        [45.0, 45, 50, 50]]))
+    proposals.objectness_logits = torch.zeros(len(proposals))
+    with EventStorage():
+        sampled = heads.label_and_sample_proposals([proposals], [targets])
+    features = {f"p{i}": torch.randn(1, 64, 64 // 2 ** i, 64 // 2 ** i) for i in (2, 3, 4, 5)}
+    return sampled, features
+
+
+def test_shared_pooling_gives_the_upstream_mask_losses_and_the_mil_loss_of_every_bag():
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu",
+                                    "MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION", 1.0])
+    heads = build_model(cfg).roi_heads.train()
+    sampled, features = sampled_training_batch(heads)
+    background = int((sampled[0].gt_classes == heads.num_classes).sum())
+    assert background >= 4 and len(sampled[0]) - background >= 3
+    with EventStorage():
+        ours = heads._forward_mask(features, sampled)
+        # Detectron2's own path: foreground selection, pooling, then the mask head alone
+        upstream = StandardROIHeads._forward_mask(heads, features, sampled)
+    assert set(ours) == {"loss_mask", "loss_shape", "loss_mil"}
+    for key in ("loss_mask", "loss_shape"):
+        assert torch.allclose(ours[key], upstream[key], atol=1e-6), key
+    # MIL_NEGATIVE_FRACTION 1: every sampled proposal is a bag, as pooling them all gives
+    pooled = heads.mask_pooler([features[f] for f in heads.mask_in_features],
+                               [sampled[0].proposal_boxes])
+    every_bag = mil_loss(heads.mask_head.saliency(pooled), sampled[0].gt_mil_labels)
+    assert torch.allclose(ours["loss_mil"], every_bag * cfg.MODEL.SHAPEPROP.MIL_LOSS_WEIGHT,
+                          atol=1e-6)
+
+
+def test_a_fraction_of_the_negative_bags_enters_the_mil_loss():
+    cfg = load_config(str(CONFIG), ["MODEL.DEVICE", "cpu",
+                                    "MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION", 0.25])
+    heads = build_model(cfg).roi_heads.train()
+    sampled, _ = sampled_training_batch(heads)
+    background = sampled[0][sampled[0].gt_classes == heads.num_classes]
+    drawn = [heads.negative_bags(sampled[0]) for _ in range(20)]
+    assert {len(d) for d in drawn} == {max(1, round(0.25 * len(background)))}
+    assert all((d.gt_classes == heads.num_classes).all() for d in drawn)
+    assert len({tuple(d.proposal_boxes.tensor[:, 0].tolist()) for d in drawn}) > 1  # redrawn
+    with pytest.raises(ValueError, match="MIL_NEGATIVE_FRACTION=0.0"):
+        build_model(load_config(str(CONFIG), ["MODEL.DEVICE", "cpu",
+                                              "MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION", 0.0]))
 
 
 def test_sampled_proposals_carry_their_mil_bags():

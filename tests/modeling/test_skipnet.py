@@ -2,6 +2,7 @@
 executed FLOPs against fvcore and a hand count, and the detector build."""
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from detectron2.layers import ShapeSpec
@@ -19,6 +20,8 @@ from dynnet_d2.modeling.skipnet import (
     reinforce_loss,
     straight_through,
 )
+from dynnet_d2.modeling.skipnet.gated import GateRun
+from dynnet_d2.modeling.skipnet.gates import compiled_rnn_step
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -34,6 +37,9 @@ class FixedGate(nn.Module):
         return self.logits.to(x.dtype)
 
     inference_logit = forward
+
+    def decide(self, x, state=None):
+        return self(x).item() >= 0
 
 
 def classifier_cfg(stage="SP", gate="rnn", depth=8, width=4, backbone="build_skipnet_backbone"):
@@ -133,6 +139,51 @@ def test_reinforce_gradient_sign_scale_and_optimum_on_a_toy_problem(alpha, skip_
         optimizer.step()
     p_execute = float(torch.sigmoid(theta.detach()))
     assert (p_execute < 0.1) if skip_is_optimal else (p_execute > 0.9), p_execute
+
+
+
+def test_compiled_rnn_gate_step_equals_pytorchs_gate():
+    """compiled_rnn_step (numba) against the PyTorch gate: logit, LSTM state, several steps."""
+    torch.manual_seed(0)
+    model = build_model(classifier_cfg(stage="SP", gate="rnn", depth=14)).eval()
+    gates = [g.gate for g in model.backbone.gated_blocks.values()]
+    torch_run = GateRun("hard", model.backbone.lstm, 0.0)
+    host_run = GateRun("hard", model.backbone.lstm, 0.0, compiled=True)
+    step = compiled_rnn_step()
+    with torch.inference_mode():
+        for gate in gates[:3]:
+            x = torch.randn(1, 4, 6, 6)
+            expected = float(gate(x, torch_run))
+            w_ih, bias, w_hh, w_out, b_out = gate._inference_weights(model.backbone.lstm, 36)[-1]
+            if host_run.rnn_state is None:
+                host_run.rnn_state = (np.zeros(len(w_out), np.float32),
+                                      np.zeros(len(w_out), np.float32))
+            logit = step(x.numpy(), w_ih, bias, w_hh, *host_run.rnn_state, w_out, b_out)
+            assert logit == pytest.approx(expected, abs=1e-5)
+            for host, reference in zip(host_run.rnn_state, torch_run.rnn_state):
+                np.testing.assert_allclose(host, reference[0].numpy(), atol=1e-5)
+
+
+def test_compiled_gates_decide_and_predict_as_the_pytorch_path_at_batch_1():
+    torch.manual_seed(0)
+    cfg = classifier_cfg(stage="SP", gate="rnn", depth=14)
+    model = build_model(cfg).eval()
+    for i, block in enumerate(model.backbone.gated_blocks.values()):  # a mix of decisions
+        with torch.no_grad():
+            block.gate.project_out.bias.fill_(4.0 if i % 3 else -4.0)
+    images = [{"image": torch.rand(1, 12, 12) * 255} for _ in range(4)]
+    runs = {}
+    for compiled in (True, False):
+        model.backbone.compiled_gates = compiled
+        with torch.inference_mode():
+            outputs = [model([image])[0] for image in images]
+            decisions = torch.cat([model([i]) and model.backbone.gate_decisions for i in images])
+        runs[compiled] = (outputs, decisions)
+    assert torch.equal(runs[True][1], runs[False][1])
+    assert 0 < runs[True][1].float().mean() < 1
+    for a, b in zip(runs[True][0], runs[False][0]):
+        torch.testing.assert_close(a["scores"], b["scores"], rtol=1e-5, atol=1e-6)
+        assert a["gflops"] == b["gflops"]
 
 
 @pytest.mark.parametrize("batch", [1, 6])

@@ -6,9 +6,17 @@ base then novel), ``base_classes``, ``novel_classes``, ``shot`` and ``seed``.
 
 A K-shot set has one record per selected image, holding the annotations of every class that
 selected it (fsdet made one record per annotation, so an image picked for two classes appeared
-twice, each time with the other class's objects unlabelled). Loading never samples: the split
-files decide. Split files are generated on first use (a seed's shots up to the one asked for:
-the samples of smaller shots do not depend on larger ones).
+twice, each time with the other class's objects unlabelled). The split files decide which images;
+split files are generated on first use (a seed's shots up to the one asked for: the samples of
+smaller shots do not depend on larger ones) and then hold exactly K instances per class.
+
+fsdet's published split files list K *images* per class, which can hold more than K instances
+of it (fsdet trimmed them to K at load time with unseeded randomness). Such a file is trimmed to
+exactly K instances when loaded, deterministically: the instances kept are the first K of a
+permutation drawn from :func:`~.sampling.class_rng` (split seed, class name), in the file's
+order, the same on every rank and run; the dropped ones stay in their images unlabelled (as in
+fsdet), an image left without an instance of the class is not selected by it, and the log says
+how many were dropped. A file with fewer than K instances is used as it is, with a warning.
 """
 import logging
 from functools import partial
@@ -20,7 +28,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from ..catalog import register
 from ..coco_format import coco_dicts_from_json
 from ..errors import DatasetFormatError
-from .sampling import pool_from_dicts, sample_fewshot, shots_up_to
+from .sampling import class_rng, pool_from_dicts, sample_fewshot, shots_up_to
 from .split_files import (
     existing_split_file,
     read_coco_split,
@@ -56,22 +64,39 @@ def _merge_by_image(selected: Sequence[tuple]) -> List[dict]:
     return list(merged.values())
 
 
-def _check_shots(path: Path, class_name: str, shot: int, found: int) -> None:
-    if found != shot:
+def _exactly_k(path: Path, class_name: str, shot: int, seed: int,
+               selected: Sequence[tuple]) -> List[tuple]:
+    """The ``(key, record, annotations)`` triples of one class's split file with exactly
+    ``shot`` instances in all (see the module docstring); fewer are kept with a warning."""
+    found = sum(len(annotations) for _, _, annotations in selected)
+    if found < shot:
         logger.warning(f"{path}: {found} instances of {class_name!r} in a {shot}-shot split file "
                        f"(used as they are; files written by dynnet_d2 hold exactly {shot})")
+    if found <= shot:
+        return list(selected)
+    kept = set(class_rng(seed, class_name).permutation(found)[:shot].tolist())
+    trimmed, index = [], 0
+    for key, record, annotations in selected:
+        mine = [a for i, a in enumerate(annotations, index) if i in kept]
+        index += len(annotations)
+        if mine:
+            trimmed.append((key, record, mine))
+    logger.info(f"{path}: {found} instances of {class_name!r} in its {len(selected)} images; "
+                f"kept {shot} (seed {seed}), dropped {found - shot} (they stay unlabelled)")
+    return trimmed
 
 
 def kshot_dicts_from_voc_splits(split_root: str, seed: int, shot: int, classes: Sequence[str],
                                 source_dicts: Sequence[dict], source_classes: Sequence[str],
                                 source_name: str) -> List[dict]:
     """The K-shot set of ``classes`` from VOC-style split files listing image ids of the source
-    dataset ``source_name`` (whose ``category_id`` indexes ``source_classes``)."""
+    dataset ``source_name`` (whose ``category_id`` indexes ``source_classes``), exactly K
+    instances per class."""
     by_key = {str(d["image_id"]): d for d in source_dicts}
     selected = []
     for new_id, class_name in enumerate(classes):
         path = existing_split_file("voc", split_root, seed, shot, class_name)
-        found = 0
+        of_class = []
         for key in read_voc_split(path):
             if key not in by_key:
                 raise DatasetFormatError(f"{path}: image {key!r} is not in dataset {source_name!r}")
@@ -82,16 +107,16 @@ def kshot_dicts_from_voc_splits(split_root: str, seed: int, shot: int, classes: 
             if not annotations:
                 raise DatasetFormatError(f"{path}: image {key!r} of {source_name!r} has no "
                                          f"{class_name!r} instance")
-            found += len(annotations)
-            selected.append((key, record, annotations))
-        _check_shots(path, class_name, shot, found)
+            of_class.append((key, record, annotations))
+        selected += _exactly_k(path, class_name, shot, seed, of_class)
     return _merge_by_image(selected)
 
 
 def kshot_dicts_from_coco_splits(split_root: str, seed: int, shot: int, classes: Sequence[str],
                                  category_ids: Mapping[str, int], image_root: str) -> List[dict]:
-    """The K-shot set of ``classes`` from COCO-style split files; ``category_ids`` maps each
-    class to its JSON category id, ``image_root`` is where the files' ``file_name``s are."""
+    """The K-shot set of ``classes`` from COCO-style split files, exactly K instances per class;
+    ``category_ids`` maps each class to its JSON category id, ``image_root`` is where the files'
+    ``file_name``s are."""
     selected = []
     for new_id, class_name in enumerate(classes):
         path = existing_split_file("coco", split_root, seed, shot, class_name)
@@ -102,8 +127,8 @@ def kshot_dicts_from_coco_splits(split_root: str, seed: int, shot: int, classes:
             raise DatasetFormatError(f"{path}: annotations of category ids {sorted(others)}; a "
                                      f"split file of {class_name!r} holds only id {wanted}")
         records = coco_dicts_from_json(data, image_root, {wanted: new_id})
-        _check_shots(path, class_name, shot, sum(len(r["annotations"]) for r in records))
-        selected += [(str(r["image_id"]), r, r["annotations"]) for r in records]
+        selected += _exactly_k(path, class_name, shot, seed,
+                               [(str(r["image_id"]), r, r["annotations"]) for r in records])
     return _merge_by_image(selected)
 
 

@@ -20,9 +20,10 @@ folders exist, nothing is read until a dataset is loaded. ``{s}`` is the VOC few
 ``lvis_v0.5_val_novel``                                     ``lvis/lvis_v0.5_val.json``
 ==========================================================  ===================================
 
-K-shot sets are read from fsdet's published split folders as they are (seed 0 directly in
-``vocsplit/`` / ``cocosplit/``, seed N in ``seedN/``; VOC files list image paths, read as ids of
-the VOC2007 + VOC2012 trainval pool). Split files that are missing are sampled on first use by
+K-shot sets are read from fsdet's published split folders (seed 0 directly in ``vocsplit/`` /
+``cocosplit/``, seed N in ``seedN/``; VOC files list image paths, read as ids of the VOC2007 +
+VOC2012 trainval pool); their K images per class are trimmed to exactly K instances,
+deterministically (:mod:`.datasets`). Split files that are missing are sampled on first use by
 :mod:`.sampling` (exactly K per class) and written into ``seedN/`` of the same folder.
 ``lvis_v0.5_train_{freq,common,rare}`` read fsdet's ``lvis/lvis_v0.5_train_<group>.json`` when
 present, else are derived in memory from ``lvis_v0.5_train.json`` by the categories'

@@ -30,11 +30,13 @@ from detectron2.engine.defaults import default_writers
 from detectron2.modeling import GeneralizedRCNN
 from detectron2.utils import comm
 
-from ...data.build import training_dataset_dicts
+from ...data.build import check_dataset_names, training_dataset_dicts
 from ...data.from_config import register_datasets_from_config
+from ...evaluation.fewshot import check_results_defined
 from ...utils.io import ensure_writable_dir
 from ...utils.logger import logging_is_set_up, setup_logger
-from ..checkpoint import DynnetCheckpointer
+from ..checkpoint import DynnetCheckpointer, frozen_parts
+from ..results import results_per_dataset
 from ..trainer import DynnetTrainer, check_test_data, report_results
 from .cache import (
     EvaluationCache,
@@ -145,7 +147,9 @@ class CachedLastLayerTrainer(TrainerBase):
     """Fine-tunes the box predictor of a frozen detector from feature caches.
 
     Same interface as :class:`DynnetTrainer` (``resume_or_load``, ``train`` returning the final
-    evaluation), same checks, checkpoints and outputs; one process only.
+    evaluation), same checks, checkpoints and outputs; one process only. ``resume_or_load``
+    refuses weights that leave a frozen part unloaded (:func:`~dynnet_d2.engine.checkpoint.
+    frozen_parts`), before any feature is cached.
     """
 
     def __init__(self, cfg):
@@ -156,6 +160,7 @@ class CachedLastLayerTrainer(TrainerBase):
             raise ValueError("cached last-layer fine-tuning runs in one process; set "
                              "FEWSHOT.CACHE.ENABLED False to fine-tune with several")
         register_datasets_from_config(cfg)
+        check_dataset_names(cfg)
         ensure_writable_dir(cfg.OUTPUT_DIR)
         self.model = DynnetTrainer.build_model(cfg)
         check_test_data(cfg, required=False)
@@ -164,8 +169,8 @@ class CachedLastLayerTrainer(TrainerBase):
         self.scheduler = DynnetTrainer.build_lr_scheduler(cfg, self.optimizer)
         self.checkpointer = DynnetCheckpointer(
             self.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            predictor_must_fit=cfg.FEWSHOT.SHOT > 0, optimizer=self.optimizer,
-            scheduler=self.scheduler)
+            predictor_must_fit=cfg.FEWSHOT.SHOT > 0, frozen_parts=frozen_parts(cfg),
+            optimizer=self.optimizer, scheduler=self.scheduler)
         self.cfg = cfg
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
@@ -193,13 +198,19 @@ class CachedLastLayerTrainer(TrainerBase):
             self.start_iter = self.iter + 1
 
     def train(self):
-        """Build or load the caches, train, evaluate; return the evaluation's metrics."""
+        """Build or load the caches, train, evaluate; return the evaluation's metrics (an
+        evaluation without a single defined metric raises, see
+        :func:`~dynnet_d2.evaluation.fewshot.check_results_defined`)."""
         cache = training_cache(self.cfg, self.model, self.dataset_dicts)
         seed = self.cfg.SEED if self.cfg.SEED >= 0 else None
         self._batches = cached_batches(cache, self.cfg.SOLVER.IMS_PER_BATCH,
                                        flip_probability(self.cfg), seed)
         self.model.train()
         super().train(self.start_iter, self.max_iter)
+        if self._last_eval_results is not None:
+            for name, results in results_per_dataset(self._last_eval_results,
+                                                     self.cfg.DATASETS.TEST).items():
+                check_results_defined(results, f"the evaluation on {name} after fine-tuning")
         return self._last_eval_results
 
     def run_step(self):

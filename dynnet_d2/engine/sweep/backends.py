@@ -4,7 +4,10 @@ record when the worker itself died (the function records its own exceptions).
 
 * :class:`LocalBackend`: N worker processes on this machine, the CPU threads split between them
   (``cpus // N`` each; ``OMP_NUM_THREADS`` set by hand wins). A worker that dies (killed, out of
-  memory) fails its run only: the pool is rebuilt and the other runs go on.
+  memory) fails its run only: the pool is rebuilt and the other runs go on. Ctrl-C is the
+  sweep's: the workers ignore SIGINT, and an interrupted ``map`` ends their runs with SIGTERM
+  (which a worker turns into ``SystemExit``, so its exit handlers run) and waits for them; the
+  runs resume from their last checkpoints next time.
 * :class:`SubmititBackend`: one job per run, submitted as one job array through ``submitit``
   (Slurm, or its local executor for tests and single machines).
 
@@ -14,6 +17,7 @@ import abc
 import concurrent.futures as futures
 import multiprocessing
 import os
+import signal
 import time
 import warnings
 from concurrent.futures.process import BrokenProcessPool
@@ -38,7 +42,14 @@ class Backend(abc.ABC):
         return type(self).__name__
 
 
+def _exit_run(signum, frame) -> None:
+    """SIGTERM ends the worker's run (the pool then ends the worker): exit handlers run."""
+    raise SystemExit(128 + signum)
+
+
 def _init_worker(threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the sweep, which ends workers
+    signal.signal(signal.SIGTERM, _exit_run)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ["TQDM_DISABLE"] = "1"  # a run's progress bars would garble the sweep's line
     warnings.simplefilter("ignore", FutureWarning)  # import-time deprecations, once per worker
@@ -82,6 +93,13 @@ class LocalBackend(Backend):
                         pending = list(running.values())
                         break
                     yield item, result
+            except BaseException:
+                # Interrupted (Ctrl-C, or the consumer stopped): end the running runs now
+                # instead of waiting for them at exit, then let the pool close its queues.
+                for process in list(pool._processes.values()):
+                    process.terminate()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
 

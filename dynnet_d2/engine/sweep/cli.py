@@ -1,4 +1,5 @@
-"""``tools/run_experiments.py``: arguments, the checks made before any run starts, the sweep."""
+"""``tools/run_experiments.py``: arguments, the checks made before any run starts (configs,
+datasets, base checkpoints, a writable sweep folder), the schedules, the sweep."""
 import argparse
 import json
 import logging
@@ -8,11 +9,18 @@ from typing import Dict, List, Sequence
 
 from detectron2.data import DatasetCatalog
 
+from ...config import load_config
+from ...modeling.tfa.surgery import dataset_classes, load_checkpoint
+from ...utils.io import ensure_writable_dir
 from ...utils.logger import setup_logger
+from ..checkpoint import PREDICTOR_PREFIX
 from .backends import Backend, LocalBackend, SubmititBackend
-from .execute import run_config
+from .execute import describe_schedule, run_config
 from .plan import BASE_CONFIG, Run, expand_grid, method_from_arg
 from .runner import run_sweep
+
+# What a Ctrl-C prints (the exit code is 130, as a shell's for SIGINT).
+INTERRUPTED = "interrupted; run the same command again to resume"
 
 
 @dataclass
@@ -21,6 +29,8 @@ class SweepPlan:
     runs: List[Run]
     backend: Backend
     base_config: str
+    base_weights: Dict[int, str]
+    schedules: List[str]  # one line per (method, shot): iterations per run and their origin
     retry_failed: bool
     keep_checkpoints: bool
 
@@ -50,14 +60,58 @@ def parse_max_iter(values: Sequence[str]) -> Dict[int, int]:
     return out
 
 
+def parse_base_weights(values: Sequence[str], splits: Sequence[int]) -> Dict[int, str]:
+    """``SPLIT=CHECKPOINT`` pairs, each split among ``splits`` and each checkpoint a file."""
+    out = {}
+    for value in values:
+        split, _, path = value.partition("=")
+        if not (split.isdigit() and path):
+            raise ValueError(f"--base-weights {value!r}: expected SPLIT=CHECKPOINT, e.g. "
+                             f"1=output/demo/base_split1/model_final.pth")
+        if int(split) not in splits:
+            raise ValueError(f"--base-weights {value!r}: split {split} is not among --splits "
+                             f"{' '.join(map(str, splits))}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--base-weights {value!r}: {path!r} does not exist (or is "
+                                    f"not a file)")
+        out[int(split)] = path
+    return out
+
+
+def check_base_weights(base_weights: Dict[int, str], base_config: str) -> None:
+    """Each named checkpoint loads and has the box predictor of its split's base classes (not
+    a surgery output or a fine-tuned model), and its surgery output can be written beside it."""
+    for split, path in base_weights.items():
+        base_set = load_config(base_config, ["FEWSHOT.SPLIT", split]).DATASETS.TRAIN[0]
+        expected = len(dataset_classes(base_set)) + 1
+        state = load_checkpoint(path, f"--base-weights {split}={path}")["model"]
+        scores = state.get(PREDICTOR_PREFIX + "cls_score.weight")
+        if scores is None or scores.shape[0] != expected:
+            found = "no box classifier" if scores is None else f"{scores.shape[0]} score rows"
+            raise ValueError(
+                f"--base-weights {split}={path}: {found}, but a base model of split {split} "
+                f"scores the {expected - 1} classes of {base_set} and background ({expected} "
+                f"rows). Name the base training's model_final.pth (not a surgery output or a "
+                f"fine-tuned model)")
+        if not (Path(path).parent / "model_reset_surgery.pth").is_file():
+            ensure_writable_dir(Path(path).parent, f"--base-weights {split} (its surgery output "
+                                                   f"model_reset_surgery.pth goes beside it)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep-dir", required=True, help="folder of the sweep's runs")
     parser.add_argument("--splits", type=int, nargs="+", default=[1])
     parser.add_argument("--shots", type=int, nargs="+", default=[1, 2, 3, 5, 10])
     parser.add_argument("--seeds", nargs="+", default=["0-9"], help="e.g. 0-19, or 0 3 7")
     parser.add_argument("--methods", nargs="+", default=["cos", "fc", "base_only"])
-    parser.add_argument("--max-iter", nargs="+", default=[], metavar="SHOT=ITERS")
-    parser.add_argument("--base-config", default=str(BASE_CONFIG))
+    parser.add_argument("--max-iter", nargs="+", default=[], metavar="SHOT=ITERS",
+                        help="total iterations of a shot's fine-tuning runs (not the base "
+                             "training), e.g. 1=400 10=4000")
+    parser.add_argument("--base-config", default=str(BASE_CONFIG),
+                        help="config of the base training (with its own schedule and OUTPUT_DIR)")
+    parser.add_argument("--base-weights", nargs="+", default=[], metavar="SPLIT=CHECKPOINT",
+                        help="a trained base model per split (no base training), e.g. "
+                             "1=output/demo/base_split1/model_final.pth")
     parser.add_argument("--no-cache", action="store_true",
                         help="fine-tune the full model even where only the predictor trains")
     parser.add_argument("--retry-failed", action="store_true")
@@ -73,7 +127,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpus-per-node", type=int, default=0)
     parser.add_argument("--cpus-per-task", type=int, default=4)
     parser.add_argument("--opts", nargs=argparse.REMAINDER, default=[],
-                        help="KEY VALUE ... for every fine-tuning run (last argument)")
+                        help="KEY VALUE ... for every fine-tuning run, not the base training "
+                             "(last argument; SOLVER.MAX_ITER of a per-shot config is per shot)")
 
 
 def _backend(args) -> Backend:
@@ -86,9 +141,11 @@ def _backend(args) -> Backend:
     return SubmititBackend(str(Path(args.sweep_dir) / "jobs"), args.cluster, parameters)
 
 
-def check_runs(runs: Sequence[Run]) -> None:
-    """Every run's config loads with its overrides and names registered datasets."""
+def check_runs(runs: Sequence[Run]) -> List[str]:
+    """Every run's config loads with its overrides and names registered datasets; returns the
+    schedule of each (method, shot), one line each."""
     registered = set(DatasetCatalog.list())
+    schedules = {}
     for run in runs:
         try:
             cfg = run_config(run, None, None)
@@ -98,26 +155,40 @@ def check_runs(runs: Sequence[Run]) -> None:
             if name not in registered:
                 raise KeyError(f"run {run.name}: dataset {name!r} is not registered (is seed "
                                f"{run.seed} / shot {run.shot} / split {run.split} available?)")
+        if (run.method.name, run.shot) not in schedules:  # the same for every seed
+            shots = "" if run.method.kind == "base_only" else f", {run.shot} shot(s)"
+            schedules[(run.method.name, run.shot)] = (f"Schedule of {run.method.name}{shots}: "
+                                                      f"{describe_schedule(run, cfg)}")
+    return list(schedules.values())
 
 
 def parse_and_check(parser: argparse.ArgumentParser, argv: Sequence[str]) -> SweepPlan:
+    """The sweep of ``argv``, checked; bad arguments raise ``ValueError``, ``KeyError``,
+    ``FileNotFoundError`` or ``PermissionError`` (an unwritable ``--sweep-dir``) naming them."""
     add_arguments(parser)
     args = parser.parse_args(argv)
     methods = [method_from_arg(m) for m in args.methods]
     opts = list(args.opts) + (["FEWSHOT.CACHE.ENABLED", False] if args.no_cache else [])
+    base_weights = parse_base_weights(args.base_weights, args.splits)
     runs = [Run(r.method, r.split, r.shot, r.seed, r.output_dir, tuple(opts), r.max_iter)
             for r in expand_grid(args.sweep_dir, methods, args.splits, args.shots,
                                  parse_seeds(args.seeds), parse_max_iter(args.max_iter))]
-    check_runs(runs)
-    return SweepPlan(args.sweep_dir, runs, _backend(args), args.base_config,
-                     args.retry_failed, args.keep_checkpoints)
+    schedules = check_runs(runs)
+    check_base_weights(base_weights, args.base_config)
+    ensure_writable_dir(args.sweep_dir, "--sweep-dir")
+    return SweepPlan(args.sweep_dir, runs, _backend(args), args.base_config, base_weights,
+                     schedules, args.retry_failed, args.keep_checkpoints)
 
 
 def run_from_args(plan: SweepPlan) -> int:
+    """Run the sweep; the exit code: 0, or 1 when a run failed."""
     setup_logger()
-    logging.getLogger("dynnet_d2").info(f"{len(plan.runs)} runs in {plan.sweep_dir}")
+    logger = logging.getLogger("dynnet_d2")
+    logger.info(f"{len(plan.runs)} runs in {plan.sweep_dir}")
+    for line in plan.schedules:
+        logger.info(line)
     summary = run_sweep(plan.sweep_dir, plan.runs, plan.backend, base_config=plan.base_config,
-                        retry_failed=plan.retry_failed,
+                        base_weights=plan.base_weights, retry_failed=plan.retry_failed,
                         keep_checkpoints=plan.keep_checkpoints)
     print(json.dumps({k: v for k, v in summary.items() if k != "failures"}))
     for failure in summary["failures"]:

@@ -6,7 +6,9 @@ A method is a config plus how it starts:
 * ``finetune``: from the split's base model after randinit surgery (TFA w/ cos, TFA w/ fc,
   FRCN+ft-full, any config a user names); the base model is trained once per split;
 * ``joint``: trained from ImageNet on base data plus the novel K shots (FRCN+joint);
-* ``base_only``: the surgery checkpoint evaluated without fine-tuning, once per split.
+* ``base_only``: the surgery checkpoint evaluated without fine-tuning, once per split, with the
+  head the base model was trained with (the FC classifier: the ``ft_fc`` config; the cosine one
+  would drop the FC classifier's bias).
 
 Folders: ``<sweep>/<method>/split<S>_<K>shot_seed<N>`` (``<sweep>/base_only/split<S>``).
 """
@@ -34,7 +36,7 @@ BUILTIN_METHODS: Dict[str, Method] = {m.name: m for m in [
     Method("fc", "TFA w/ fc", str(TFA_CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_fc_all_100itxK_shapes.yaml"), "finetune"),  # noqa: E501
     Method("full", "FRCN+ft-full", str(TFA_CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_full_all_100itxK_shapes.yaml"), "finetune"),  # noqa: E501
     Method("joint", "FRCN+joint", str(TFA_CONFIGS / "faster_rcnn_MobileNetV2_FPN_joint_2800it_shapes.yaml"), "joint"),  # noqa: E501
-    Method("base_only", "Base only", str(TFA_CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_cos_all_100itxK_shapes.yaml"), "base_only"),  # noqa: E501
+    Method("base_only", "Base only", str(TFA_CONFIGS / "faster_rcnn_MobileNetV2_FPN_ft_fc_all_100itxK_shapes.yaml"), "base_only"),  # noqa: E501
 ]}
 
 

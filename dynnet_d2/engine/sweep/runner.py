@@ -1,12 +1,18 @@
 """A few-shot sweep from start to end: base models, surgery, every run of the grid on a backend,
 progress on one line, and ``summary.json``.
 
-1. Base training once per split that a fine-tuning or base-only method needs (the base config's
-   own ``OUTPUT_DIR``, so a base model trained by hand is reused); a failed base training fails
-   the runs that need it, with its error.
+1. One base model per split that a fine-tuning or base-only method needs, said in the log
+   before anything trains (:func:`describe_bases`): a checkpoint named per split
+   (``base_weights``, ``--base-weights``), else the base config's own ``OUTPUT_DIR`` (a base model
+   trained there by hand is reused), else a base training of the base config with its own
+   schedule (the sweep's ``--max-iter`` and ``--opts`` are for the fine-tuning runs only). A
+   failed base training fails the runs that need it, with its error.
 2. Randinit surgery once per split (``model_reset_surgery.pth`` beside the base model).
 3. The grid: finished runs (complete ``results.json``) are skipped, recorded failures too unless
-   ``retry_failed``; the rest go to the backend.
+   ``retry_failed``; the rest go to the backend. A record that cannot be read is a run not
+   finished (logged, and run again); a base-only record evaluated with another predictor than
+   its config's (base-only used the cosine head before it used the FC head it was trained with)
+   is evaluated again.
 
 Interrupt it at any point and start it again: it continues where it stopped.
 """
@@ -15,17 +21,19 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
+import yaml
 from tqdm import tqdm
 
 from ...config import load_config
+from ...modeling.tfa.surgery import load_checkpoint
 from ...utils.io import atomic_write_json
 from ..tfa import randinit_surgery
 from .backends import Backend
-from .execute import execute_run
+from .execute import execute_run, run_config
 from .plan import BASE_CONFIG, Method, Run
-from .records import failure_record, finished_record
+from .records import finished_record, read_run
 
 logger = logging.getLogger(__name__)
 SUMMARY = "summary.json"
@@ -95,21 +103,73 @@ def base_run(base_config: str, base_cfg) -> Run:
                0, base_cfg.OUTPUT_DIR)
 
 
+def trained_iterations(checkpoint: str) -> str:
+    """``"N iterations"`` a Detectron2 checkpoint was trained for (its ``iteration`` + 1), or
+    that it does not record them."""
+    iteration = load_checkpoint(checkpoint, "base model").get("iteration")
+    return (f"{int(iteration) + 1} iterations" if iteration is not None
+            else "iterations not recorded in the checkpoint")
+
+
+def describe_bases(base_config: str, base_cfgs: Mapping[int, object],
+                   base_weights: Mapping[int, str]) -> List[str]:
+    """One line per split: which base model the split's runs start from, and how long it was
+    (or will be) trained."""
+    lines = []
+    for split, cfg in base_cfgs.items():
+        if split in base_weights:
+            lines.append(f"Split {split}: base model {base_weights[split]} (--base-weights; "
+                         f"trained {trained_iterations(base_weights[split])})")
+            continue
+        final = Path(cfg.OUTPUT_DIR) / "model_final.pth"
+        if final.is_file():
+            lines.append(f"Split {split}: reusing the base model {final} (trained "
+                         f"{trained_iterations(str(final))})")
+        else:
+            lines.append(
+                f"Split {split}: training the base model of {base_config} in {cfg.OUTPUT_DIR}: "
+                f"{cfg.SOLVER.MAX_ITER} iterations (the base config's schedule, resumed from its "
+                f"last checkpoint if any; --max-iter and --opts apply to the fine-tuning runs "
+                f"only; --base-weights {split}=PATH starts from a trained base model instead)")
+    return lines
+
+
+def _evaluated_with_another_predictor(run: Run) -> Optional[str]:
+    """Why a finished base-only record is stale: its ``config.yaml`` has another
+    ``MODEL.ROI_HEADS.OUTPUT_LAYER`` than the method's config now has."""
+    saved = Path(run.output_dir) / "config.yaml"
+    if run.method.kind != "base_only" or not saved.is_file():
+        return None
+    used = (yaml.safe_load(saved.read_text()) or {}).get("MODEL", {}).get(
+        "ROI_HEADS", {}).get("OUTPUT_LAYER")
+    planned = run_config(run, None, None).MODEL.ROI_HEADS.OUTPUT_LAYER
+    if used == planned:
+        return None
+    return f"it was evaluated with the {used} head, its config has {planned}"
+
+
 def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
               base_config: str = str(BASE_CONFIG),
+              base_weights: Optional[Mapping[int, str]] = None,
               cache_dir: Optional[str] = None, retry_failed: bool = False,
               keep_checkpoints: bool = False, progress: bool = True,
               redirect_output: bool = True) -> dict:
     """Run ``runs`` (from :func:`~.plan.expand_grid`) and the base models they need; write and
-    return the summary: counts, failures (run, error, log), wall time. ``redirect_output``: a
-    run's stdout and stderr go to its log (for backends that run each in its own process)."""
+    return the summary: counts, failures (run, error, log), wall time. ``base_weights``: split
+    -> a trained base model's checkpoint (no base training for that split).
+    ``redirect_output``: a run's stdout and stderr go to its log (for backends that run each in
+    its own process)."""
     start = time.perf_counter()
+    base_weights = dict(base_weights or {})
     cache_dir = cache_dir or str(Path(sweep_dir) / "cache")
     fn = functools.partial(execute_job, cache_dir=cache_dir, keep_checkpoints=keep_checkpoints,
                            redirect_output=redirect_output)
     needs_base = sorted({r.split for r in runs if r.method.kind in ("finetune", "base_only")})
     base_cfgs = {split: load_config(base_config, ["FEWSHOT.SPLIT", split]) for split in needs_base}
-    bases = {split: base_run(base_config, cfg) for split, cfg in base_cfgs.items()}
+    for line in describe_bases(base_config, base_cfgs, base_weights):
+        logger.info(line)
+    bases = {split: base_run(base_config, cfg) for split, cfg in base_cfgs.items()
+             if split not in base_weights}
     base_records = {s: finished_record(r.output_dir) for s, r in bases.items()}
     todo = [Job(r) for s, r in bases.items() if base_records[s] is None]
     if todo:
@@ -119,18 +179,20 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
         for split, run in bases.items():
             base_records[split] = base_records[split] or done.get(run.output_dir)
 
-    weights, base_failures = {}, {}
+    checkpoints = {split: path for split, path in base_weights.items() if split in base_cfgs}
+    base_failures = {}
     for split, run in bases.items():
         record = base_records[split]
         if record and record.get("status") == "finished":
-            all_classes = next(load_config(r.method.config, ["FEWSHOT.SPLIT", split,
-                                                             "FEWSHOT.SHOT", 1]).DATASETS.TEST[0]
-                               for r in runs if r.split == split and r.method.kind != "joint")
-            weights[split] = str(randinit_surgery(str(Path(run.output_dir) / "model_final.pth"),
-                                                  base_cfgs[split].DATASETS.TRAIN[0],
-                                                  all_classes))
+            checkpoints[split] = str(Path(run.output_dir) / "model_final.pth")
         else:
             base_failures[split] = record or {"error": "base training did not finish"}
+    weights = {}
+    for split, checkpoint in checkpoints.items():
+        all_classes = next(run_config(r, None, None).DATASETS.TEST[0]
+                           for r in runs if r.split == split and r.method.kind != "joint")
+        weights[split] = str(randinit_surgery(checkpoint, base_cfgs[split].DATASETS.TRAIN[0],
+                                              all_classes))
 
     finished, failed, jobs = {}, {}, []
     for run in runs:
@@ -140,13 +202,17 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
                                       "error": f"base training of split {run.split} failed: "
                                                f"{base.get('error')}", "log": base.get("log")}
             continue
-        record = finished_record(run.output_dir)
-        if record is not None:
-            finished[run.output_dir] = record
+        state = read_run(run.output_dir)
+        for problem in state.unreadable:
+            logger.warning(f"{problem}: run {run.name} counts as not finished")
+        stale = _evaluated_with_another_predictor(run) if state.finished else None
+        if stale:
+            logger.warning(f"Evaluating {run.name} again: {stale}")
+        elif state.finished is not None:
+            finished[run.output_dir] = state.finished
             continue
-        record = failure_record(run.output_dir)
-        if record is not None and not retry_failed:
-            failed[run.output_dir] = record
+        if state.failed is not None and not retry_failed:
+            failed[run.output_dir] = state.failed
             continue
         jobs.append(Job(run, weights.get(run.split) if run.method.kind != "joint" else None))
 

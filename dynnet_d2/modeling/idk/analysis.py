@@ -1,6 +1,8 @@
 """What the IDK benchmark measures (``tools/benchmark_idk.py``, projects/IDK/README.md): a cheap
-pixel-space stage, the accuracy / cost curve of threshold cascades, same-process serving
-throughput, and the plots (Fig. 4.3-style cost vs accuracy, Fig. 4.5 entropy distributions).
+pixel-space stage, the accuracy / cost curve of threshold cascades, the choice of the cascade to
+serve (on the calibration split), same-process serving throughput with and without a deadline
+for partial batches, and the plots (Fig. 4.3-style cost vs accuracy, Fig. 4.5 entropy
+distributions).
 """
 from functools import partial
 from typing import Dict, List, Sequence, Tuple
@@ -65,17 +67,37 @@ def threshold_curve(data: CascadeData, kind: str, reference: int, points: int = 
     return curve
 
 
-def time_serving(arms: Dict[str, Tuple[Sequence[Stage], Sequence[nn.Module]]],
-                 inputs: List[Dict], batch_size: int, repeats: int) -> Dict[str, Dict]:
-    """Serve ``inputs`` with every arm (stages, IDK classifiers), interleaved over ``repeats``
-    rounds in this process; per arm the median inputs/s and the latency percentiles of that
-    median round."""
-    labels = torch.tensor([int(d["label"]) for d in inputs])
-    for stages, classifiers in arms.values():  # warm-up
-        serve(stages, classifiers, inputs[:2 * batch_size], batch_size)
+def serving_cascade(entry: Dict) -> Dict:
+    """The row of the eps = 0 fitted cascade to serve, chosen on the calibration split only:
+    the lowest calibration relative cost among the rows at least as accurate there as the
+    reference (``entry["reference_calib_accuracy"]``), else the most accurate there."""
+    rows = [r for r in entry["rows"] if r.get("epsilon") == 0.0]
+    older = [r["method"] for r in rows if "calib_relative_cost" not in r]
+    if older:
+        raise ValueError(f"the eps = 0 rows {older} have no calib_relative_cost (a record of an "
+                         f"older benchmark): refit them by running tools/benchmark_idk.py "
+                         f"without --timing-only (the stage outputs are cached)")
+    matched = [r for r in rows
+               if r["calib_accuracy"] >= entry["reference_calib_accuracy"] - 1e-12]
+    if matched:
+        return min(matched, key=lambda r: r["calib_relative_cost"])
+    return max(rows, key=lambda r: r["calib_accuracy"])
 
-    def turn(stages, classifiers):
-        return serve(stages, classifiers, inputs, batch_size).summary(labels, len(stages))
+
+def time_serving(arms: Dict[str, Tuple], inputs: List[Dict], batch_size: int,
+                 repeats: int) -> Dict[str, Dict]:
+    """Serve ``inputs`` with every arm (stages, IDK classifiers[, max_wait_ms]), interleaved over
+    ``repeats`` rounds in this process; per arm the median inputs/s and the latency percentiles
+    of that median round, and the arm's ``max_wait_ms``."""
+    labels = torch.tensor([int(d["label"]) for d in inputs])
+
+    for arm in arms.values():  # warm-up
+        serve(arm[0], arm[1], inputs[:2 * batch_size], batch_size)
+
+    def turn(stages: Sequence[Stage], classifiers: Sequence[nn.Module],
+             max_wait_ms: float = 0.0) -> Dict:
+        run = serve(stages, classifiers, inputs, batch_size, max_wait_ms=max_wait_ms)
+        return {**run.summary(labels, len(stages)), "max_wait_ms": max_wait_ms}
 
     runs = interleaved_rounds({name: partial(turn, *arm) for name, arm in arms.items()},
                               repeats)

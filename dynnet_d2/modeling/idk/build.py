@@ -2,8 +2,10 @@
 split, serving the test split (``tools/run_cascade.py``).
 
 Every check (stage list, weights, label spaces, calibration split, epsilon) runs before any
-stage is evaluated. Images are mapped once, by the test-time ``ClassificationMapper`` of the
-first config stage (every config stage must read images the same way).
+stage is evaluated; the stages' order (cheapest first, most accurate last) is checked on the
+calibration split before fitting: an error unless ``CASCADE.ALLOW_UNORDERED``, then a warning.
+Images are mapped once, by the test-time ``ClassificationMapper`` of the first config stage
+(every config stage must read images the same way).
 """
 import logging
 import os
@@ -25,6 +27,7 @@ from .cascade import (
     check_target,
     fit_classifiers,
     reference_stage,
+    stage_order_problems,
 )
 from .runner import serve
 from .stages import (
@@ -71,6 +74,9 @@ def check_cascade_config(cfg) -> None:
     check_fit(c.METHOD, fit_spec(cfg, target=0.0, reference=0))
     if c.BATCH_SIZE < 1:
         raise CascadeConfigError(f"CASCADE.BATCH_SIZE={c.BATCH_SIZE}: expected >= 1")
+    if c.MAX_WAIT_MS < 0:
+        raise CascadeConfigError(f"CASCADE.MAX_WAIT_MS={c.MAX_WAIT_MS}: expected >= 0 "
+                                 f"(0 = no deadline)")
     for name in (c.CALIB_DATASET, c.TEST_DATASET):
         if name not in DatasetCatalog.list():
             raise CascadeConfigError(f"dataset {name!r} (CASCADE.CALIB_DATASET / TEST_DATASET) "
@@ -171,6 +177,23 @@ def prepare(cfg) -> tuple:
     return stages, calib_inputs, calib
 
 
+def check_stage_order(cfg, stages: Sequence[Stage], calib: CascadeData) -> List[str]:
+    """The stages' order problems on the calibration split (:func:`stage_order_problems`):
+    an error, or with ``CASCADE.ALLOW_UNORDERED`` a warning; returns them."""
+    c = cfg.CASCADE
+    problems = stage_order_problems(calib, [s.name for s in stages])
+    if not problems:
+        return problems
+    message = (f"the cascade's stages are out of order on {c.CALIB_DATASET}: "
+               f"{'; '.join(problems)}. A cascade asks the cheapest stage first and ends with "
+               f"the most accurate one: reorder CASCADE.STAGES")
+    if not c.ALLOW_UNORDERED:
+        raise CascadeConfigError(f"{message}, or set CASCADE.ALLOW_UNORDERED True to fit and "
+                                 f"serve it anyway")
+    logger.warning(message)
+    return problems
+
+
 def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
     """Fit the cascade on CASCADE.CALIB_DATASET (or load ``cascade_file``), save it to
     ``OUTPUT_DIR/cascade.json``, serve CASCADE.TEST_DATASET with it and with the reference
@@ -178,6 +201,7 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
     c = cfg.CASCADE
     ensure_writable_dir(cfg.OUTPUT_DIR)
     stages, _, calib = prepare(cfg)
+    order_problems = check_stage_order(cfg, stages, calib)
     spec = fit_spec(cfg, target=accuracy_target(calib, c.EPSILON, c.TARGET_ACCURACY),
                     reference=reference_stage(calib))
     if cascade_file:
@@ -191,8 +215,8 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
     cascade.save(os.path.join(cfg.OUTPUT_DIR, "cascade.json"))
     test_inputs = map_inputs(cfg, stages, c.TEST_DATASET)
     labels = torch.tensor([int(d["label"]) for d in test_inputs])
-    result = serve(stages, cascade.classifiers, test_inputs, c.BATCH_SIZE).summary(
-        labels, len(stages))
+    result = serve(stages, cascade.classifiers, test_inputs, c.BATCH_SIZE,
+                   max_wait_ms=c.MAX_WAIT_MS).summary(labels, len(stages))
     reference = stages[spec.reference]
     alone = serve([reference], [], test_inputs, c.BATCH_SIZE).summary(labels, 1)
     result.update({
@@ -201,7 +225,8 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
         "reference_inputs_per_s": alone["inputs_per_s"],
         "relative_cost": result["mean_cost"] / alone["mean_cost"],
         "speedup": result["inputs_per_s"] / alone["inputs_per_s"],
-        "cost_unit": c.COST, "batch_size": c.BATCH_SIZE})
+        "cost_unit": c.COST, "batch_size": c.BATCH_SIZE, "max_wait_ms": c.MAX_WAIT_MS,
+        "order_problems": order_problems})
     path = os.path.join(cfg.OUTPUT_DIR, "inference", "results.json")
     atomic_write_json(path, {"cascade": result}, indent=2)
     logger.info(f"IDK cascade on {c.TEST_DATASET}: {result}")

@@ -23,6 +23,8 @@ Fitting (``IDK_METHOD_REGISTRY``, all on a held-out calibration split):
   binary cross-entropy to predict that the stage's answer is wrong.
 
 The oracle cascade (:func:`oracle_exit_stages`) answers with the first stage that is right.
+:func:`stage_order_problems` says where a cascade's stages are not cheapest first and most
+accurate last.
 """
 import dataclasses
 import json
@@ -105,6 +107,23 @@ def reference_stage(data: CascadeData) -> int:
     """The most accurate stage (the cheaper one of a tie): ``m^acc`` of Eq. 4.11."""
     accuracies = data.accuracies()
     return accuracies.index(max(accuracies))
+
+
+def stage_order_problems(data: CascadeData, names: Sequence[str]) -> List[str]:
+    """What is out of order among the stages (called ``names``) on ``data``: every stage whose
+    mean cost is not below the next stage's, and the most accurate earlier stage when it is more
+    accurate than the last one (the reference a cascade should end with). Empty when ordered."""
+    accuracies = data.accuracies()
+    costs = [float(c.mean()) for c in data.costs]
+    problems = [f"stage {j} {names[j]!r} (mean cost {costs[j]:.4g}) is not cheaper than stage "
+                f"{j + 1} {names[j + 1]!r} ({costs[j + 1]:.4g})"
+                for j in range(data.num_stages - 1) if costs[j] >= costs[j + 1]]
+    best = max(range(data.num_stages - 1), key=lambda j: accuracies[j])
+    if accuracies[best] > accuracies[-1]:
+        problems.append(f"stage {best} {names[best]!r} is more accurate "
+                        f"({100 * accuracies[best]:.2f} %) than the last stage {names[-1]!r} "
+                        f"({100 * accuracies[-1]:.2f} %)")
+    return problems
 
 
 def check_target(epsilon: float, absolute: float = 0.0) -> None:
@@ -390,7 +409,31 @@ class IDKCascade:
         given = [s.describe() for s in stages]
         if saved["stages"] != given:
             raise CascadeConfigError(
-                f"cascade file {path!r} was fitted for the stages {saved['stages']} but the "
-                f"cascade has {given}: fit it again for these stages")
+                f"cascade file {path!r} was fitted for other stages: "
+                f"{stage_differences(saved['stages'], given)}; fit it again for these stages")
         return cls(stages, [classifier_from_state(s) for s in saved["classifiers"]],
                    method=saved["method"], fit=saved.get("fit"))
+
+
+def _short(key: str, value, limit: int = 40) -> str:
+    """``value`` for one line: a digest's first 12 digits, anything else up to ``limit``."""
+    text = value if isinstance(value, str) else repr(value)
+    limit = 12 if key.endswith("sha256") else limit
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def stage_differences(saved: Sequence[Dict], given: Sequence[Dict]) -> str:
+    """One short line naming the stages (``describe()`` dicts) of ``given`` that differ from
+    ``saved`` and in what, e.g. ``stage 1 'R38' (weights_sha256 9f3a1c2b0d4e... in the file,
+    77e0d1aa35b2... here)``."""
+    if len(saved) != len(given):
+        return (f"{len(saved)} stages ({', '.join(s.get('name', '?') for s in saved)}) in the "
+                f"file, {len(given)} ({', '.join(s['name'] for s in given)}) here")
+    changed = []
+    for j, (old, new) in enumerate(zip(saved, given)):
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if keys:
+            what = ", ".join(f"{k} {_short(k, old.get(k))} in the file, "
+                             f"{_short(k, new.get(k))} here" for k in keys)
+            changed.append(f"stage {j} {new['name']!r} ({what})")
+    return "; ".join(changed)

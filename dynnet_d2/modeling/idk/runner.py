@@ -2,14 +2,16 @@
 
 Inputs arrive in order and stage 0 runs on every one, ``batch_size`` at a time. The inputs an
 IDK classifier passes on wait in the next stage's queue, and that stage runs whenever its queue
-holds a full batch; what is left is flushed, stage by stage, after the last input. So every
-stage runs on full batches of exactly the inputs that reached it, and the answers are scattered
-back to the input order. The latency of an input runs from the start of its stage-0 batch to its
-answer.
+holds a full batch, or, with a deadline (``max_wait_ms`` > 0, ``CASCADE.MAX_WAIT_MS``), on the
+inputs it holds once its oldest one has waited that long; the deadlines are checked after every
+stage run. What is left is flushed, stage by stage, after the last input. So every stage runs on
+at most ``batch_size`` of exactly the inputs that reached it, and the answers are scattered back
+to the input order. The latency of an input runs from the start of its stage-0 batch to its
+answer. ``clock`` (seconds) is injectable for tests.
 """
 import dataclasses
 import time
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +24,8 @@ from .stages import Stage
 class CascadeRun:
     """What :func:`serve` returns, in input order: ``predictions`` (n,), ``probs`` (n, K),
     ``exits`` (n,) the answering stage, ``costs`` (n,) the summed stage costs, ``latency_s``
-    (n,), and ``wall_s`` the wall time of the whole run."""
+    (n,), ``wall_s`` the wall time of the whole run, and ``batch_sizes`` the size of every batch
+    each stage ran on."""
 
     predictions: torch.Tensor
     probs: torch.Tensor
@@ -30,6 +33,7 @@ class CascadeRun:
     costs: torch.Tensor
     latency_s: np.ndarray
     wall_s: float
+    batch_sizes: List[List[int]]
 
     def summary(self, labels: torch.Tensor, num_stages: int) -> Dict:
         """Accuracy, IDK rate per level, mean cost, throughput and latency percentiles."""
@@ -46,22 +50,27 @@ class CascadeRun:
 
 
 def serve(stages: Sequence[Stage], classifiers: Sequence[nn.Module], inputs: List[Dict],
-          batch_size: int) -> CascadeRun:
+          batch_size: int, *, max_wait_ms: float = 0.0,
+          clock: Callable[[], float] = time.perf_counter) -> CascadeRun:
     """Run the cascade of ``stages`` and ``classifiers`` (N - 1, after all but the last stage)
-    on ``inputs`` (see the module docstring)."""
+    on ``inputs``; a later stage's partial batch is released once its oldest input has waited
+    ``max_wait_ms`` (0 = only full batches; see the module docstring)."""
     if len(classifiers) != len(stages) - 1:
         raise ValueError(f"{len(classifiers)} IDK classifiers for {len(stages)} stages")
     if batch_size < 1:
         raise ValueError(f"CASCADE.BATCH_SIZE={batch_size}: expected >= 1")
+    if max_wait_ms < 0:
+        raise ValueError(f"CASCADE.MAX_WAIT_MS={max_wait_ms}: expected >= 0 (0 = no deadline)")
     n = len(inputs)
     probs = [None] * n
     exits = torch.zeros(n, dtype=torch.long)
     costs = torch.zeros(n, dtype=torch.float64)
-    started = np.zeros(n)
-    finished = np.zeros(n)
+    started, queued, finished = np.zeros(n), np.zeros(n), np.zeros(n)
     queues: List[List[int]] = [[] for _ in stages]
+    batch_sizes: List[List[int]] = [[] for _ in stages]
 
     def run(j: int, indices: List[int]) -> None:
+        batch_sizes[j].append(len(indices))
         stage_probs, stage_costs = stages[j].predict([inputs[i] for i in indices])
         index = torch.as_tensor(indices)
         costs[index] += stage_costs
@@ -70,27 +79,38 @@ def serve(stages: Sequence[Stage], classifiers: Sequence[nn.Module], inputs: Lis
                 idk = (classifiers[j](stage_probs) > 0.5).tolist()
         else:
             idk = [False] * len(indices)
-        now = time.perf_counter()
+        now = clock()
         for k, (i, passed) in enumerate(zip(indices, idk)):
             if passed:
                 queues[j + 1].append(i)
+                queued[i] = now
             else:
                 probs[i], exits[i], finished[i] = stage_probs[k], j, now
 
-    def drain(at_least: int) -> None:
-        """Run every later stage, in order, while its queue holds ``at_least`` inputs."""
+    def due(j: int, flush: bool) -> bool:
+        """Whether stage ``j`` runs on (up to a batch of) its queue now."""
+        queue = queues[j]
+        if not queue:
+            return False
+        if flush or len(queue) >= batch_size:
+            return True
+        return max_wait_ms > 0 and (clock() - queued[queue[0]]) * 1e3 >= max_wait_ms
+
+    def drain(flush: bool) -> None:
+        """Run every later stage, in order, while its queue is due (all of it with ``flush``)."""
         for j in range(1, len(stages)):
-            while queues[j] and len(queues[j]) >= at_least:
+            while due(j, flush):
                 run(j, queues[j][:batch_size])
                 del queues[j][:batch_size]
 
-    start = time.perf_counter()
+    start = clock()
     for first in range(0, n, batch_size):
         batch = list(range(first, min(first + batch_size, n)))
-        started[batch] = time.perf_counter()
+        started[batch] = clock()
         run(0, batch)
-        drain(batch_size)  # full batches only while inputs keep arriving
-    drain(1)  # then whatever is left
-    wall = time.perf_counter() - start
+        drain(flush=False)  # full (or overdue) batches only while inputs keep arriving
+    drain(flush=True)  # then whatever is left
+    wall = clock() - start
     stacked = torch.stack(probs)
-    return CascadeRun(stacked.argmax(dim=1), stacked, exits, costs, finished - started, wall)
+    return CascadeRun(stacked.argmax(dim=1), stacked, exits, costs, finished - started, wall,
+                      batch_sizes)

@@ -2,42 +2,47 @@
 propagation to a Shape Activation, and the Shape Activation fused with the mask head's input.
 
 ``ShapePropROIHeads`` (``MODEL.ROI_HEADS.NAME``) is Detectron2's ``StandardROIHeads`` with two
-hooks overridden, each calling ``super()``:
+hooks overridden:
 
-* ``label_and_sample_proposals`` adds ``gt_mil_labels`` (R, K) to every sampled proposal, its
-  bag labels of Eq. 8.2 against all ground-truth boxes of the image;
-* ``_forward_mask`` adds, in training, the MIL loss (Eq. 8.3) of the saliency maps of all
-  sampled proposals, foreground and background (``loss_mil``).
+* ``label_and_sample_proposals`` (calls ``super()``) adds ``gt_mil_labels`` (R, K) to every
+  sampled proposal, its bag labels of Eq. 8.2 against all ground-truth boxes of the image;
+* ``_forward_mask`` in training pools the RoI features of the MIL bags once, the foreground
+  proposals and a sampled fraction of the background ones (``MIL_NEGATIVE_FRACTION``), runs the
+  saliency head's trunk on them once, takes the MIL loss (Eq. 8.3) of their maps (``loss_mil``)
+  and hands the foreground rows (features and trunk) to the mask head. This is the body of
+  Detectron2's ``StandardROIHeads._forward_mask`` (v0.6-main: foreground selection, then the mask
+  pooler) with the negatives added; a test pins the mask head's losses to the upstream path's.
+  Inference is ``super()``'s.
 
 ``ShapePropMaskHead`` (``MODEL.ROI_MASK_HEAD.NAME``) runs on the mask branch's RoI features
-(R, D, S, S) of the foreground proposals (training) or detections (inference): saliency maps,
-the one of the matched (training) or predicted (inference) class, propagation to the Shape
-Activation (R, 1, S, S) and its latent features (R, C, S, S); the latent features are
-concatenated to the RoI features, and the partially supervised mask head
-(:class:`~dynnet_d2.modeling.partial_masks.PartialMaskRCNNConvUpsampleHead`, class-agnostic
-with Detectron2's ``CLS_AGNOSTIC_MASK``) predicts the masks from the ``D + C`` channels. In
-training the Shape Activation gets a binary cross-entropy against the ground-truth mask cropped
-to the proposal (``loss_shape``), on the instances that have a mask only. At inference every
-detection also gets ``pred_saliency`` and ``pred_shape`` (S x S probabilities) for analysis.
+(R, D, S, S) of the foreground proposals (training; only those whose instance has a mask, since
+no loss reads the others) or detections (inference): the saliency map of the matched (training)
+or predicted (inference) class, its propagation to the Shape Activation (R, 1, S, S), and the
+fusion (``MODEL.SHAPEPROP.FUSION``): "activation" (the thesis and the reference code) re-encodes
+the Shape Activation to F channels (:mod:`.fusion`), "latent" takes the propagation's C latent
+channels; either is concatenated to the RoI features, and the partially supervised mask head
+(:class:`~dynnet_d2.modeling.partial_masks.PartialMaskRCNNConvUpsampleHead`, class-agnostic with
+Detectron2's ``CLS_AGNOSTIC_MASK``) predicts the masks from the ``D + F`` (or ``D + C``)
+channels. With ``SHARE_FEATURES`` the kernel predictor reads the saliency head's trunk instead of
+its own conv layers (the reference code's ``SHARE_FEATURE``). In training the Shape Activation
+gets a binary cross-entropy against the ground-truth mask cropped to the proposal
+(``loss_shape``). At inference every detection also gets ``pred_saliency`` and ``pred_shape``
+(S x S probabilities) for analysis.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling import ROI_HEADS_REGISTRY, ROI_MASK_HEAD_REGISTRY, StandardROIHeads
+from detectron2.modeling.roi_heads.roi_heads import select_foreground_proposals
 from detectron2.structures import Instances
 from torch.nn import functional as F
 
-from ..partial_masks import PartialMaskRCNNConvUpsampleHead, keep_instances_with_masks
+from ..partial_masks import PartialMaskRCNNConvUpsampleHead
+from .fusion import FUSIONS, ShapeActivationEncoder
 from .propagation import SaliencyPropagation
-from .saliency import (
-    AGGREGATIONS,
-    SaliencyHead,
-    mil_bag_labels,
-    mil_loss,
-    select_class_maps,
-)
+from .saliency import AGGREGATIONS, SaliencyHead, mil_bag_labels, mil_loss
 
 
 def shape_loss(shape_logits: torch.Tensor, instances: List[Instances]) -> torch.Tensor:
@@ -58,29 +63,56 @@ class ShapePropMaskHead(PartialMaskRCNNConvUpsampleHead):
 
     @configurable
     def __init__(self, input_shape: ShapeSpec, *, saliency: SaliencyHead,
-                 propagation: SaliencyPropagation, shape_loss_weight: float, **kwargs):
-        fused = ShapeSpec(channels=input_shape.channels + propagation.decoder.in_channels,
-                          height=input_shape.height, width=input_shape.width)
-        super().__init__(fused, **kwargs)
+                 propagation: SaliencyPropagation, fusion: str, share_features: bool,
+                 shape_loss_weight: float, fusion_num_convs: int = 2,
+                 fusion_conv_dim: int = 16, **kwargs):
+        """
+        Args:
+            input_shape: the RoI features' shape (D channels, S x S).
+            saliency: the saliency ("activating") head.
+            propagation: the saliency propagation; its kernel predictor reads D channels, or
+                the saliency head's trunk channels when ``share_features``.
+            fusion: "activation" (the Shape Activation re-encoded to ``fusion_conv_dim``
+                channels by ``fusion_num_convs`` convolutions) or "latent" (the propagation's
+                latent channels) is concatenated to the RoI features.
+            share_features: the kernel predictor reads the saliency head's trunk features.
+            shape_loss_weight: weight of ``loss_shape``.
+            kwargs: Detectron2's ``MaskRCNNConvUpsampleHead`` arguments.
+        """
+        if fusion not in FUSIONS:
+            raise ValueError(f"MODEL.SHAPEPROP.FUSION={fusion!r}; expected one of {FUSIONS}")
+        encoder = (ShapeActivationEncoder(num_convs=fusion_num_convs, conv_dim=fusion_conv_dim)
+                   if fusion == "activation" else None)
+        prior = encoder.out_channels if encoder is not None else propagation.latent_dim
+        super().__init__(ShapeSpec(channels=input_shape.channels + prior,
+                                   height=input_shape.height, width=input_shape.width), **kwargs)
         # Detectron2's head is an nn.Sequential whose ``layers`` runs every child in order: keep
         # its own layers apart from the ShapeProp modules added below
         self.mask_layers = tuple(self)
         self.saliency = saliency
         self.propagation = propagation
+        self.fusion = encoder
+        self.share_features = share_features
         self.shape_loss_weight = shape_loss_weight
 
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         sp = cfg.MODEL.SHAPEPROP
-        ret["saliency"] = SaliencyHead(
+        saliency = SaliencyHead(
             in_channels=input_shape.channels, num_classes=cfg.MODEL.ROI_HEADS.NUM_CLASSES,
             num_convs=sp.SALIENCY_NUM_CONV, conv_dim=sp.SALIENCY_CONV_DIM)
+        ret["saliency"] = saliency
         ret["propagation"] = SaliencyPropagation(
-            in_channels=input_shape.channels, latent_dim=sp.LATENT_DIM, window=sp.WINDOW,
-            num_convs=sp.PROPAGATION_NUM_CONV, conv_dim=sp.PROPAGATION_CONV_DIM,
-            channel_agnostic=sp.CHANNEL_AGNOSTIC, steps=sp.STEPS if sp.STEPS > 0 else None)
-        ret["shape_loss_weight"] = sp.SHAPE_LOSS_WEIGHT
+            in_channels=saliency.out_channels if sp.SHARE_FEATURES else input_shape.channels,
+            latent_dim=sp.LATENT_DIM, window=sp.WINDOW, num_convs=sp.PROPAGATION_NUM_CONV,
+            conv_dim=sp.PROPAGATION_CONV_DIM,
+            kernel_num_convs=0 if sp.SHARE_FEATURES else sp.PROPAGATION_NUM_CONV,
+            kernel_conv_size=sp.KERNEL_CONV_SIZE, channel_agnostic=sp.CHANNEL_AGNOSTIC,
+            steps=sp.STEPS if sp.STEPS > 0 else None)
+        ret.update(fusion=sp.FUSION, fusion_num_convs=sp.FUSION_NUM_CONV,
+                   fusion_conv_dim=sp.FUSION_CONV_DIM, share_features=sp.SHARE_FEATURES,
+                   shape_loss_weight=sp.SHAPE_LOSS_WEIGHT)
         return ret
 
     def layers(self, x):
@@ -88,15 +120,22 @@ class ShapePropMaskHead(PartialMaskRCNNConvUpsampleHead):
             x = layer(x)
         return x
 
-    def forward(self, x, instances: List[Instances]):
+    def forward(self, x, instances: List[Instances], trunk: Optional[torch.Tensor] = None):
+        """``x`` (R, D, S, S) RoI features; ``trunk`` (R, T, S, S) the saliency head's trunk
+        features of the same RoIs when already computed (training, by the ROI heads)."""
+        if self.training and instances and instances[0].has("gt_mask_valid"):
+            valid = cat([i.gt_mask_valid for i in instances])
+            x, instances = x[valid], [i[i.gt_mask_valid] for i in instances]
+            trunk = None if trunk is None else trunk[valid]
         field = "gt_classes" if self.training else "pred_classes"
         classes = cat([i.get(field) for i in instances]) if instances else x.new_zeros(0)
-        saliency = select_class_maps(self.saliency(x), classes)
-        shape_logits, latent = self.propagation(saliency, x)
-        out = super().forward(cat([x, latent], dim=1), instances)
+        trunk = self.saliency.trunk(x) if trunk is None else trunk
+        saliency = self.saliency.class_maps(trunk, classes)
+        shape_logits, latent = self.propagation(saliency, trunk if self.share_features else x)
+        prior = latent if self.fusion is None else self.fusion(shape_logits)
+        out = super().forward(cat([x, prior], dim=1), instances)
         if self.training:
-            valid_logits, valid = keep_instances_with_masks(shape_logits, instances)
-            out["loss_shape"] = shape_loss(valid_logits, valid) * self.shape_loss_weight
+            out["loss_shape"] = shape_loss(shape_logits, instances) * self.shape_loss_weight
             return out
         sizes = [len(i) for i in instances]
         for i, s, a in zip(out, saliency.sigmoid().split(sizes), shape_logits.sigmoid()
@@ -111,7 +150,16 @@ class ShapePropROIHeads(StandardROIHeads):
 
     @configurable
     def __init__(self, *, mil_iou: float, mil_aggregation: str, mil_loss_weight: float,
-                 **kwargs):
+                 mil_negative_fraction: float = 1.0, **kwargs):
+        """
+        Args:
+            mil_iou: IoU above which a proposal is a positive bag of a box's class (Eq. 8.2).
+            mil_aggregation: "avg" or "max", the 2-D aggregation of Eq. 8.3.
+            mil_loss_weight: weight of ``loss_mil``.
+            mil_negative_fraction: fraction in (0, 1] of each image's sampled background
+                proposals that are MIL bags (drawn at random every iteration; at least one).
+            kwargs: Detectron2's ``StandardROIHeads`` arguments.
+        """
         super().__init__(**kwargs)
         if not isinstance(getattr(self, "mask_head", None), ShapePropMaskHead):
             raise ValueError("MODEL.ROI_HEADS.NAME='ShapePropROIHeads' needs the ShapeProp mask "
@@ -120,15 +168,20 @@ class ShapePropROIHeads(StandardROIHeads):
         if mil_aggregation not in AGGREGATIONS:
             raise ValueError(f"MODEL.SHAPEPROP.MIL_AGGREGATION={mil_aggregation!r}; expected one "
                              f"of {AGGREGATIONS}")
+        if not 0.0 < mil_negative_fraction <= 1.0:
+            raise ValueError(f"MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION={mil_negative_fraction}: "
+                             f"expected a fraction in (0, 1]")
         self.mil_iou, self.mil_aggregation = mil_iou, mil_aggregation
         self.mil_loss_weight = mil_loss_weight
+        self.mil_negative_fraction = mil_negative_fraction
 
     @classmethod
     def from_config(cls, cfg, input_shape):
         ret = super().from_config(cfg, input_shape)
         sp = cfg.MODEL.SHAPEPROP
         ret.update(mil_iou=sp.MIL_IOU, mil_aggregation=sp.MIL_AGGREGATION,
-                   mil_loss_weight=sp.MIL_LOSS_WEIGHT)
+                   mil_loss_weight=sp.MIL_LOSS_WEIGHT,
+                   mil_negative_fraction=sp.MIL_NEGATIVE_FRACTION)
         return ret
 
     @torch.no_grad()
@@ -140,13 +193,28 @@ class ShapePropROIHeads(StandardROIHeads):
                                              self.num_classes, self.mil_iou)
         return sampled
 
+    def negative_bags(self, proposals: Instances) -> Instances:
+        """A random ``mil_negative_fraction`` of the image's background proposals (>= 1 when
+        there is any)."""
+        background = (proposals.gt_classes == self.num_classes).nonzero().squeeze(1)
+        keep = max(1, round(self.mil_negative_fraction * len(background)))
+        if keep >= len(background):
+            return proposals[background]
+        chosen = torch.randperm(len(background), device=background.device)[:keep]
+        return proposals[background[chosen]]
+
     def _forward_mask(self, features: Dict[str, torch.Tensor], instances: List[Instances]):
         if not self.training:
             return super()._forward_mask(features, instances)
+        foreground, _ = select_foreground_proposals(instances, self.num_classes)
+        bags = [Instances.cat([f, self.negative_bags(i)]) for f, i in zip(foreground, instances)]
         pooled = self.mask_pooler([features[f] for f in self.mask_in_features],
-                                  [x.proposal_boxes for x in instances])
-        labels = cat([x.gt_mil_labels for x in instances])
-        loss = mil_loss(self.mask_head.saliency(pooled), labels, self.mil_aggregation)
-        losses = super()._forward_mask(features, instances)
+                                  [b.proposal_boxes for b in bags])
+        trunk = self.mask_head.saliency.trunk(pooled)
+        loss = mil_loss(self.mask_head.saliency.maps(trunk), cat([b.gt_mil_labels for b in bags]),
+                        self.mil_aggregation)
+        is_foreground = cat([torch.arange(len(b), device=pooled.device) < len(f)
+                             for b, f in zip(bags, foreground)])
+        losses = self.mask_head(pooled[is_foreground], foreground, trunk=trunk[is_foreground])
         losses["loss_mil"] = loss * self.mil_loss_weight
         return losses

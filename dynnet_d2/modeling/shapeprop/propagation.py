@@ -5,13 +5,16 @@ Shapes: R RoIs of ``S x S`` locations; ``saliency`` (R, 1, S, S) the per-RoI sal
 ``features`` (R, D, S, S) the RoI's appearance features.
 
 1. An encoder (conv-ReLU blocks) maps the saliency to C latent channels ``M~`` (R, C, S, S).
-2. A kernel predictor (conv-ReLU blocks, then a conv to ``C x r x r`` channels, or ``r x r``
-   channel-agnostic, Table 8.4) predicts per location and channel an ``r x r`` kernel from the
-   features; a softmax over the ``r x r`` entries makes every kernel sum to 1.
+2. A kernel predictor (conv-ReLU blocks, none when it reads the saliency head's trunk features,
+   then a ``k x k`` conv to ``C x r x r`` channels, or ``r x r`` channel-agnostic, Table 8.4)
+   predicts per location and channel an ``r x r`` kernel from the features; a softmax over the
+   ``r x r`` entries makes every kernel sum to 1 (the reference code divides sigmoids by their
+   sum instead).
 3. Eq. 8.4, iterated ``steps`` times (``max(S, S)`` by default, so a message crosses the whole
    RoI): ``M~_i^{u,v} <- sum_{(p,q) in the r x r window at (u,v)} M~_i^{p,q} K_{i,u,v}^{p-u+r//2,
-   q-v+r//2}``, zero outside the RoI; all RoIs and channels at once (``F.unfold`` and a
-   product-sum, no Python loop over RoIs, channels or locations).
+   q-v+r//2}``, zero outside the RoI; all RoIs and channels at once (a multiply-add per window
+   offset on shifted flat views, see :func:`propagate`; no Python loop over RoIs, channels or
+   locations).
 4. A decoder conv maps the latent channels back to one channel: the Shape Activation logits
    (R, 1, S, S).
 """
@@ -36,13 +39,31 @@ def normalized_kernels(weights: torch.Tensor, window: int) -> torch.Tensor:
 def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
               steps: int) -> torch.Tensor:
     """Eq. 8.4 applied ``steps`` times to ``latent`` (R, C, H, W) with ``kernels``
-    (R, C or 1, r * r, H * W) (see the module docstring)."""
+    (R, C or 1, r * r, H * W) (see the module docstring).
+
+    The maps live zero-padded and flattened, (R, C, (H + 2h) (W + 2h)) with h = r // 2, where
+    the window offset (dy, dx) is the flat shift ``dy (W + 2h) + dx``: a step is ``r * r``
+    multiply-adds of contiguous shifted slices with that offset's kernel entries, which are 0 on
+    the padding so that it stays 0. No (R, C, r * r, H * W) window tensor is materialised
+    (``F.unfold``), whose memory traffic made the propagation most of ShapeProp's inference."""
     n, c, h, w = latent.shape
+    half = window // 2
+    padded_h, padded_w = h + 2 * half, w + 2 * half
+    size = padded_h * padded_w
+    groups, taps_per_group = kernels.shape[1], window * window
+    taps = F.pad(kernels.reshape(n, groups * taps_per_group, h, w),
+                 (half, half, half, half)).reshape(n, groups, taps_per_group, size)
+    # flat positions whose whole window lies inside the padded map (every unpadded location)
+    lo, hi = half * padded_w + half, size - half * padded_w - half
+    shifts = [(dy - half) * padded_w + (dx - half) for dy in range(window) for dx in range(window)]
+    flat = F.pad(latent, (half, half, half, half)).reshape(n, c, size)
     for _ in range(steps):
-        windows = F.unfold(latent, window, padding=window // 2).reshape(n, c, window * window,
-                                                                        h * w)
-        latent = (windows * kernels).sum(dim=2).reshape(n, c, h, w)
-    return latent
+        # a new tensor updated in place (not a view: autograd would copy the base per update)
+        inside = flat[:, :, lo + shifts[0]:hi + shifts[0]] * taps[:, :, 0, lo:hi]
+        for k in range(1, len(shifts)):
+            inside.addcmul_(flat[:, :, lo + shifts[k]:hi + shifts[k]], taps[:, :, k, lo:hi])
+        flat = F.pad(inside, (lo, size - hi))
+    return flat.reshape(n, c, padded_h, padded_w)[:, :, half:half + h, half:half + w]
 
 
 def conv_relu_blocks(in_channels: int, out_channels: int, num_convs: int) -> nn.Sequential:
@@ -56,22 +77,32 @@ def conv_relu_blocks(in_channels: int, out_channels: int, num_convs: int) -> nn.
 
 class SaliencyPropagation(nn.Module):
     """Saliency (R, 1, S, S) + appearance features (R, D, S, S) -> Shape Activation logits
-    (R, 1, S, S), and the latent Shape Activation (R, C, S, S) the mask head is fused with."""
+    (R, 1, S, S), and the latent Shape Activation (R, C, S, S).
+
+    The encoder has ``num_convs`` conv-ReLU layers; the kernel predictor ``kernel_num_convs`` of
+    ``conv_dim`` channels (``num_convs`` when None; 0 when the features already are a trunk's
+    output, e.g. the saliency head's), then a ``kernel_conv_size`` square convolution."""
 
     def __init__(self, *, in_channels: int, latent_dim: int = 16, window: int = 3,
-                 num_convs: int = 2, conv_dim: int = 64, channel_agnostic: bool = False,
+                 num_convs: int = 2, conv_dim: int = 64, kernel_num_convs: Optional[int] = None,
+                 kernel_conv_size: int = 3, channel_agnostic: bool = False,
                  steps: Optional[int] = None):
         super().__init__()
         if window < 1 or window % 2 == 0:
             raise ValueError(f"MODEL.SHAPEPROP.WINDOW={window}: expected an odd size >= 1")
         if latent_dim < 1:
             raise ValueError(f"MODEL.SHAPEPROP.LATENT_DIM={latent_dim}: expected >= 1")
-        self.window, self.steps = window, steps
+        if kernel_conv_size < 1 or kernel_conv_size % 2 == 0:
+            raise ValueError(f"MODEL.SHAPEPROP.KERNEL_CONV_SIZE={kernel_conv_size}: expected an "
+                             f"odd size >= 1")
+        self.window, self.steps, self.latent_dim = window, steps, latent_dim
         self.encoder = conv_relu_blocks(1, latent_dim, num_convs)
         groups = 1 if channel_agnostic else latent_dim
+        kernel_num_convs = num_convs if kernel_num_convs is None else kernel_num_convs
         self.kernel_predictor = nn.Sequential(
-            conv_relu_blocks(in_channels, conv_dim, num_convs),
-            nn.Conv2d(conv_dim, groups * window * window, 3, padding=1))
+            conv_relu_blocks(in_channels, conv_dim, kernel_num_convs),
+            nn.Conv2d(conv_dim if kernel_num_convs else in_channels, groups * window * window,
+                      kernel_conv_size, padding=kernel_conv_size // 2))
         self.decoder = nn.Conv2d(latent_dim, 1, 3, padding=1)
 
     def forward(self, saliency: torch.Tensor, features: torch.Tensor):

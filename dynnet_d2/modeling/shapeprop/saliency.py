@@ -4,13 +4,14 @@ Each proposal is a bag of the pixels of its RoI. For class c it is a positive ba
 with some ground-truth box of class c exceeds the threshold t, else a negative bag (Eq. 8.2): a
 positive bag holds at least one object pixel, a negative one none (Eq. 8.1).
 
-The "activating" head (conv-ReLU layers, then one map per class) turns RoI features
-(R, D, S, S) into saliency logits (R, K, S, S). Eq. 8.3 asks the 2-D aggregation (average, or
-max) of the map of class c to be high on the positive bags of c and low on its negative bags; we
-take it in its log-likelihood form, the binary cross-entropy of ``sigmoid(aggregate(logits))``
-against the bag label, which has the same optimum and stays bounded. The map kept for the
-propagation is the one of the proposal's class: the matched ground-truth class in training, the
-predicted class at test time.
+The "activating" head is a trunk of conv-ReLU layers, RoI features (R, D, S, S) -> (R, T, S, S),
+then a 1x1 convolution to one map per class, saliency logits (R, K, S, S). Eq. 8.3 asks the 2-D
+aggregation (average, or max) of the map of class c to be high on the positive bags of c and
+low on its negative bags; we take it in its log-likelihood form, the binary cross-entropy of
+``sigmoid(aggregate(logits))`` against the bag label, which has the same optimum and stays
+bounded. The map kept for the propagation is the one of the proposal's class: the matched
+ground-truth class in training, the predicted class at test time; :meth:`SaliencyHead.class_maps`
+computes only that map (one row of the 1x1 convolution per RoI), not all K.
 """
 import torch
 from detectron2.structures import Boxes, pairwise_iou
@@ -52,16 +53,33 @@ def mil_loss(logits: torch.Tensor, bag_labels: torch.Tensor, how: str = "avg") -
 
 
 class SaliencyHead(nn.Module):
-    """RoI features (R, D, S, S) -> saliency logits (R, K, S, S), one map per class."""
+    """RoI features (R, D, S, S) -> trunk features (R, T, S, S) -> saliency logits (R, K, S, S),
+    one map per class (T = ``conv_dim``, or D without conv layers)."""
 
     def __init__(self, *, in_channels: int, num_classes: int, num_convs: int = 2,
                  conv_dim: int = 64):
         super().__init__()
         self.convs = conv_relu_blocks(in_channels, conv_dim, num_convs)
-        self.predictor = nn.Conv2d(conv_dim if num_convs else in_channels, num_classes, 1)
+        self.out_channels = conv_dim if num_convs else in_channels
+        self.predictor = nn.Conv2d(self.out_channels, num_classes, 1)
+
+    def trunk(self, features: torch.Tensor) -> torch.Tensor:
+        """The conv-ReLU layers: (R, D, S, S) -> (R, T, S, S)."""
+        return self.convs(features)
+
+    def maps(self, trunk: torch.Tensor) -> torch.Tensor:
+        """Every class's saliency logits (R, K, S, S) from the trunk's features."""
+        return self.predictor(trunk)
+
+    def class_maps(self, trunk: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """The saliency logits (R, 1, S, S) of each RoI's class only: ``select_class_maps(
+        self.maps(trunk), classes)`` without computing the other K - 1 maps."""
+        weight = self.predictor.weight[classes.long(), :, 0, 0]  # (R, T)
+        maps = torch.einsum("rthw,rt->rhw", trunk, weight)
+        return (maps + self.predictor.bias[classes.long()].view(-1, 1, 1)).unsqueeze(1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.predictor(self.convs(features))
+        return self.maps(self.trunk(features))
 
 
 def select_class_maps(logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:

@@ -78,8 +78,10 @@ class GateRun:
     """State of one forward pass, shared by the gated blocks: the mode, the LSTM and its hidden
     state (RNN gates), and the decisions / log-probabilities recorded in block order."""
 
-    def __init__(self, mode: str, lstm: Optional[nn.Module], skip_rate: float):
+    def __init__(self, mode: str, lstm: Optional[nn.Module], skip_rate: float,
+                 compiled: bool = False):
         self.mode, self.lstm, self.skip_rate = mode, lstm, skip_rate
+        self.compiled = compiled  # batch-1 RNN gates decide by compiled_rnn_step (gates.py)
         self.rnn_state = None
         self.decisions: List[torch.Tensor] = []
         self.log_probs: List[torch.Tensor] = []
@@ -105,7 +107,7 @@ class GatedBlock(nn.Module):
         if mode == "hard" and x.shape[0] == 1 and not torch.is_grad_enabled():
             # Evaluation at batch 1: one Python decision, nothing else (see RNNGate).
             modules = self._modules  # direct look-ups: nn.Module.__getattr__ is slow
-            execute = modules["gate"].inference_logit(x, run).item() >= 0
+            execute = modules["gate"].decide(x, run)
             run.decisions.append(float(execute))
             return modules["block"](x) if execute else self.skip_path(x)
         logit = None if self.gate is None else self.gate(x, run)
@@ -169,7 +171,7 @@ class SkipNetBackbone(Backbone):
     def __init__(self, *, base: Backbone, gate_type: str, stage: str = "SP",
                  alpha: float = 0.1, beta: float = -1.0, rnn_hidden: int = 10,
                  sdv_skip_rate: float = 0.5, inference: str = "skip", norm: str = "BN",
-                 hrl_freeze_bn: bool = True):
+                 hrl_freeze_bn: bool = True, compiled_gates: bool = True):
         super().__init__()
         if gate_type not in GATE_TYPES:
             raise ValueError(f"MODEL.SKIPNET.GATE_TYPE={gate_type!r}: expected one of "
@@ -197,6 +199,7 @@ class SkipNetBackbone(Backbone):
         self.beta = alpha / len(blocks) if beta < 0 else beta
         self.sdv_skip_rate = sdv_skip_rate
         self.hrl_freeze_bn = hrl_freeze_bn
+        self.compiled_gates = compiled_gates
         self.lstm = nn.LSTMCell(rnn_hidden, rnn_hidden) if gate_type == "rnn" else None
         for parent, name, block in blocks:
             if stage == "SDV":
@@ -229,7 +232,7 @@ class SkipNetBackbone(Backbone):
         return {"base": base, "gate_type": skipnet.GATE_TYPE, "stage": skipnet.STAGE,
                 "alpha": skipnet.ALPHA, "beta": skipnet.BETA, "rnn_hidden": skipnet.RNN_HIDDEN,
                 "sdv_skip_rate": skipnet.SDV_SKIP_RATE, "inference": skipnet.INFERENCE,
-                "hrl_freeze_bn": skipnet.HRL_FREEZE_BN}
+                "hrl_freeze_bn": skipnet.HRL_FREEZE_BN, "compiled_gates": skipnet.COMPILED_GATES}
 
     @property
     def gated_blocks(self) -> Dict[str, GatedBlock]:
@@ -257,7 +260,9 @@ class SkipNetBackbone(Backbone):
         return self
 
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        self.run = GateRun(self.mode(), self.lstm, self.sdv_skip_rate)
+        self.run = GateRun(self.mode(), self.lstm, self.sdv_skip_rate,
+                           compiled=(self.compiled_gates and x.device.type == "cpu"
+                                     and x.dtype == torch.float32))
         outputs = self.base(x)
         decisions = self.run.decisions
         self.gate_decisions = (torch.stack(decisions, dim=1) if torch.is_tensor(decisions[0])
