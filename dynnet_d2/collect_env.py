@@ -24,8 +24,8 @@ def collect_env_info() -> str:
     """A table of the stack plus the list of Detectron2 features unavailable here."""
     import torch
 
-    from dynnet_d2 import compat
-    from dynnet_d2.modeling.pretrained import PREFIX, search_dirs
+    from . import compat
+    from .modeling.pretrained import PREFIX, search_dirs
 
     rows = [
         ("Python", sys.version.replace("\n", " ")),

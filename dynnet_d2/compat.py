@@ -5,6 +5,8 @@ not load on other Pythons. Detectron2 then runs, but deformable convolution, the
 box ops and the fast (C++) COCOeval are missing. :func:`check_config_ops` turns a config
 that asks for them into one clear error before any model is built; nothing in dynnet_d2
 needs them.
+
+May import: utils, config.
 """
 import importlib
 import types

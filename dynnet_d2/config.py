@@ -1,10 +1,15 @@
-"""``add_dynnet_config``: the one place where dynnet_d2 adds config keys to Detectron2's defaults.
+"""``add_dynnet_config``: where dynnet_d2 adds its config keys to Detectron2's defaults.
 
-Each topic (and, as they land, each method) has its own ``_add_<topic>_config(cfg)`` with a
-comment per key, as Detectron2's ``projects/PointRend`` does with ``add_pointrend_config``.
+Each shared topic has its own ``_add_<topic>_config(cfg)`` here, each method its
+``add_<method>_config`` in its package (``dynnet_d2/methods/<method>/config.py``, registered with
+:func:`register_method_config`), a comment per key, as Detectron2's ``projects/PointRend`` does
+with ``add_pointrend_config``. Also: loading a config (:func:`load_config`) with the few-shot
+placeholders ``{split}`` ``{shot}`` ``{seed}`` resolved.
+
+May import: utils only (it is imported by every other part).
 """
 import os
-from typing import Sequence
+from typing import Callable, List, Sequence
 
 import torch
 from detectron2.config import CfgNode as CN
@@ -67,8 +72,8 @@ def _add_mobilenet_config(cfg: CN) -> None:
     cfg.MODEL.MOBILENET.NORM = "FrozenBN"
 
 
-def _add_tfa_config(cfg: CN) -> None:
-    # TFA (thesis ch. 7) with fsdet's keys, so fsdet configs carry over.
+def _add_freeze_config(cfg: CN) -> None:
+    # Freezing parts of a detector (dynnet_d2/modeling/freeze.py), with fsdet's keys.
     # Freeze the whole backbone (FPN included): no gradients, BatchNorm statistics fixed.
     cfg.MODEL.BACKBONE.FREEZE = False
     # Freeze the proposal generator (RPN).
@@ -76,11 +81,29 @@ def _add_tfa_config(cfg: CN) -> None:
     # Freeze the box head (RoI feature extractor); with the two above only the box predictor
     # (last layer) trains, as in TFA's fine-tuning.
     cfg.MODEL.ROI_HEADS.FREEZE_FEAT = False
-    # Box predictor of TFAROIHeads: "FastRCNNOutputLayers" (TFA w/ fc) or "CosineSimOutputLayers"
-    # (TFA w/ cos, Eq. 7.2); any name in dynnet_d2.modeling.roi_heads.BOX_PREDICTOR_REGISTRY.
+
+
+def _add_box_predictor_config(cfg: CN) -> None:
+    # Box predictor of ROI heads that build it from the box-predictor registry (e.g. TFA's
+    # TFAROIHeads): "FastRCNNOutputLayers" (Detectron2's) or any name in
+    # dynnet_d2.modeling.roi_heads.BOX_PREDICTOR_REGISTRY (TFA's "CosineSimOutputLayers").
     cfg.MODEL.ROI_HEADS.OUTPUT_LAYER = "FastRCNNOutputLayers"
-    # Scale alpha of the cosine classifier (Eq. 7.2): 20 in the thesis; -1 = learnable (from 20).
-    cfg.MODEL.ROI_HEADS.COSINE_SCALE = 20.0
+
+
+def _add_cifar_resnet_config(cfg: CN) -> None:
+    # CIFAR-style ResNet-(6n+2) (dynnet_d2/modeling/backbone/cifar_resnet.py): a 3x3 stem and
+    # three stages (res2, res3, res4) of n basic blocks each, widths W, 2W, 4W.
+    cfg.MODEL.CIFAR_RESNET = CN()
+    # Depth 6n+2: 20, 38, 56, 74, 110, ...
+    cfg.MODEL.CIFAR_RESNET.DEPTH = 38
+    # Channels W of the stem and of the first stage.
+    cfg.MODEL.CIFAR_RESNET.WIDTH = 16
+    # Stride of the stem convolution (1 as in the CIFAR ResNets; 2 quarters the FLOPs).
+    cfg.MODEL.CIFAR_RESNET.STEM_STRIDE = 1
+    # Normalization of every convolution ("BN", "SyncBN", "GN", "FrozenBN", ...).
+    cfg.MODEL.CIFAR_RESNET.NORM = "BN"
+    # Stage outputs returned by the backbone (any of res2, res3, res4).
+    cfg.MODEL.CIFAR_RESNET.OUT_FEATURES = ["res4"]
 
 
 def _add_fewshot_config(cfg: CN) -> None:
@@ -117,21 +140,6 @@ def _add_fewshot_config(cfg: CN) -> None:
     # first use, or beforehand with tools/prepare_fewshot_splits.py.
     cfg.DATASETS.FEWSHOT.SPLIT_DIR = ""
 
-    # Cached last-layer fine-tuning (dynnet_d2/engine/last_layer/): when everything but the box
-    # predictor is frozen, proposals and box-head features are computed once per image and
-    # augmentation (and once per test set) and only the predictor runs in each iteration.
-    cfg.FEWSHOT.CACHE = CN()
-    # Use the cached path whenever the config freezes backbone, RPN and box head; False = always
-    # the full model.
-    cfg.FEWSHOT.CACHE.ENABLED = True
-    # Folder of the cache files, shared by runs and processes ("" = $DYNNET_CACHE, else
-    # ~/.cache/dynnet_d2); files are keyed by the frozen weights, the config and the data.
-    cfg.FEWSHOT.CACHE.DIR = ""
-    # Largest cache (one training set or one test set) held in memory, in MiB; a larger estimate
-    # is an error before anything is computed.
-    cfg.FEWSHOT.CACHE.MAX_MEMORY_MB = 4096
-    # Storage type of the cached features: "float32" (exact) or "float16" (half the memory).
-    cfg.FEWSHOT.CACHE.DTYPE = "float32"
 
 
 def _add_classification_config(cfg: CN) -> None:
@@ -142,6 +150,8 @@ def _add_classification_config(cfg: CN) -> None:
     cfg.MODEL.CLASSIFIER.NUM_CLASSES = 10
     # Backbone output that is pooled and classified; "" = the backbone's last output feature.
     cfg.MODEL.CLASSIFIER.IN_FEATURE = ""
+    # Head on the pooled feature (dynnet_d2.modeling.classifier_heads.CLASSIFIER_HEAD_REGISTRY).
+    cfg.MODEL.CLASSIFIER.HEAD = "LinearHead"
     # Classification data (dynnet_d2/data/classification.py).
     cfg.INPUT.CLASSIFICATION = CN()
     # Training augmentation: random translation by up to this many pixels, zero padded (0 = none);
@@ -154,194 +164,34 @@ def _add_classification_config(cfg: CN) -> None:
     cfg.TEST.IMS_PER_BATCH = 64
 
 
-def _add_skipnet_config(cfg: CN) -> None:
-    # CIFAR-style ResNet-(6n+2) (dynnet_d2/modeling/backbone/cifar_resnet.py): a 3x3 stem and
-    # three stages (res2, res3, res4) of n basic blocks each, widths W, 2W, 4W.
-    cfg.MODEL.CIFAR_RESNET = CN()
-    # Depth 6n+2: 20, 38, 56, 74, 110, ...
-    cfg.MODEL.CIFAR_RESNET.DEPTH = 38
-    # Channels W of the stem and of the first stage.
-    cfg.MODEL.CIFAR_RESNET.WIDTH = 16
-    # Stride of the stem convolution (1 as in the CIFAR ResNets; 2 quarters the FLOPs).
-    cfg.MODEL.CIFAR_RESNET.STEM_STRIDE = 1
-    # Normalization of every convolution ("BN", "SyncBN", "GN", "FrozenBN", ...).
-    cfg.MODEL.CIFAR_RESNET.NORM = "BN"
-    # Stage outputs returned by the backbone (any of res2, res3, res4).
-    cfg.MODEL.CIFAR_RESNET.OUT_FEATURES = ["res4"]
-
-    # SkipNet (thesis ch. 2; dynnet_d2/modeling/skipnet/): a gate before every residual block
-    # of a residual backbone decides per input whether the block runs (Eq. 2.1).
-    cfg.MODEL.SKIPNET = CN()
-    # BACKBONE_REGISTRY name of the residual backbone whose blocks are gated, e.g.
-    # "build_cifar_resnet_backbone" or Detectron2's "build_resnet_backbone".
-    cfg.MODEL.SKIPNET.BASE_BACKBONE = "build_cifar_resnet_backbone"
-    # Gate design (Fig. 2.3): "ffgate1" (2x2 max-pool, two 3x3 convs, pool, fc), "ffgate2"
-    # (one 3x3 stride-2 conv, pool, fc) or "rnn" (pool, projection, one LSTM shared by all gates).
-    cfg.MODEL.SKIPNET.GATE_TYPE = "rnn"
-    # Hidden size of the RNN gate's LSTM (10 in the thesis) and of the projection feeding it.
-    cfg.MODEL.SKIPNET.RNN_HIDDEN = 10
-    # Training stage: "SP" supervised pre-training, hard gates forward and soft backward
-    # (Eq. 2.7); "HRL" hybrid reinforcement learning, sampled gates + REINFORCE (Eq. 2.5-2.6,
-    # image classifiers only); "SOFT" soft gates (Highway-style baseline, hard at inference);
-    # "SDV" random skipping at SDV_SKIP_RATE in training and inference (stochastic-depth variant).
-    cfg.MODEL.SKIPNET.STAGE = "SP"
-    # Cost weight alpha of the skipping reward in Eq. 2.5 (HRL); >= 0.
-    cfg.MODEL.SKIPNET.ALPHA = 0.1
-    # Weight beta of the prediction loss in the relaxed reward; < 0 means alpha / N as in the
-    # thesis (N = number of gated blocks).
-    cfg.MODEL.SKIPNET.BETA = -1.0
-    # HRL: keep every BatchNorm of the backbone (gates included) in evaluation mode, i.e. its
-    # SP statistics: sampled gate patterns change what reaches later blocks, so statistics
-    # updated under sampling do not match the deterministic gates of inference.
-    cfg.MODEL.SKIPNET.HRL_FREEZE_BN = True
-    # SDV: probability that a block is skipped, per input and block.
-    cfg.MODEL.SKIPNET.SDV_SKIP_RATE = 0.5
-    # Inference: "skip" runs a block only on the inputs whose gate executes it (gather, block,
-    # scatter); "mask" computes every block and multiplies by the 0/1 gate (the reference code).
-    cfg.MODEL.SKIPNET.INFERENCE = "skip"
-    # At batch 1 on the CPU, an RNN gate decides with one compiled function (numba: pooling, LSTM
-    # step, projection) instead of PyTorch ops; False keeps the PyTorch path (the reference).
-    cfg.MODEL.SKIPNET.COMPILED_GATES = True
+# Each method's add_<method>_config (dynnet_d2/methods/<method>/config.py), registered when the
+# method is imported (importing dynnet_d2 imports every method).
+METHOD_CONFIGS: List[Callable[[CN], None]] = []
 
 
-def _add_shapeprop_config(cfg: CN) -> None:
-    # ShapeProp (thesis ch. 8; dynnet_d2/modeling/shapeprop/): MODEL.ROI_HEADS.NAME
-    # "ShapePropROIHeads" with MODEL.ROI_MASK_HEAD.NAME "ShapePropMaskHead".
-    cfg.MODEL.SHAPEPROP = CN()
-    # IoU above which a proposal is a positive bag of a ground-truth box's class (Eq. 8.2).
-    cfg.MODEL.SHAPEPROP.MIL_IOU = 0.5
-    # 2-D aggregation of a saliency map into its bag score (Eq. 8.3): "avg" or "max".
-    cfg.MODEL.SHAPEPROP.MIL_AGGREGATION = "avg"
-    # Weight of the MIL loss (loss_mil).
-    cfg.MODEL.SHAPEPROP.MIL_LOSS_WEIGHT = 1.0
-    # Fraction in (0, 1] of each image's sampled background proposals that enter the MIL loss as
-    # negative bags (redrawn every iteration; every foreground proposal always does).
-    cfg.MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION = 0.25
-    # Conv-ReLU layers of the saliency ("activating") head (1, as the reference code's
-    # CONV_LAYERS (256,); 2 before the second pass).
-    cfg.MODEL.SHAPEPROP.SALIENCY_NUM_CONV = 1
-    # Their channels.
-    cfg.MODEL.SHAPEPROP.SALIENCY_CONV_DIM = 64
-    # Latent channels C of the propagation (16 in the thesis).
-    cfg.MODEL.SHAPEPROP.LATENT_DIM = 16
-    # Window r of the propagation kernels (odd; 3 in the thesis).
-    cfg.MODEL.SHAPEPROP.WINDOW = 3
-    # Message-passing steps of Eq. 8.4; <= 0 means max(H, W) of the RoI features.
-    cfg.MODEL.SHAPEPROP.STEPS = 0
-    # One kernel shared by all latent channels (the channel-agnostic variant of Table 8.4).
-    cfg.MODEL.SHAPEPROP.CHANNEL_AGNOSTIC = False
-    # Conv-ReLU layers of the saliency encoder and of the kernel predictor.
-    cfg.MODEL.SHAPEPROP.PROPAGATION_NUM_CONV = 2
-    # Channels of the kernel predictor's layers.
-    cfg.MODEL.SHAPEPROP.PROPAGATION_CONV_DIM = 64
-    # The kernel predictor reads the saliency head's conv layers instead of its own (the
-    # reference code's SHARE_FEATURE; False before the second pass).
-    cfg.MODEL.SHAPEPROP.SHARE_FEATURES = True
-    # Kernel size (odd) of the convolution that predicts the propagation kernels (1 as in the
-    # reference code; 3 before the second pass).
-    cfg.MODEL.SHAPEPROP.KERNEL_CONV_SIZE = 1
-    # What is concatenated to the mask head's input: "activation" (the Shape Activation, ReLU,
-    # divided by its maximum, re-encoded by convolutions; thesis Sec. 8.3 and the reference code)
-    # or "latent" (the propagation's LATENT_DIM latent channels).
-    cfg.MODEL.SHAPEPROP.FUSION = "activation"
-    # Convolutions that re-encode the Shape Activation for FUSION "activation".
-    cfg.MODEL.SHAPEPROP.FUSION_NUM_CONV = 2
-    # Their channels (the channels added to the mask head's input).
-    cfg.MODEL.SHAPEPROP.FUSION_CONV_DIM = 16
-    # Weight of the Shape Activation's reconstruction loss (loss_shape).
-    cfg.MODEL.SHAPEPROP.SHAPE_LOSS_WEIGHT = 1.0
-
-
-def _add_cascade_config(cfg: CN) -> None:
-    # IDK prediction cascades (thesis ch. 4; dynnet_d2/modeling/idk/, tools/run_cascade.py):
-    # trained classifiers in order of cost; after each but the last an IDK classifier decides
-    # per input whether the next stage is asked.
-    cfg.CASCADE = CN()
-    # The stages, cheapest first: a Detectron2 config (.yaml) of a trained classifier, or a
-    # TorchScript file (.pt/.ts) mapping float images (B, C, H, W) to logits (B, num_classes).
-    cfg.CASCADE.STAGES = []
-    # Weights of each stage, one per STAGES entry ("" for TorchScript files).
-    cfg.CASCADE.WEIGHTS = []
-    # Given cost of each stage, one per STAGES entry, in the unit of COST; < 0 = measure it.
-    # Required for TorchScript stages when COST is "flops". Empty = measure every stage.
-    cfg.CASCADE.STAGE_COSTS = []
-    # Training datasets of each TorchScript stage ("name1,name2"; one per STAGES entry, "" for
-    # config stages, whose DATASETS.TRAIN is read), for the calibration overlap check.
-    cfg.CASCADE.STAGE_TRAIN_DATASETS = []
-    # Stage cost: "flops" (fvcore's count, executed FLOPs per input for dynamic backbones) or
-    # "latency" (seconds per input measured here at BATCH_SIZE).
-    cfg.CASCADE.COST = "flops"
-    # Held-out split the IDK classifiers are fitted on; must not overlap any stage's training
-    # data (training-set confidence is overconfident, Fig. 4.5).
-    cfg.CASCADE.CALIB_DATASET = "fashion_mnist_calib"
-    # Split the fitted cascade is evaluated and timed on.
-    cfg.CASCADE.TEST_DATASET = "fashion_mnist_test"
-    # How the IDK classifiers are built (IDK_METHOD_REGISTRY): "prob_grid" (Eq. 4.3),
-    # "entropy_grid" (Eq. 4.4), "entropy_cost" / "mlp_cost" (Eq. 4.5 trained on Eq. 4.12-4.16),
-    # "entropy_oblivious" / "mlp_oblivious" (cross-entropy on the stage's correctness).
-    cfg.CASCADE.METHOD = "entropy_cost"
-    # Accuracy target of Eq. 4.11: (1 - EPSILON) x the accuracy of the most accurate stage on the
-    # calibration split; in [0, 1).
-    cfg.CASCADE.EPSILON = 0.0
-    # Absolute accuracy target in (0, 1] instead of EPSILON (e.g. 0.95 with a human expert);
-    # 0 = use EPSILON.
-    cfg.CASCADE.TARGET_ACCURACY = 0.0
-    # Candidate thresholds of the grid searches (quantiles of the uncertainty); >= 100.
-    cfg.CASCADE.GRID_SIZE = 1000
-    # Inputs per batch when serving (every later stage runs on full batches of passed-on inputs,
-    # or on a partial one when MAX_WAIT_MS is due).
-    cfg.CASCADE.BATCH_SIZE = 64
-    # Serving deadline: a later stage runs on a partial batch once its oldest waiting input has
-    # waited this many milliseconds; 0 = no deadline (wait for a full batch).
-    cfg.CASCADE.MAX_WAIT_MS = 0.0
-    # Fit and serve stages that are out of order on the calibration split (one not cheaper than
-    # the next, or an earlier one more accurate than the last) with a warning instead of an error.
-    cfg.CASCADE.ALLOW_UNORDERED = False
-    # Learned IDK classifiers (Eq. 4.5).
-    cfg.CASCADE.LEARNED = CN()
-    # lambda of Eq. 4.12: weight of the cost, in units of the most accurate stage's cost.
-    cfg.CASCADE.LEARNED.LAMBDA = 0.04
-    # Cost-aware fitting: "joint" (Eq. 4.15-4.16, all IDK classifiers at once) or "stagewise"
-    # (last pair first, each against the fitted rest of the cascade).
-    cfg.CASCADE.LEARNED.FIT = "joint"
-    # Cost-aware: search LAMBDA x 2^k, k in [-8, 4], by bisection (to 0.1) for the largest
-    # lambda (the cheapest cascade) that meets the accuracy target on the calibration split
-    # (False = LAMBDA only).
-    cfg.CASCADE.LEARNED.MEET_TARGET = True
-    # Full-batch Adam steps of every learned IDK classifier.
-    cfg.CASCADE.LEARNED.ITERS = 500
-    # Adam's learning rate for them.
-    cfg.CASCADE.LEARNED.LR = 0.05
-    # Hidden widths of the MLP IDK classifier on the probability vector.
-    cfg.CASCADE.LEARNED.MLP_HIDDEN = [64, 64]
-    # Seed of the learned classifiers' initialisation.
-    cfg.CASCADE.LEARNED.SEED = 0
-    # Optional last stage: a human expert, simulated from the labels (human-in-the-loop).
-    cfg.CASCADE.HUMAN = CN()
-    # Append the human expert after the last model stage.
-    cfg.CASCADE.HUMAN.ENABLED = False
-    # Its cost as a multiple of the most expensive model stage's mean cost.
-    cfg.CASCADE.HUMAN.COST_FACTOR = 100.0
-    # Probability that the expert answers correctly (a wrong answer is a uniformly drawn
-    # other class), drawn per input from SEED and the image_id.
-    cfg.CASCADE.HUMAN.ACCURACY = 1.0
-    # Seed of the simulated expert's mistakes.
-    cfg.CASCADE.HUMAN.SEED = 0
+def register_method_config(add_config: Callable[[CN], None]) -> Callable[[CN], None]:
+    """Have :func:`add_dynnet_config` call ``add_config`` (a method's ``add_<method>_config``)
+    after the shared topics; returns it (usable as a decorator)."""
+    if add_config not in METHOD_CONFIGS:
+        METHOD_CONFIGS.append(add_config)
+    return add_config
 
 
 def add_dynnet_config(cfg: CN) -> CN:
-    """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it."""
+    """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it: the shared
+    topics', then each method's."""
     _add_device_config(cfg)
     _add_datasets_config(cfg)
     _add_evaluation_config(cfg)
     _add_visualization_config(cfg)
     _add_mobilenet_config(cfg)
-    _add_tfa_config(cfg)
+    _add_cifar_resnet_config(cfg)
+    _add_freeze_config(cfg)
+    _add_box_predictor_config(cfg)
     _add_fewshot_config(cfg)
     _add_classification_config(cfg)
-    _add_skipnet_config(cfg)
-    _add_shapeprop_config(cfg)
-    _add_cascade_config(cfg)
+    for add_method_config in METHOD_CONFIGS:
+        add_method_config(cfg)
     return cfg
 
 

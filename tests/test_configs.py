@@ -16,8 +16,8 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 from dynnet_d2.config import default_device, load_config
-from dynnet_d2.modeling.classifier import is_classifier
-from dynnet_d2.modeling.idk.build import check_cascade_config
+from dynnet_d2.methods.idk.build import check_cascade_config
+from dynnet_d2.modeling.meta_arch import is_classifier
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 CONFIGS = sorted(CONFIG_ROOT.rglob("*.yaml"))

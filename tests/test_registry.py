@@ -26,7 +26,8 @@ from fvcore.common.registry import Registry
 import dynnet_d2  # noqa: F401  (registers every component)
 from dynnet_d2.config import config_value, load_config
 from dynnet_d2.engine import DynnetTrainer
-from dynnet_d2.modeling.idk import IDK_METHOD_REGISTRY
+from dynnet_d2.methods.idk import IDK_METHOD_REGISTRY
+from dynnet_d2.modeling.classifier_heads import CLASSIFIER_HEAD_REGISTRY
 from dynnet_d2.modeling.roi_heads import BOX_PREDICTOR_REGISTRY
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
@@ -45,11 +46,12 @@ REGISTRY_KEYS = {
     ROI_KEYPOINT_HEAD_REGISTRY._name: ("MODEL.ROI_KEYPOINT_HEAD.NAME", "roi_heads.keypoint_head"),
     SEM_SEG_HEADS_REGISTRY._name: ("MODEL.SEM_SEG_HEAD.NAME", "sem_seg_head"),
     BOX_PREDICTOR_REGISTRY._name: ("MODEL.ROI_HEADS.OUTPUT_LAYER", "roi_heads.box_predictor"),
+    CLASSIFIER_HEAD_REGISTRY._name: ("MODEL.CLASSIFIER.HEAD", "head"),
 }
 # Registries whose entries are not model components, each with its own registry-driven test.
 TESTED_ELSEWHERE = {
     IDK_METHOD_REGISTRY._name:
-        "tests/modeling/test_idk.py::test_every_registered_method_fits_a_cascade",
+        "tests/methods/idk/test_idk.py::test_every_registered_method_fits_a_cascade",
 }
 TINY_BATCH = ["FEWSHOT.SHOT", 1, "SOLVER.IMS_PER_BATCH", 2, "DATALOADER.NUM_WORKERS", 0,
               "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96,

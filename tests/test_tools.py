@@ -1,10 +1,13 @@
-"""Command-line tools reject bad arguments before any long work starts."""
+"""Command-line tools: bad arguments rejected before any long work starts, the reports of their
+records, a recorded run not run again."""
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from dynnet_d2.engine.startup_benchmark import make_coco_dataset, run_startup_benchmark
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = "configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml"
@@ -84,3 +87,46 @@ def test_train_net_names_an_unknown_few_shot_set_in_one_line_before_building_any
                            "'shapes_train_all1_4shot_seed0' is not registered"), last
     assert "shots 1-3, 5, 10 and seeds 0-29" in last and len(last) < 600
     assert len(proc.stdout) + len(proc.stderr) < 5000  # no config dump, no model printed
+
+
+def test_startup_benchmark_rejects_a_bad_tree_before_any_work(tmp_path):
+    proc = _run("tools/benchmark_startup.py", "--tree", "old=/nonexistent:configs/x.yaml",
+                "--data", tmp_path / "data", "--output", tmp_path / "out.json")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert ("--tree old=/nonexistent:configs/x.yaml: expected NAME=CHECKOUT:CONFIG with "
+            "CHECKOUT/tools/train_net.py and CHECKOUT/CONFIG existing") in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_startup_benchmark_writes_its_dataset_once_and_skips_recorded_runs(tmp_path, capsys):
+    data = tmp_path / "data"
+    json_file = make_coco_dataset(data, images=3, per_image=2, polygon_points=5)
+    coco = json.loads(json_file.read_text())
+    assert [len(coco[k]) for k in ("images", "annotations", "categories")] == [3, 6, 20]
+    assert sorted(a["id"] for a in coco["annotations"]) == [1, 2, 3, 4, 5, 6]
+    assert all(len(a["segmentation"][0]) == 10 and 1 <= a["category_id"] <= 20
+               for a in coco["annotations"])
+    assert sorted(p.name for p in (data / "images").iterdir()) == [
+        "000000.jpg", "000001.jpg", "000002.jpg"]
+    written = json_file.stat().st_mtime_ns
+    # a checkout whose train_net.py only says where it runs
+    checkout = tmp_path / "checkout"
+    (checkout / "tools").mkdir(parents=True)
+    (checkout / "tools" / "train_net.py").write_text("import sys; print(sys.argv[1:])\n")
+    (checkout / "base.yaml").write_text("")
+    out = tmp_path / "startup.json"
+
+    def benchmark():
+        return run_startup_benchmark({"t": (checkout, "base.yaml")}, output=str(out), data=data,
+                                     images=3, per_image=2, polygon_points=5, repeats=2,
+                                     rerun=False, opts=[])
+
+    assert benchmark() == 0
+    assert json_file.stat().st_mtime_ns == written
+    runs = json.loads(out.read_text())["runs"]
+    assert [(r["tree"], r["repeat"], r["returncode"]) for r in runs] == [("t", 0, 0), ("t", 1, 0)]
+    assert f"--config-file {checkout / 'base.yaml'}" in runs[0]["command"]
+    capsys.readouterr()
+    assert benchmark() == 0
+    assert capsys.readouterr().out.count("already recorded, skipped") == 2
+    assert json.loads(out.read_text())["runs"] == runs

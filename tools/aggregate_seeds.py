@@ -25,34 +25,12 @@ import json
 import sys
 from pathlib import Path
 
-from dynnet_d2.evaluation.seed_stats import (
+from dynnet_d2.experiments.seed_stats import (
     CI_METHODS,
-    TABLE_METRICS,
-    aggregate,
-    csv_table,
-    from_json,
-    markdown_table,
-    plot_cumulative,
     read_sweep,
-    to_json,
-    with_ci,
+    recompute_ci_file,
+    write_aggregate,
 )
-from dynnet_d2.utils.io import atomic_open, atomic_write_json
-
-
-def recompute_ci(path: str, ci: str) -> int:
-    """Rewrite the intervals of the aggregated JSON ``path``; print its table."""
-    try:
-        data = json.loads(Path(path).read_text())
-        table = with_ci(from_json(data["rows"]), ci)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"aggregate_seeds: {path!r} is not an aggregated JSON with 'rows' "
-              f"({type(e).__name__}: {e})", file=sys.stderr)
-        return 2
-    atomic_write_json(path, {**data, "ci": ci, "rows": to_json(table)}, indent=1)
-    metrics = [m for m in TABLE_METRICS if any(m in row for row in table.values())]
-    print(markdown_table(table, metrics, ci=ci))
-    return 0
 
 
 def main() -> int:
@@ -68,7 +46,12 @@ def main() -> int:
                         help="recompute the CIs of an aggregated JSON in place (no sweep folder)")
     args = parser.parse_args()
     if args.recompute_ci:
-        return recompute_ci(args.recompute_ci, args.ci)
+        try:
+            print(recompute_ci_file(args.recompute_ci, args.ci))
+        except ValueError as e:
+            print(f"aggregate_seeds: {e}", file=sys.stderr)
+            return 2
+        return 0
     if not args.sweep_dir or not Path(args.sweep_dir).is_dir():
         print(f"aggregate_seeds: {args.sweep_dir!r} is not a folder", file=sys.stderr)
         return 2
@@ -77,23 +60,9 @@ def main() -> int:
         print(f"aggregate_seeds: no run records (results.json / failed.json) under "
               f"{args.sweep_dir!r}", file=sys.stderr)
         return 2
-    out = Path(args.output_dir or args.sweep_dir)
-    table = aggregate(records, args.task, ci=args.ci)
-    text = markdown_table(table, ci=args.ci)
-    if records.unreadable:
-        text += ("\n\nRun records that cannot be read (not counted; tools/run_experiments.py "
-                 "runs them again):\n" + "\n".join(f"- {u}" for u in records.unreadable))
-    with atomic_open(out / "aggregate.md") as f:
-        f.write(text + "\n")
-    with atomic_open(out / "aggregate.csv") as f:
-        f.write(csv_table(table))
-    atomic_write_json(out / "aggregate.json", {"sweep_dir": args.sweep_dir, "task": args.task,
-                                               "ci": args.ci, "rows": to_json(table),
-                                               "unreadable": records.unreadable}, indent=1)
-    plotted = []
-    if any(r.get("method") != "base_only" for r in records.finished):
-        plot = out / f"cumulative_{args.metric}.png"
-        plotted = plot_cumulative(records, str(plot), args.metric, args.task, ci=args.ci)
+    text, plotted = write_aggregate(records, args.sweep_dir, Path(args.output_dir or
+                                                                    args.sweep_dir),
+                                    args.task, args.ci, args.metric)
     print(text)
     for problem in records.unreadable:
         print(f"aggregate_seeds: unreadable run record, not counted: {problem}", file=sys.stderr)

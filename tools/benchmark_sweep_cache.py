@@ -18,14 +18,14 @@ import platform
 import sys
 from pathlib import Path
 
-from dynnet_d2.engine.sweep import (
+from dynnet_d2.experiments.sweep import (
     LocalBackend,
     Run,
     expand_grid,
     finished_record,
     method_from_arg,
 )
-from dynnet_d2.engine.sweep.runner import run_sweep
+from dynnet_d2.experiments.sweep.runner import run_sweep
 from dynnet_d2.utils.io import atomic_write_json
 
 METRICS = ("AP", "AP50", "bAP", "bAP50", "nAP", "nAP50")

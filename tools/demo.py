@@ -21,10 +21,10 @@ from pathlib import Path
 
 from dynnet_d2.config import load_config
 from dynnet_d2.data.builtin import ensure_shapes
-from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
-from dynnet_d2.engine.tfa import randinit_surgery, train_or_reuse
+from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer, train_or_reuse
 from dynnet_d2.engine.visualize import visualize_predictions
 from dynnet_d2.evaluation.fewshot import check_results_defined, generalized_table
+from dynnet_d2.methods.tfa.pipeline import randinit_surgery
 from dynnet_d2.utils.logger import setup_logger
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "TFA"

@@ -19,7 +19,7 @@ from detectron2.utils.logger import setup_logger
 
 import dynnet_d2  # noqa: F401  (registers datasets and components)
 from dynnet_d2.config import load_config
-from dynnet_d2.modeling.idk.build import run_cascade
+from dynnet_d2.methods.idk.build import run_cascade
 
 
 def main(argv=None):

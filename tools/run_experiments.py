@@ -32,7 +32,7 @@ Then: python tools/aggregate_seeds.py <sweep-dir>
 import argparse
 import sys
 
-from dynnet_d2.engine.sweep.cli import INTERRUPTED, parse_and_check, run_from_args
+from dynnet_d2.experiments.sweep.cli import INTERRUPTED, parse_and_check, run_from_args
 
 
 def main() -> int:

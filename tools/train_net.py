@@ -16,8 +16,13 @@ import logging
 from dynnet_d2.config import describe_schedule, load_config, schedule_per_shot
 from dynnet_d2.data import register_datasets_from_config
 from dynnet_d2.data.build import check_dataset_names
-from dynnet_d2.engine import DynnetTrainer, default_argument_parser, default_setup, launch
-from dynnet_d2.engine.last_layer import build_trainer
+from dynnet_d2.engine import (
+    DynnetTrainer,
+    build_trainer,
+    default_argument_parser,
+    default_setup,
+    launch,
+)
 
 
 def setup(args):

@@ -1,6 +1,10 @@
-"""Datasets: importing this module registers the synthetic shapes datasets (see ``builtin``), their
-partial-mask views (``partial_masks``) and the image classification datasets (see
-``classification_builtin``)."""
+"""Datasets shared by every method: importing this module registers the synthetic shapes
+datasets (see ``builtin``), their few-shot sets (``fewshot``), partial-mask views
+(``partial_masks``) and the image classification datasets (see ``classification_builtin``); user
+data from the config (``from_config``), mappers, loaders and the checks done before training.
+
+May import: utils, config, compat; never evaluation, modeling, engine, a method or experiments.
+"""
 from .builtin import register_all_shapes
 from .classification import (
     ClassificationMapper,

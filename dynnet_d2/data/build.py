@@ -1,16 +1,16 @@
 """Training and test data with every check done before training starts (and before --eval-only).
 
 Detectron2 leaves these to asserts or to a crash hours later: an unknown or empty dataset, a
-class count that does not fit the model (read from the key of the configured meta-architecture,
-:mod:`dynnet_d2.modeling.class_count`), category ids out of range, boxes that are not numbers,
-``MODEL.MASK_ON`` on data without masks, and images that are missing, unreadable or not the
-size their annotation says (``DATASETS.CHECK_IMAGES``).
+class count that does not fit the model (its caller passes the config key that holds it: the
+meta-architecture's, :mod:`dynnet_d2.modeling.meta_arch`), category ids out of range, boxes
+that are not numbers, ``MODEL.MASK_ON`` on data without masks, and images that are missing,
+unreadable or not the size their annotation says (``DATASETS.CHECK_IMAGES``).
 """
 import difflib
 import itertools
 import math
 import re
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.build import (
@@ -23,7 +23,6 @@ from detectron2.data.detection_utils import check_metadata_consistency
 from detectron2.utils import comm
 
 from ..config import config_value
-from ..modeling.class_count import class_count_key
 from .errors import DatasetFormatError, EmptyDatasetError, UnknownDatasetError
 from .image_check import find_image_problems, raise_for_image_problems
 from .partial_masks import masks_from_config
@@ -85,9 +84,9 @@ def load_datasets(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
     return loaded
 
 
-def check_num_classes(cfg, names: Sequence[str], key: str) -> None:
-    """Check that the datasets' classes fit the class count of the configured meta-architecture."""
-    count_key = class_count_key(cfg)
+def check_num_classes(cfg, names: Sequence[str], key: str, count_key: Optional[str]) -> None:
+    """Check that the datasets' classes fit the class count in config ``count_key`` (None: the
+    model has no classes)."""
     if count_key is None:
         return
     num_classes = config_value(cfg, count_key)
@@ -107,10 +106,9 @@ def is_box(value) -> bool:
         isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
 
 
-def check_annotations(cfg, loaded: Dict[str, List[dict]]) -> None:
-    """Category ids (and classification labels) within the class count and boxes of four finite
-    numbers, in every dataset."""
-    count_key = class_count_key(cfg)
+def check_annotations(cfg, loaded: Dict[str, List[dict]], count_key: Optional[str]) -> None:
+    """Category ids (and classification labels) within the class count in ``count_key`` and
+    boxes of four finite numbers, in every dataset."""
     num_classes = config_value(cfg, count_key) if count_key else None
     for name, dicts in loaded.items():
         for record in dicts:
@@ -157,16 +155,19 @@ def check_images(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
     raise_for_image_problems(problems, f"{key}={list(loaded)}")
 
 
-def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
-    """Every check above on the datasets of config ``key``."""
-    check_num_classes(cfg, list(loaded), key)
-    check_annotations(cfg, loaded)
+def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str,
+                   count_key: Optional[str]) -> None:
+    """Every check above on the datasets of config ``key`` (``count_key``: the config key of the
+    model's class count, None for none)."""
+    check_num_classes(cfg, list(loaded), key, count_key)
+    check_annotations(cfg, loaded, count_key)
     check_masks(cfg, loaded)
     check_images(cfg, loaded, key)
 
 
-def training_dataset_dicts(cfg) -> List[dict]:
-    """``DATASETS.TRAIN`` loaded once, checked, then prepared as Detectron2's loader does.
+def training_dataset_dicts(cfg, class_count_key: Optional[str] = None) -> List[dict]:
+    """``DATASETS.TRAIN`` loaded once, checked (its classes against the model's class count in
+    config ``class_count_key``, when given), then prepared as Detectron2's loader does.
 
     The preparation after loading follows ``detectron2.data.build.get_detection_dataset_dicts``
     (Detectron2 main, 2024): proposals, crowd-only filtering, keypoint filtering, the class
@@ -175,7 +176,7 @@ def training_dataset_dicts(cfg) -> List[dict]:
     """
     names = list(cfg.DATASETS.TRAIN)
     loaded = load_datasets(names, "DATASETS.TRAIN")
-    check_datasets(cfg, loaded, "DATASETS.TRAIN")
+    check_datasets(cfg, loaded, "DATASETS.TRAIN", class_count_key)
     per_dataset = [loaded[name] for name in names]
     if cfg.MODEL.LOAD_PROPOSALS:
         per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file
@@ -206,8 +207,9 @@ def training_dataset_dicts(cfg) -> List[dict]:
     return dicts
 
 
-def check_test_datasets(cfg, *, required: bool) -> None:
-    """Load and check every ``DATASETS.TEST`` entry before training or evaluation.
+def check_test_datasets(cfg, class_count_key: Optional[str], *, required: bool) -> None:
+    """Load and check every ``DATASETS.TEST`` entry before training or evaluation (its classes
+    against the model's class count in config ``class_count_key``).
 
     An empty ``DATASETS.TEST`` is an error when ``required`` (``--eval-only``); otherwise it
     means training without evaluation.
@@ -217,4 +219,5 @@ def check_test_datasets(cfg, *, required: bool) -> None:
             raise EmptyDatasetError("DATASETS.TEST is empty: nothing to evaluate; name the "
                                     "registered dataset(s) to evaluate on")
         return
-    check_datasets(cfg, load_datasets(cfg.DATASETS.TEST, "DATASETS.TEST"), "DATASETS.TEST")
+    check_datasets(cfg, load_datasets(cfg.DATASETS.TEST, "DATASETS.TEST"), "DATASETS.TEST",
+                   class_count_key)

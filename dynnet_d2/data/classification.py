@@ -65,6 +65,14 @@ class ClassificationMapper:
     @configurable
     def __init__(self, *, is_train: bool, shift: int, flip: str, crop_size: int,
                  image_format: str):
+        """
+        Args:
+            is_train: training (augmentation) or testing.
+            shift: largest random translation in pixels (training).
+            flip: Detectron2's ``INPUT.RANDOM_FLIP`` ("none", "horizontal", "vertical").
+            crop_size: side of the square crops of detection records (shapes_cls_*).
+            image_format: Detectron2's ``INPUT.FORMAT`` of the images.
+        """
         if image_format not in IMAGE_FORMATS:
             raise ValueError(f"INPUT.FORMAT={image_format!r} is not supported by the "
                              f"classification mapper; expected one of {IMAGE_FORMATS}")

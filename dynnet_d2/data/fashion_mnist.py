@@ -25,8 +25,7 @@ from typing import List, Tuple
 
 import numpy as np
 
-from dynnet_d2.utils.env import datasets_root
-
+from ..utils.env import datasets_root
 from .catalog import register
 from .errors import DatasetFormatError
 

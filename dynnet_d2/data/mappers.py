@@ -5,9 +5,10 @@ With instance masks on, an annotation without ``"segmentation"`` (e.g. from the 
 views of :mod:`dynnet_d2.data.partial_masks`) gets its box as a placeholder polygon, and every
 mapped instance gets ``gt_mask_valid``: False for those placeholders, True for real masks. The
 flag starts with ``gt_`` so Detectron2's ROI heads copy it to the sampled proposals, and mask
-losses skip the invalid instances (:mod:`dynnet_d2.modeling.partial_masks`). While Detectron2
-maps the annotations the placeholders carry their category plus :data:`NO_MASK_CLASS_OFFSET`,
-so the flag stays aligned with whatever instances Detectron2 filters out.
+losses skip the invalid instances (e.g. ShapeProp's partially supervised mask heads). While
+Detectron2 maps the annotations the placeholders carry their category plus
+:data:`NO_MASK_CLASS_OFFSET`, so the flag stays aligned with whatever instances Detectron2
+filters out.
 """
 from typing import Any, Dict
 

@@ -1,10 +1,26 @@
+"""Training and evaluation shared by every method: ``DynnetTrainer`` and the trainer choosers
+methods register (:func:`build_trainer`), the device-aware launcher, CPU-capable DDP,
+checkpoints, ``results.json``, visualization, the few-shot sweep methods methods declare
+(:mod:`.fewshot_methods`), and for benchmarks: the arm runner (:mod:`.arms`), finished runs read
+back (:mod:`.runs`) and the start-up benchmark (:mod:`.startup_benchmark`).
+
+May import: utils, config, compat, data, evaluation, modeling; never a method or experiments.
+"""
 from .checkpoint import CheckpointLoadError, CheckpointMismatchError, DynnetCheckpointer
 from .ddp import create_ddp_model
 from .defaults import default_argument_parser, default_setup
 from .launcher import launch
-from .trainer import DynnetTrainer, UntrainedModelError
+from .trainer import (
+    DynnetTrainer,
+    UntrainedModelError,
+    build_trainer,
+    register_trainer_chooser,
+    train_or_reuse,
+    trainer_class,
+)
 
 __all__ = [
     "CheckpointLoadError", "CheckpointMismatchError", "DynnetCheckpointer", "DynnetTrainer",
-    "UntrainedModelError", "create_ddp_model", "default_argument_parser", "default_setup", "launch",
+    "UntrainedModelError", "build_trainer", "create_ddp_model", "default_argument_parser",
+    "default_setup", "launch", "register_trainer_chooser", "train_or_reuse", "trainer_class",
 ]

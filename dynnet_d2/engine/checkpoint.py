@@ -58,7 +58,7 @@ def frozen_parts(cfg) -> Dict[str, str]:
 
 def _fix_frozen(parts: Mapping[str, str]) -> str:
     return (f"They never train, so they would stay randomly initialised. Fine-tune from a base "
-            f"model after checkpoint surgery (tools/ckpt_surgery.py, projects/TFA/README.md), or "
+            f"model after checkpoint surgery (tools/ckpt_surgery.py --help), or "
             f"set {' / '.join(sorted(set(parts.values())))} False to train them.")
 
 
@@ -124,7 +124,7 @@ class DynnetCheckpointer(DetectionCheckpointer):
                 + ". Turn the base model's predictor into one for all classes first: "
                 "tools/ckpt_surgery.py --method randinit --src1 <base model_final.pth> "
                 "--src-dataset <base training set> --tar-dataset <K-shot set> "
-                "(projects/TFA/README.md)")
+                "(tools/ckpt_surgery.py --help)")
         self._check_frozen_parts_loaded(incompatible)
         unexpected = [key for key in incompatible.unexpected_keys
                       if key.startswith(PREDICTOR_PREFIX)]
@@ -170,3 +170,16 @@ class DynnetCheckpointer(DetectionCheckpointer):
             raise CheckpointMismatchError(
                 "the weights do not provide the parts of the model this config freezes: "
                 + "; ".join(problems) + ". " + _fix_frozen(self.frozen_parts))
+
+
+def trained_iterations(checkpoint: str) -> str:
+    """``"N iterations"`` a Detectron2 checkpoint file was trained for (its ``iteration`` + 1),
+    or that it does not record them."""
+    try:
+        loaded = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as e:  # any failure means: not a checkpoint we can read
+        raise CheckpointLoadError(f"{checkpoint!r} is not a checkpoint PyTorch can load "
+                                  f"({type(e).__name__})") from e
+    iteration = loaded.get("iteration") if isinstance(loaded, dict) else None
+    return (f"{int(iteration) + 1} iterations" if iteration is not None
+            else "iterations not recorded in the checkpoint")

@@ -9,34 +9,40 @@
 * checkpoints written atomically, interrupted saves cleaned up, and ``--eval-only`` refusing
   weights that do not fit the model (:class:`DynnetCheckpointer`);
 * ``OUTPUT_DIR/inference/results.json`` written after each evaluation;
-* image classifiers (:mod:`dynnet_d2.modeling.classifier`) get the classification loaders and
-  evaluator, so ``tools/train_net.py`` trains them like every detector.
+* what depends on the kind of model (class-count key, loaders, evaluators, drawings, whether a
+  checkpoint's predictor must fit) comes from the meta-architecture's declaration
+  (:mod:`dynnet_d2.modeling.meta_arch`), and whether DDP must look for unused parameters from
+  the dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`): the trainer knows no method;
+* :func:`build_trainer` asks the trainer choosers methods register
+  (:func:`register_trainer_chooser`; e.g. TFA's cached last-layer fine-tuning) and falls back to
+  :class:`DynnetTrainer`.
+
+``DynnetTrainer.__init__`` follows the body of Detectron2's ``DefaultTrainer.__init__``
+(detectron2 main of 2024, the ``sal-detectron2`` 0.7.2 wheel) with our checks, DDP and
+checkpointer in it; ``tests/engine/test_trainer.py`` pins the upstream body it follows.
 """
+import json
 import logging
 import os
 import weakref
 from collections import OrderedDict
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
 
 import torch
-from detectron2.data import build_detection_test_loader, build_detection_train_loader
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from ..compat import check_config_ops
 from ..data.build import check_dataset_names, check_test_datasets, training_dataset_dicts
-from ..data.classification import (
-    build_classification_test_loader,
-    build_classification_train_loader,
-)
 from ..data.from_config import register_datasets_from_config
-from ..data.mappers import CheckedDatasetMapper
 from ..evaluation import build_evaluator, evaluator_type
 from ..evaluation.fewshot import generalized_table
 from ..modeling import freeze_from_config
-from ..modeling.classifier import is_classifier
+from ..modeling.dynamic import leaves_parameters_unused
+from ..modeling.meta_arch import meta_architecture_needs
 from ..modeling.roi_heads import check_output_layer_is_used
-from ..modeling.skipnet import leaves_parameters_unused
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
 from .checkpoint import DynnetCheckpointer, frozen_parts
@@ -53,10 +59,23 @@ class UntrainedModelError(ValueError):
 
 def check_test_data(cfg, *, required: bool) -> None:
     """Every ``DATASETS.TEST`` is registered and usable (at least one when ``required``) and has
-    an evaluator; shared by training, ``--eval-only`` and the cached last-layer trainer."""
-    check_test_datasets(cfg, required=required)
+    an evaluator the meta-architecture can be evaluated with; shared by training,
+    ``--eval-only`` and the trainers methods add."""
+    needs = meta_architecture_needs(cfg)
     for name in cfg.DATASETS.TEST:
-        evaluator_type(name)
+        kind = evaluator_type(name)
+        if kind not in needs.evaluator_types:
+            raise ValueError(
+                f"DATASETS.TEST: dataset {name!r} is evaluated by a {kind!r} evaluator, but "
+                f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} makes predictions for "
+                f"{list(needs.evaluator_types)} evaluators; test it on a dataset of that kind")
+    check_test_datasets(cfg, needs.class_count_key, required=required)
+
+
+def training_data(cfg):
+    """``DATASETS.TRAIN`` loaded and checked against the meta-architecture (its class count),
+    before any training starts."""
+    return training_dataset_dicts(cfg, meta_architecture_needs(cfg).class_count_key)
 
 
 def report_results(cfg, model, results) -> None:
@@ -73,8 +92,9 @@ def report_results(cfg, model, results) -> None:
     if fewshot:
         logger.info("Generalized few-shot detection (bAP: base classes, nAP: novel "
                     f"classes):\n{generalized_table(fewshot)}")
-    if cfg.TEST.VIS_NUM_IMAGES > 0 and is_classifier(cfg):
-        logger.info("TEST.VIS_NUM_IMAGES is ignored for image classifiers (nothing to draw)")
+    if cfg.TEST.VIS_NUM_IMAGES > 0 and not meta_architecture_needs(cfg).draws_predictions:
+        logger.info(f"TEST.VIS_NUM_IMAGES is ignored for MODEL.META_ARCHITECTURE="
+                    f"{cfg.MODEL.META_ARCHITECTURE} (nothing to draw)")
     elif cfg.TEST.VIS_NUM_IMAGES > 0:
         visualize_predictions(
             cfg, getattr(model, "module", model), cfg.DATASETS.TEST[0],
@@ -102,9 +122,10 @@ class DynnetTrainer(DefaultTrainer):
         trainer_cls = AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer
         self._trainer = trainer_cls(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-                                               predictor_must_fit=cfg.FEWSHOT.SHOT > 0,
-                                               frozen_parts=frozen_parts(cfg))
+        self.checkpointer = DynnetCheckpointer(
+            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
+            predictor_must_fit=meta_architecture_needs(cfg).predictor_must_fit(cfg),
+            frozen_parts=frozen_parts(cfg))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -127,20 +148,13 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
-        if is_classifier(cfg):
-            return build_classification_train_loader(cfg, training_dataset_dicts(cfg))
-        return build_detection_train_loader(
-            cfg, mapper=CheckedDatasetMapper(cfg, is_train=True),
-            dataset=training_dataset_dicts(cfg)
-        )
+        """The meta-architecture's training loader of the checked ``DATASETS.TRAIN``."""
+        return meta_architecture_needs(cfg).build_train_loader(cfg, training_data(cfg))
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name: str):
-        if is_classifier(cfg):
-            return build_classification_test_loader(cfg, dataset_name)
-        return build_detection_test_loader(
-            cfg, dataset_name, mapper=CheckedDatasetMapper(cfg, is_train=False)
-        )
+        """The meta-architecture's test loader of ``dataset_name``."""
+        return meta_architecture_needs(cfg).build_test_loader(cfg, dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder=None) -> DatasetEvaluator:
@@ -183,3 +197,43 @@ class DynnetTrainer(DefaultTrainer):
             )
         checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
         return cls.test(cfg, model)
+
+
+# Functions ``cfg -> trainer class or None`` registered by methods, asked in order by
+# :func:`trainer_class`.
+TRAINER_CHOOSERS: List[Callable[[object], Optional[type]]] = []
+
+
+def register_trainer_chooser(chooser: Callable[[object], Optional[type]]) -> None:
+    """Let ``chooser(cfg)`` pick the trainer of a config (a class built as ``cls(cfg)``, with
+    ``resume_or_load(resume=...)``, ``train()`` and ``evaluate_checkpoint(cfg)`` like
+    :class:`DynnetTrainer`), or return None to leave it to the others."""
+    TRAINER_CHOOSERS.append(chooser)
+
+
+def trainer_class(cfg) -> type:
+    """The first registered chooser's trainer for ``cfg``, else :class:`DynnetTrainer`."""
+    for chooser in TRAINER_CHOOSERS:
+        chosen = chooser(cfg)
+        if chosen is not None:
+            return chosen
+    return DynnetTrainer
+
+
+def build_trainer(cfg):
+    """The trainer of ``cfg`` (:func:`trainer_class`), built."""
+    return trainer_class(cfg)(cfg)
+
+
+def train_or_reuse(cfg) -> Dict[str, dict]:
+    """Train ``cfg`` with its trainer (:func:`build_trainer`; resuming an interrupted run) and
+    return its evaluation; a run that already finished (``model_final.pth`` and
+    ``inference/results.json`` in ``OUTPUT_DIR``) is reused."""
+    output = Path(cfg.OUTPUT_DIR)
+    results = output / "inference" / "results.json"
+    if (output / "model_final.pth").is_file() and results.is_file():
+        logger.info(f"Reusing the finished run in {output}")
+        return json.loads(results.read_text())
+    trainer = build_trainer(cfg)
+    trainer.resume_or_load(resume=True)
+    return trainer.train()

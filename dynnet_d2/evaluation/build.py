@@ -6,10 +6,10 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
 from ..compat import fix_lvis_numpy2
-from .classification import ClassificationEvaluator
+from .classification import DynnetClassificationEvaluator
 from .coco import DynnetCOCOEvaluator
 from .lvis import DynnetLVISEvaluator
-from .pascal_voc import VOCDetectionEvaluator
+from .pascal_voc import DynnetPascalVOCEvaluator
 
 EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis", "classification")
 
@@ -68,8 +68,8 @@ def build_evaluator(cfg, dataset_name: str,
         return DynnetCOCOEvaluator(dataset_name, tasks=coco_tasks(cfg), output_dir=output_folder,
                                    task_subsets=partial_mask_subsets(cfg, dataset_name))
     if kind == "pascal_voc":
-        return VOCDetectionEvaluator(dataset_name)
+        return DynnetPascalVOCEvaluator(dataset_name)
     if kind == "classification":
-        return ClassificationEvaluator(dataset_name)
+        return DynnetClassificationEvaluator(dataset_name)
     fix_lvis_numpy2()
     return DynnetLVISEvaluator(dataset_name, output_dir=output_folder)

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 PER_CLASS_PREFIX = "acc-"
 
 
-class ClassificationEvaluator(DatasetEvaluator):
+class DynnetClassificationEvaluator(DatasetEvaluator):
     """Accuracy of the scores against the labels of ``dataset_name``.
 
     ``evaluate()`` returns ``{"classification": {...}}`` with, in percent, ``top1``, ``top5``
@@ -101,7 +101,7 @@ class ClassificationEvaluator(DatasetEvaluator):
         gflops = list(itertools.chain.from_iterable(s[2] for s in states))
         missing_gflops = sum(s[3] for s in states)
         if not labels:
-            logger.warning(f"[ClassificationEvaluator] {self._dataset_name}: no images were "
+            logger.warning(f"[DynnetClassificationEvaluator] {self._dataset_name}: no images were "
                            "processed; nothing to evaluate")
             return {}
         return {"classification": self._metrics(labels, topk, gflops, missing_gflops,

@@ -228,7 +228,7 @@ def voc_metrics(per_class_ap: Mapping[str, np.ndarray]) -> Dict[str, float]:
     return metrics
 
 
-class VOCDetectionEvaluator(DatasetEvaluator):
+class DynnetPascalVOCEvaluator(DatasetEvaluator):
     """Pascal VOC box AP of a registered dataset (see the module docstring).
 
     Call from all ranks: :meth:`evaluate` gathers the predictions on rank 0, which returns

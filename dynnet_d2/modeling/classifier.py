@@ -1,15 +1,18 @@
 """``ImageClassifier``: image classification on Detectron2's registries.
 
 A backbone from ``BACKBONE_REGISTRY`` -> global average pooling of one backbone output
-(``MODEL.CLASSIFIER.IN_FEATURE``) -> a linear layer to ``MODEL.CLASSIFIER.NUM_CLASSES`` logits.
+(``MODEL.CLASSIFIER.IN_FEATURE``) -> a head from ``CLASSIFIER_HEAD_REGISTRY``
+(``MODEL.CLASSIFIER.HEAD``; by default one linear layer to ``MODEL.CLASSIFIER.NUM_CLASSES``
+logits).
 
 Inputs are Detectron2-style lists of dicts: ``"image"`` a ``(C, H, W)`` tensor in
 ``INPUT.FORMAT`` (every image of a batch the same size), and in training ``"label"`` (int).
-Training returns ``{"loss_cls": mean cross-entropy}`` plus the backbone's own losses for the
-per-image losses when it has any (SkipNet's REINFORCE term). Inference returns, per image,
+Training returns ``{"loss_cls": mean cross-entropy}`` plus, for a backbone of the dynamic-compute
+protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the per-image losses (SkipNet's
+REINFORCE term), and logs its executed fraction. Inference returns, per image,
 ``{"scores": (num_classes,) softmax probabilities, "gflops": executed GFLOPs}``: fvcore's count of
-the static network, minus what the blocks a dynamic backbone skipped for that image would have
-cost (:mod:`dynnet_d2.modeling.flops`).
+the static network, minus what a dynamic backbone did not execute for that image
+(:mod:`dynnet_d2.modeling.flops`).
 """
 from typing import Dict, List
 
@@ -21,17 +24,20 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 from torch.nn import functional as F
 
-from .class_count import register_class_count_key
+from ..data.classification import (
+    build_classification_test_loader,
+    build_classification_train_loader,
+)
+from .classifier_heads import build_classifier_head
+from .dynamic import DynamicCompute
 from .flops import ExecutedFlops
+from .meta_arch import MetaArchitectureNeeds, declare_meta_architecture
 
-register_class_count_key("ImageClassifier", "MODEL.CLASSIFIER.NUM_CLASSES")
-# Meta-architectures trained on classification data (labels, not boxes).
-CLASSIFIER_META_ARCHITECTURES = {"ImageClassifier"}
-
-
-def is_classifier(cfg) -> bool:
-    """Whether ``cfg``'s meta-architecture is an image classifier."""
-    return cfg.MODEL.META_ARCHITECTURE in CLASSIFIER_META_ARCHITECTURES
+CLASSIFIER_NEEDS = MetaArchitectureNeeds(
+    "MODEL.CLASSIFIER.NUM_CLASSES", build_train_loader=build_classification_train_loader,
+    build_test_loader=build_classification_test_loader, evaluator_types=("classification",),
+    draws_predictions=False, predictor_must_fit=lambda cfg: False)
+declare_meta_architecture("ImageClassifier", CLASSIFIER_NEEDS)
 
 
 @META_ARCH_REGISTRY.register()
@@ -39,8 +45,16 @@ class ImageClassifier(nn.Module):
     """Backbone, global average pooling, linear classifier (see module docstring)."""
 
     @configurable
-    def __init__(self, *, backbone: Backbone, num_classes: int, in_feature: str,
-                 pixel_mean, pixel_std):
+    def __init__(self, *, backbone: Backbone, head: nn.Module, num_classes: int,
+                 in_feature: str, pixel_mean, pixel_std):
+        """
+        Args:
+            backbone: a Detectron2 backbone; its output ``in_feature`` is pooled.
+            head: pooled features (B, C) -> logits (B, ``num_classes``).
+            num_classes: number of classes (>= 2).
+            in_feature: the backbone output to classify.
+            pixel_mean, pixel_std: per-channel normalization of the input images.
+        """
         super().__init__()
         self.backbone = backbone
         shapes = backbone.output_shape()
@@ -50,12 +64,13 @@ class ImageClassifier(nn.Module):
         if num_classes < 2:
             raise ValueError(f"MODEL.CLASSIFIER.NUM_CLASSES={num_classes}: expected >= 2")
         self.in_feature = in_feature
-        self.head = nn.Linear(shapes[in_feature].channels, num_classes)
+        self.head = head
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
-        blocks = getattr(backbone, "gated_blocks", {})
-        self.flops = ExecutedFlops(self, self._static_logits,
-                                   [f"backbone.{path}.block" for path in blocks])
+        self.dynamic = backbone if isinstance(backbone, DynamicCompute) else None
+        self.flops = ExecutedFlops(self, self._static_logits, {
+            f"backbone.{path}": fixed
+            for path, fixed in (self.dynamic.costed_modules() if self.dynamic else {}).items()})
 
     @classmethod
     def from_config(cls, cfg):
@@ -64,9 +79,11 @@ class ImageClassifier(nn.Module):
                              f"MODEL.PIXEL_STD {list(cfg.MODEL.PIXEL_STD)} differ in length")
         backbone = build_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
         in_feature = cfg.MODEL.CLASSIFIER.IN_FEATURE or backbone._out_features[-1]
-        return {"backbone": backbone, "num_classes": cfg.MODEL.CLASSIFIER.NUM_CLASSES,
-                "in_feature": in_feature, "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-                "pixel_std": cfg.MODEL.PIXEL_STD}
+        channels = backbone.output_shape()[in_feature].channels if (
+            in_feature in backbone.output_shape()) else 1
+        return {"backbone": backbone, "head": build_classifier_head(cfg, channels),
+                "num_classes": cfg.MODEL.CLASSIFIER.NUM_CLASSES, "in_feature": in_feature,
+                "pixel_mean": cfg.MODEL.PIXEL_MEAN, "pixel_std": cfg.MODEL.PIXEL_STD}
 
     @property
     def device(self) -> torch.device:
@@ -92,35 +109,29 @@ class ImageClassifier(nn.Module):
         return self.head(features.mean(dim=(2, 3)))
 
     def _static_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """:meth:`logits` with every block executed (for fvcore's static count)."""
-        static = getattr(self.backbone, "static", None)
-        if static is None:
+        """:meth:`logits` with every part executed (for fvcore's static count)."""
+        if self.dynamic is None:
             return self.logits(images)
-        self.backbone.static = True
-        try:
+        with self.dynamic.static_mode():
             return self.logits(images)
-        finally:
-            self.backbone.static = static
 
     def forward(self, batched_inputs: List[Dict]):
         images = self.preprocess(batched_inputs)
         if not self.training:  # fvcore's static count first: its trace runs the backbone too
             self.flops.static(tuple(images.shape[1:]), self.device)
         logits = self.logits(images)
-        decisions = getattr(self.backbone, "gate_decisions", None)
+        executed = None if self.dynamic is None else self.dynamic.executed_fraction
         if self.training:
             labels = torch.as_tensor([d["label"] for d in batched_inputs], device=self.device)
             per_image = F.cross_entropy(logits, labels, reduction="none")
             losses = {"loss_cls": per_image.mean()}
-            backbone_losses = getattr(self.backbone, "losses", None)
-            if backbone_losses is not None:
-                losses.update(backbone_losses(per_image))
-            if decisions is not None:
-                get_event_storage().put_scalar("skipnet/executed_fraction",
-                                               float(decisions.float().mean()))
+            if self.dynamic is not None:
+                losses.update(self.dynamic.losses(per_image))
+                get_event_storage().put_scalar(f"{self.dynamic.metric_prefix}/executed_fraction",
+                                               float(executed.float().mean()))
             return losses
         scores = F.softmax(logits, dim=1)
-        if decisions is None or getattr(self.backbone, "inference", "skip") == "mask":
-            decisions = torch.ones((images.shape[0], len(self.flops.block_paths)))
-        flops = self.flops.per_image(tuple(images.shape[1:]), decisions, self.device)
+        if executed is None:
+            executed = torch.ones((images.shape[0], 0))
+        flops = self.flops.per_image(tuple(images.shape[1:]), executed, self.device)
         return [{"scores": s, "gflops": float(f) / 1e9} for s, f in zip(scores, flops)]

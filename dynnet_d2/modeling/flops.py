@@ -3,13 +3,15 @@
 fvcore's ``FlopCountAnalysis`` counts the static network: one multiply-add is one FLOP
 (fvcore's convention, also ours), convolutions, linear layers (the LSTM cell's matmuls
 included), normalization and pooling counted, element-wise ops not. For a network whose parts
-may be skipped per input, :class:`ExecutedFlops` traces the static network once per input size
-(every block executed, gates included) and subtracts, per image, what each skipped block would
-have cost: ``cost(block) - cost(its shortcut)``, since a skipped block still applies its shortcut
-(Eq. 2.1).
+run partly per input (the costed parts of the dynamic-compute protocol,
+:mod:`dynnet_d2.modeling.dynamic`), :class:`ExecutedFlops` traces the static network once per
+input size (every part executed, gates included) and subtracts, per image, the share of each
+part's variable cost that did not run: ``(1 - executed fraction) x (cost(part) - cost of its
+fixed sub-parts)``. A skipped SkipNet block saves ``cost(block) - cost(its shortcut)``, since it
+still applies its shortcut (Eq. 2.1).
 """
 import logging
-from typing import Callable, Dict, Sequence, Tuple
+from typing import Callable, Dict, Mapping, Sequence, Tuple
 
 import torch
 from fvcore.nn import FlopCountAnalysis
@@ -41,32 +43,36 @@ def static_flops(model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor],
 
 
 class ExecutedFlops:
-    """Per-image executed FLOPs of ``model`` whose skippable blocks are ``block_paths``.
+    """Per-image executed FLOPs of ``model`` whose costed parts are ``costed``: ``{module path
+    in model: sub-paths whose cost stays}``, M parts in order.
 
-    ``skipped_cost[i] = by_module[block_i] - by_module[block_i + ".shortcut"]``; the static
-    count is cached per input shape ``(C, H, W)``.
+    ``variable_cost[i] = by_module[part_i] - sum(by_module[part_i + "." + s] for s in fixed_i)``;
+    the static count is cached per input shape ``(C, H, W)``.
     """
 
     def __init__(self, model: nn.Module, fn: Callable[[torch.Tensor], torch.Tensor],
-                 block_paths: Sequence[str]):
-        self.model, self.fn, self.block_paths = model, fn, list(block_paths)
+                 costed: Mapping[str, Sequence[str]]):
+        self.model, self.fn = model, fn
+        self.costed = {path: tuple(fixed) for path, fixed in costed.items()}
         self._cache: Dict[Tuple[int, ...], Tuple[float, torch.Tensor]] = {}
 
     def static(self, shape: Tuple[int, ...], device) -> Tuple[float, torch.Tensor]:
-        """(static FLOPs per image, saving of each skippable block (N,)) for images of
+        """(static FLOPs per image, variable cost of each costed part (M,)) for images of
         ``shape``."""
         if shape not in self._cache:
             total, by_module = static_flops(self.model, self.fn,
                                             torch.zeros((1,) + tuple(shape), device=device))
-            savings = [by_module.get(p, 0.0) - by_module.get(p + ".shortcut", 0.0)
-                       for p in self.block_paths]
-            self._cache[shape] = (total, torch.tensor(savings, dtype=torch.float64))
+            variable = [by_module.get(path, 0.0)
+                        - sum(by_module.get(f"{path}.{sub}", 0.0) for sub in fixed)
+                        for path, fixed in self.costed.items()]
+            self._cache[shape] = (total, torch.tensor(variable, dtype=torch.float64))
         return self._cache[shape]
 
     def per_image(self, shape: Tuple[int, ...], executed: torch.Tensor, device) -> torch.Tensor:
-        """FLOPs of each image (B,) given the 0/1 decisions ``executed`` (B, N)."""
-        total, savings = self.static(shape, device)
-        if not self.block_paths:
+        """FLOPs of each image (B,) given the executed fraction ``executed`` (B, M) of each
+        costed part."""
+        total, variable = self.static(shape, device)
+        if not self.costed:
             return torch.full((executed.shape[0],), total, dtype=torch.float64)
-        skipped = 1.0 - executed.detach().to("cpu", torch.float64)
-        return total - skipped @ savings
+        not_run = 1.0 - executed.detach().to("cpu", torch.float64)
+        return total - not_run @ variable

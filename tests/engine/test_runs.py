@@ -1,6 +1,5 @@
 """A finished run read back for benchmarks: the model is built from the run's own config.yaml
 (not from a second copy of its options) and its weights load strictly."""
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,7 @@ from detectron2.modeling import build_model
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import CheckpointMismatchError
 from dynnet_d2.engine.runs import load_trained_model, run_config
+from dynnet_d2.methods.skipnet import benchmark
 
 REPO = Path(__file__).resolve().parents[2]
 SKIPNET = REPO / "configs/SkipNet/skipnet_R8cifar_sp_200it_digits.yaml"
@@ -49,15 +49,11 @@ def test_weights_that_do_not_fit_the_runs_config_are_an_error(tmp_path):
 
 
 def test_the_skipnet_benchmark_evaluates_the_sdv_arm_at_its_trained_rate(tmp_path):
-    """The arm table holds no SDV rate (the tool passes the learned one at training time): a
-    model rebuilt from the table's options ran at the default 0.5."""
-    spec = importlib.util.spec_from_file_location("benchmark_skipnet",
-                                                  REPO / "tools/benchmark_skipnet.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    table = tool.arms([8], alpha_sweep=False, baselines=True)
-    assert "MODEL.SKIPNET.SDV_SKIP_RATE" not in table["R8_SDV"]["opts"]
+    """The arm table holds no SDV rate (the benchmark passes the learned one at training time):
+    a model rebuilt from the table's options ran at the default 0.5."""
+    table = benchmark.arms([8], alpha_sweep=False, baselines=True)
+    assert "MODEL.SKIPNET.SDV_SKIP_RATE" not in table["R8_SDV"].opts
     fake_run(tmp_path / "R8_SDV", ["MODEL.SKIPNET.STAGE", "SDV",
                                    "MODEL.SKIPNET.SDV_SKIP_RATE", 0.6133])
-    model = tool.trained_model(tmp_path, "R8_SDV")
+    model = benchmark.trained_model(tmp_path, "R8_SDV")
     assert model.backbone.sdv_skip_rate == pytest.approx(0.6133)

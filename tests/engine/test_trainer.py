@@ -139,14 +139,16 @@ def test_class_count_mismatch_is_named(tmp_path):
 
 def test_class_count_key_follows_the_meta_architecture(tmp_path):
     from dynnet_d2.data.build import check_num_classes
+    from dynnet_d2.modeling.meta_arch import meta_architecture_needs
 
     cfg = _cfg(tmp_path, "MODEL.META_ARCHITECTURE", "RetinaNet", "MODEL.RETINANET.NUM_CLASSES", 15)
-    check_num_classes(cfg, ["shapes_train_base1"], "DATASETS.TRAIN")
+    key = meta_architecture_needs(cfg).class_count_key
+    check_num_classes(cfg, ["shapes_train_base1"], "DATASETS.TRAIN", key)
     with pytest.raises(ValueError, match=r"MODEL.RETINANET.NUM_CLASSES=15 .*RetinaNet"):
-        check_num_classes(cfg, ["shapes_train"], "DATASETS.TRAIN")
+        check_num_classes(cfg, ["shapes_train"], "DATASETS.TRAIN", key)
     cfg = _cfg(tmp_path, "MODEL.META_ARCHITECTURE", "SomethingNew")
-    with pytest.raises(KeyError, match="register_class_count_key"):
-        check_num_classes(cfg, ["shapes_train"], "DATASETS.TRAIN")
+    with pytest.raises(KeyError, match="declare_meta_architecture"):
+        meta_architecture_needs(cfg)
 
 
 def test_unknown_dataset_name_lists_available(tmp_path, monkeypatch):

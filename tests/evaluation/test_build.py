@@ -8,7 +8,7 @@ from detectron2.structures import BitMasks, Boxes, BoxMode, Instances, PolygonMa
 
 from dynnet_d2 import get_dynnet_cfg
 from dynnet_d2.evaluation import build_evaluator
-from dynnet_d2.evaluation.pascal_voc import VOCDetectionEvaluator
+from dynnet_d2.evaluation.pascal_voc import DynnetPascalVOCEvaluator
 
 
 def _perfect_predictions(d, drop_class=None):
@@ -39,13 +39,13 @@ def _evaluate(name, tmp_path, drop_class=None):
 
 
 @pytest.mark.parametrize("name,cls", [
-    ("shapes_test", COCOEvaluator), ("shapes_voc_test", VOCDetectionEvaluator),
+    ("shapes_test", COCOEvaluator), ("shapes_voc_test", DynnetPascalVOCEvaluator),
     ("shapes_lvis_val", LVISEvaluator), ("shapes_test_novel1", COCOEvaluator),
 ])
 def test_perfect_predictions_score_100(name, cls, tmp_path):
     evaluator, results = _evaluate(name, tmp_path)
     assert isinstance(evaluator, cls)
-    if cls is VOCDetectionEvaluator:
+    if cls is DynnetPascalVOCEvaluator:
         # Classes without ground truth (the tiny test set may lack some) are left out of the mean.
         assert results["bbox"]["AP50"] == pytest.approx(100.0)
         assert results["bbox"]["AP"] == pytest.approx(100.0)

@@ -1,11 +1,11 @@
-"""ClassificationEvaluator against a hand-computed example of six images and seven classes."""
+"""DynnetClassificationEvaluator against a hand-computed example of six images and seven classes."""
 import pytest
 import torch
 from detectron2.evaluation import print_csv_format
 
 from dynnet_d2.config import get_dynnet_cfg
 from dynnet_d2.data.catalog import register
-from dynnet_d2.evaluation import ClassificationEvaluator, build_evaluator
+from dynnet_d2.evaluation import DynnetClassificationEvaluator, build_evaluator
 from dynnet_d2.evaluation import classification as classification_module
 
 CLASSES = ["a", "b", "c", "d", "e", "f", "g"]
@@ -57,7 +57,7 @@ def test_metrics_by_hand():
 
 
 def test_images_per_s_skips_the_first_call(monkeypatch):
-    evaluator = ClassificationEvaluator("cls_eval_toy")
+    evaluator = DynnetClassificationEvaluator("cls_eval_toy")
     clock = iter([10.0, 11.0, 11.5])  # reset, end of the first call, end of the second
     monkeypatch.setattr(classification_module.time, "perf_counter", lambda: next(clock))
     assert _evaluate(evaluator, _batches())["classification"]["images_per_s"] == \
@@ -68,14 +68,14 @@ def test_images_per_s_skips_the_first_call(monkeypatch):
 
 
 def test_gflops_omitted_when_absent_and_bad_outputs_named():
-    m = _evaluate(ClassificationEvaluator("cls_eval_toy"), _batches(False))["classification"]
+    m = _evaluate(DynnetClassificationEvaluator("cls_eval_toy"), _batches(False))["classification"]
     assert "mean_gflops_executed" not in m and m["top1"] == pytest.approx(100 * 2 / 6)
     mixed = _batches()[:1] + _batches(False)[1:]
     with pytest.raises(ValueError, match="3 model outputs have 'gflops' and 3 do not"):
-        _evaluate(ClassificationEvaluator("cls_eval_toy"), mixed)
-    evaluator = ClassificationEvaluator("cls_eval_toy")
+        _evaluate(DynnetClassificationEvaluator("cls_eval_toy"), mixed)
+    evaluator = DynnetClassificationEvaluator("cls_eval_toy")
     with pytest.raises(ValueError, match=r"shape \(5,\); expected \(7,\).*'cls_eval_toy'"):
         evaluator.process([{"label": 0, "image_id": 9}], [{"scores": torch.ones(5)}])
     with pytest.raises(ValueError, match="'label' of image 9 is 7; expected 0..6"):
         evaluator.process([{"label": 7, "image_id": 9}], [{"scores": torch.ones(7)}])
-    assert ClassificationEvaluator("cls_eval_toy").evaluate() == {}
+    assert DynnetClassificationEvaluator("cls_eval_toy").evaluate() == {}

@@ -14,7 +14,7 @@ from dynnet_d2.data.catalog import unregister
 from dynnet_d2.data.synthetic import base_classes, novel_classes
 from dynnet_d2.evaluation import build_evaluator
 from dynnet_d2.evaluation.lvis import DynnetLVISEvaluator
-from dynnet_d2.evaluation.pascal_voc import VOCDetectionEvaluator, voc_metrics, voc_per_class_ap
+from dynnet_d2.evaluation.pascal_voc import DynnetPascalVOCEvaluator, voc_metrics, voc_per_class_ap
 
 from .test_generalized_coco import SUBSET_KEYS, assert_same_numbers, run_evaluator
 
@@ -62,7 +62,7 @@ def _restricted(dicts, predictions, classes, names):
 def test_voc_subset_metrics_equal_voc_ap_run_on_each_subset():
     name = _register_fewshot_view("shapes_voc_test_fewshot1", "shapes_voc_test")
     evaluator = build_evaluator(get_dynnet_cfg(), name)
-    assert isinstance(evaluator, VOCDetectionEvaluator)
+    assert isinstance(evaluator, DynnetPascalVOCEvaluator)
     results = run_evaluator(evaluator, name, with_masks=False)["bbox"]
     predictions = evaluator._predictions
     meta = MetadataCatalog.get(name)

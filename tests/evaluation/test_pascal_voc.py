@@ -17,7 +17,7 @@ from dynnet_d2.data.pascal_voc import register_voc_dataset
 from dynnet_d2.evaluation import pascal_voc
 from dynnet_d2.evaluation.pascal_voc import (
     IOU_THRESHOLD_PERCENTS,
-    VOCDetectionEvaluator,
+    DynnetPascalVOCEvaluator,
     voc_metrics,
     voc_per_class_ap,
 )
@@ -149,7 +149,7 @@ def test_equals_detectron2_on_true_voc_folder(voc_reference, year):
 
     d2_results, d2_per_class = _detectron2_per_class_ap(
         PascalVOCDetectionEvaluator(d2_name), predictions)
-    evaluator = VOCDetectionEvaluator(ours_name)
+    evaluator = DynnetPascalVOCEvaluator(ours_name)
     results = _run(evaluator, predictions)
 
     for name in CLASSES:
@@ -198,7 +198,7 @@ def _area(recall, precision):
 @pytest.mark.parametrize("year", [2007, 2012])
 def test_hand_computed_ap(year):
     _dataset("hand_voc", [HAND_GT], ["thing"], year)
-    evaluator = VOCDetectionEvaluator("hand_voc")
+    evaluator = DynnetPascalVOCEvaluator("hand_voc")
     results = _run(evaluator, {"img": HAND_PREDICTIONS})["bbox"]
     # 2 positives (D is difficult). Leaving out p2, the sequence is TP, FP, TP while p4's IoU
     # 0.62 passes (thresholds 0.50, 0.55, 0.60: "loose"), then TP, FP, FP ("strict").
@@ -239,7 +239,7 @@ def test_recall_points_are_exact_tenths():
 def test_class_without_gt_is_nan_and_not_averaged():
     _dataset("no_gt_voc", [HAND_GT], ["thing", "ghost"])
     predictions = Instances.cat([HAND_PREDICTIONS, _instances([[60, 60, 80, 80]], [0.95], [1])])
-    evaluator = VOCDetectionEvaluator("no_gt_voc")
+    evaluator = DynnetPascalVOCEvaluator("no_gt_voc")
     results = _run(evaluator, {"img": predictions})["bbox"]
     assert np.isnan(evaluator.per_class_ap["ghost"]).all()
     assert math.isnan(results["AP50-ghost"])
@@ -251,9 +251,9 @@ def test_class_without_gt_is_nan_and_not_averaged():
 def test_gathers_predictions_of_all_ranks(voc_reference, monkeypatch):
     folder, predictions = voc_reference
     register_voc_dataset("ddp_voc", str(folder), "test", CLASSES)
-    single = _run(VOCDetectionEvaluator("ddp_voc"), predictions)
+    single = _run(DynnetPascalVOCEvaluator("ddp_voc"), predictions)
     image_ids = list(predictions)
-    rank0, rank1 = VOCDetectionEvaluator("ddp_voc"), VOCDetectionEvaluator("ddp_voc")
+    rank0, rank1 = DynnetPascalVOCEvaluator("ddp_voc"), DynnetPascalVOCEvaluator("ddp_voc")
     _run(rank1, {i: predictions[i] for i in image_ids[1::2]})  # rank 1's predictions, kept
     monkeypatch.setattr(pascal_voc.comm, "gather", lambda data, dst: [data, rank1._predictions])
     gathered = _run(rank0, {i: predictions[i] for i in image_ids[::2]})
@@ -265,4 +265,4 @@ def test_gathers_predictions_of_all_ranks(voc_reference, monkeypatch):
 def test_unknown_image_id_is_named():
     _dataset("hand_voc", [HAND_GT], ["thing"])
     with pytest.raises(ValueError, match="image_id 'other'"):
-        _run(VOCDetectionEvaluator("hand_voc"), {"other": HAND_PREDICTIONS})
+        _run(DynnetPascalVOCEvaluator("hand_voc"), {"other": HAND_PREDICTIONS})

@@ -19,8 +19,7 @@ from typing import Dict, Iterable, List, Sequence
 
 import numpy as np
 
-from dynnet_d2.utils.io import atomic_open
-
+from ...utils.io import atomic_open
 from .categories import ALL_CLASSES, COLOR_NAMES, DEFINITIONS, SIZES, SUPERCATEGORY, TEXTURES
 
 # LVIS's frequency groups by number of training images: rare 1-10, common 11-100, frequent >100.

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 import dynnet_d2
-from dynnet_d2.utils.io import atomic_write_json
 
+from ...utils.io import atomic_write_json
 from . import export
 from .categories import ALL_CLASSES
 from .locking import (

@@ -6,8 +6,7 @@ from typing import Dict, Optional, Union
 
 import numpy as np
 
-from dynnet_d2.utils.env import datasets_root
-
+from ...utils.env import datasets_root
 from .spec import COCO_SPLITS, DATASET_NAME, GENERATOR_VERSION, LVIS_SPLITS, SyntheticSpec
 
 PathLike = Union[str, os.PathLike]

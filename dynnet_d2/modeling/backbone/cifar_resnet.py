@@ -4,7 +4,7 @@
 A 3x3 stem of ``W`` channels, then three stages ``res2``, ``res3``, ``res4`` of ``n`` basic
 blocks with ``W``, ``2W``, ``4W`` channels and strides 1, 2, 2. The blocks are Detectron2's
 ``BasicBlock`` (so the shortcut of a block that changes shape is a 1x1 projection, the
-"option B" of the ResNet paper), which lets :mod:`dynnet_d2.modeling.skipnet` gate them like
+"option B" of the ResNet paper), which lets :mod:`dynnet_d2.methods.skipnet` gate them like
 the blocks of any Detectron2 ResNet. Input ``(B, C, H, W)``; output ``{name: (B, C_s, H/s, W/s)}``
 with ``s`` the stage's stride (1, 2, 4 times ``STEM_STRIDE``).
 """
@@ -35,6 +35,15 @@ class CifarResNet(Backbone):
     @configurable
     def __init__(self, *, in_channels: int, depth: int, width: int, stem_stride: int = 1,
                  norm: str = "BN", out_features: Sequence[str] = ("res4",)):
+        """
+        Args:
+            in_channels: channels of the input images.
+            depth: 6n + 2 (n basic blocks per stage).
+            width: channels W of the stem and the first stage (then 2W, 4W).
+            stem_stride: stride of the 3x3 stem.
+            norm: normalization of every convolution.
+            out_features: the stage outputs returned (res2, res3, res4).
+        """
         super().__init__()
         unknown = sorted(set(out_features) - set(STAGE_NAMES))
         if unknown or not out_features:

@@ -1,0 +1,76 @@
+"""What the shared layers need to know about a meta-architecture, declared once per
+meta-architecture: the trainer asks these declarations instead of branching on the model's kind.
+
+:class:`MetaArchitectureNeeds` holds the config key of its number of classes (checked against
+the datasets' before training), how its training and test data are loaded, the dataset
+``evaluator_type`` s it can be evaluated with (checked before training), whether
+``TEST.VIS_NUM_IMAGES`` can draw its predictions, and whether a checkpoint must already hold the
+box predictor of the config (K-shot fine-tuning starts from a checkpoint after surgery).
+Detectron2's detectors are declared below; a new meta-architecture calls
+:func:`declare_meta_architecture` next to its definition (``ImageClassifier`` does).
+"""
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from ..data.loaders import build_detection_loader_for_test, build_detection_loader_for_training
+
+DETECTION_EVALUATORS = ("coco", "pascal_voc", "lvis")
+
+
+def _fine_tuning_a_k_shot_set(cfg) -> bool:
+    return cfg.FEWSHOT.SHOT > 0
+
+
+@dataclass(frozen=True)
+class MetaArchitectureNeeds:
+    """What a meta-architecture needs (see the module docstring).
+
+    Attributes:
+        class_count_key: dotted config key of its number of (thing) classes; None: no classes.
+        build_train_loader: ``(cfg, dataset dicts) -> loader`` of its training data.
+        build_test_loader: ``(cfg, dataset name) -> loader`` of a test set.
+        evaluator_types: the dataset ``evaluator_type`` metadata it can be evaluated with.
+        draws_predictions: ``TEST.VIS_NUM_IMAGES`` can draw its predictions.
+        predictor_must_fit: ``cfg -> bool``: loading weights for training must find its box
+            predictor already shaped for the config's classes (else: run checkpoint surgery).
+    """
+
+    class_count_key: Optional[str]
+    build_train_loader: Callable[[object, List[dict]], Iterable] = \
+        build_detection_loader_for_training
+    build_test_loader: Callable[[object, str], Iterable] = build_detection_loader_for_test
+    evaluator_types: Tuple[str, ...] = DETECTION_EVALUATORS
+    draws_predictions: bool = True
+    predictor_must_fit: Callable[[object], bool] = _fine_tuning_a_k_shot_set
+
+
+META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {
+    "GeneralizedRCNN": MetaArchitectureNeeds("MODEL.ROI_HEADS.NUM_CLASSES"),
+    "PanopticFPN": MetaArchitectureNeeds("MODEL.ROI_HEADS.NUM_CLASSES"),
+    "RetinaNet": MetaArchitectureNeeds("MODEL.RETINANET.NUM_CLASSES"),
+    "ProposalNetwork": MetaArchitectureNeeds(None),
+}
+
+
+def declare_meta_architecture(name: str, needs: MetaArchitectureNeeds) -> None:
+    """Declare what meta-architecture ``name`` (of Detectron2's ``META_ARCH_REGISTRY``) needs."""
+    META_ARCHITECTURE_NEEDS[name] = needs
+
+
+def meta_architecture_needs(cfg) -> MetaArchitectureNeeds:
+    """The declaration of ``cfg``'s ``MODEL.META_ARCHITECTURE``; ``KeyError`` saying how to
+    declare one nobody declared."""
+    name = cfg.MODEL.META_ARCHITECTURE
+    if name not in META_ARCHITECTURE_NEEDS:
+        raise KeyError(
+            f"MODEL.META_ARCHITECTURE={name!r}: dynnet_d2 does not know what it needs (its class "
+            f"count key, loaders, evaluators); declare it with dynnet_d2.modeling.meta_arch."
+            f"declare_meta_architecture({name!r}, MetaArchitectureNeeds(class_count_key="
+            f"'MODEL.<...>.NUM_CLASSES', ...)) next to its definition")
+    return META_ARCHITECTURE_NEEDS[name]
+
+
+def is_classifier(cfg) -> bool:
+    """Whether ``cfg``'s meta-architecture makes class predictions per image (is evaluated by a
+    ``classification`` evaluator), e.g. ``ImageClassifier``."""
+    return "classification" in meta_architecture_needs(cfg).evaluator_types
