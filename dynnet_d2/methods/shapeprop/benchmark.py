@@ -24,6 +24,7 @@ import json
 import sys
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple, Tuple
 
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -47,40 +48,86 @@ def train(dataset: str) -> list:
     return ["DATASETS.TRAIN", f"('{dataset}',)"]
 
 
-# name -> (label, config, overrides, which training instances keep masks: "base1" (split-1
-# base classes), "novel1" or "all" (every class; evaluated again on the split-1 subsets))
-ARMS = {}
+# The first version of ShapeProp (before the second pass): the latent channels concatenated to
+# the mask head's input, a kernel predictor with conv layers of its own and a 3x3 last conv, a
+# 2-conv saliency head, every background proposal a negative MIL bag.
+FIRST_VERSION = ["MODEL.SHAPEPROP.FUSION", "latent", "MODEL.SHAPEPROP.SHARE_FEATURES", "False",
+                 "MODEL.SHAPEPROP.KERNEL_CONV_SIZE", "3", "MODEL.SHAPEPROP.SALIENCY_NUM_CONV", "2",
+                 "MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION", "1.0"]
+HEAD_4X96 = ["MODEL.ROI_MASK_HEAD.NUM_CONV", "4", "MODEL.ROI_MASK_HEAD.CONV_DIM", "96"]
+
+
+def seed(value: int) -> list:
+    return ["SEED", str(value)]
+
+
+# Suites of arms, each on one schedule and in its own record. An arm: name -> (label, config,
+# overrides, which training instances keep masks: "base1" (split-1 base classes), "novel1" or
+# "all" (every class; evaluated again on the split-1 subsets)).
+MAIN = {}  # the configs' schedule, 3 seeds, ordered by seed
+for _seed in (0, 1, 2):
+    MAIN.update({
+        f"maskrcnn_base1_seed{_seed}": ("Mask R-CNN (class-agnostic), masks on base", BASELINE,
+                                        seed(_seed), "base1"),
+        # Deep-MAC: the mask head's capacity matters; this head has about as many parameters as
+        # ShapeProp's first version's mask head with its saliency head and propagation
+        f"maskrcnn_head4x96_base1_seed{_seed}": (
+            "Mask R-CNN, mask head 4 x 96 channels, masks on base", BASELINE,
+            seed(_seed) + HEAD_4X96, "base1"),
+        f"shapeprop_base1_seed{_seed}": ("Mask R-CNN + ShapeProp, masks on base", SHAPEPROP,
+                                         seed(_seed), "base1"),
+        f"shapeprop_first_base1_seed{_seed}": (
+            "ShapeProp, first version (latent fusion, heavier heads), masks on base", SHAPEPROP,
+            seed(_seed) + FIRST_VERSION, "base1"),
+    })
+ABLATIONS = {}  # the directions, fractions and ablations, one shorter schedule
 for _seed in (0, 1):
-    ARMS[f"maskrcnn_base1_seed{_seed}"] = ("Mask R-CNN (class-agnostic), masks on base", BASELINE,
-                                           ["SEED", str(_seed)], "base1")
-    ARMS[f"shapeprop_base1_seed{_seed}"] = ("Mask R-CNN + ShapeProp, masks on base", SHAPEPROP,
-                                            ["SEED", str(_seed)], "base1")
-    ARMS[f"oracle_seed{_seed}"] = ("Oracle: Mask R-CNN (class-agnostic), every mask", BASELINE,
-                                   ["SEED", str(_seed)] + train("shapes_train"), "all")
-ARMS.update({
+    ABLATIONS[f"maskrcnn_base1_seed{_seed}"] = MAIN[f"maskrcnn_base1_seed{_seed}"]
+    ABLATIONS[f"shapeprop_base1_seed{_seed}"] = MAIN[f"shapeprop_base1_seed{_seed}"]
+    ABLATIONS[f"oracle_seed{_seed}"] = ("Oracle: Mask R-CNN (class-agnostic), every mask",
+                                        BASELINE, seed(_seed) + train("shapes_train"), "all")
+ABLATIONS.update({
     "maskrcnn_novel1_seed0": ("Mask R-CNN, masks on novel", BASELINE,
-                              ["SEED", "0"] + train("shapes_train_masks_novel1"), "novel1"),
+                              seed(0) + train("shapes_train_masks_novel1"), "novel1"),
     "shapeprop_novel1_seed0": ("ShapeProp, masks on novel", SHAPEPROP,
-                               ["SEED", "0"] + train("shapes_train_masks_novel1"), "novel1"),
+                               seed(0) + train("shapes_train_masks_novel1"), "novel1"),
     "maskrcnn_10pct_seed0": ("Mask R-CNN, masks on 10 % of images", BASELINE,
-                             ["SEED", "0"] + train("shapes_train_masks_10pct_seed0"), "all"),
+                             seed(0) + train("shapes_train_masks_10pct_seed0"), "all"),
     "shapeprop_10pct_seed0": ("ShapeProp, masks on 10 % of images", SHAPEPROP,
-                              ["SEED", "0"] + train("shapes_train_masks_10pct_seed0"), "all"),
+                              seed(0) + train("shapes_train_masks_10pct_seed0"), "all"),
     "shapeprop_chagnostic_base1_seed0": ("ShapeProp channel-agnostic, masks on base", SHAPEPROP,
-                                         ["SEED", "0", "MODEL.SHAPEPROP.CHANNEL_AGNOSTIC", "True"],
+                                         seed(0) + ["MODEL.SHAPEPROP.CHANNEL_AGNOSTIC", "True"],
                                          "base1"),
-    # Deep-MAC: the mask head's capacity matters; this head has about as many parameters as
-    # ShapeProp's mask head with its saliency head and propagation
-    "maskrcnn_head4x96_base1_seed0": ("Mask R-CNN, mask head 4 x 96 channels, masks on base",
-                                      BASELINE, ["SEED", "0", "MODEL.ROI_MASK_HEAD.NUM_CONV", "4",
-                                                 "MODEL.ROI_MASK_HEAD.CONV_DIM", "96"], "base1"),
+    "maskrcnn_head4x96_base1_seed0": MAIN["maskrcnn_head4x96_base1_seed0"],
     # ShapeProp fully supervised (Table 8.3): how much of its gain needs no transfer at all
     "shapeprop_oracle_seed0": ("ShapeProp, every mask", SHAPEPROP,
-                               ["SEED", "0"] + train("shapes_train"), "all"),
+                               seed(0) + train("shapes_train"), "all"),
 })
+# Choosing MIL_NEGATIVE_FRACTION on the validation split (shapes_val), seed 0.
+VALIDATION = {
+    **{f"shapeprop_neg{f}": (f"ShapeProp, MIL on {f} of the negatives", SHAPEPROP,
+                             seed(0) + ["MODEL.SHAPEPROP.MIL_NEGATIVE_FRACTION", f], "base1")
+       for f in ("1.0", "0.25", "0.1")},
+    "shapeprop_first": ("ShapeProp, first version", SHAPEPROP, seed(0) + FIRST_VERSION, "base1"),
+}
 
-# the rows of the main table (Table 8.1 layout), averaged over their seeds
-MAIN_TABLE = ("maskrcnn_base1", "shapeprop_base1", "oracle")
+
+FIRST_SEED0 = "shapeprop_first_base1_seed0"
+
+
+class Suite(NamedTuple):
+    arms: dict
+    max_iter: int  # iterations of every arm
+    main_table: Tuple[str, ...]  # arm names without _seed<N>, averaged over their seeds
+    test: Tuple[str, ...] = ()  # DATASETS.TEST of every arm (() = the configs')
+
+
+SUITES = {
+    "main": Suite(MAIN, CONFIG_MAX_ITER, ("maskrcnn_base1", "maskrcnn_head4x96_base1",
+                                          "shapeprop_base1", "shapeprop_first_base1")),
+    "ablations": Suite(ABLATIONS, 1200, ("maskrcnn_base1", "shapeprop_base1", "oracle")),
+    "validation": Suite(VALIDATION, 1200, (), ("shapes_val",)),
+}
 
 
 def schedule(max_iter: int) -> list:
@@ -88,18 +135,22 @@ def schedule(max_iter: int) -> list:
     return ["SOLVER.MAX_ITER", str(max_iter), "SOLVER.STEPS", str(steps)]
 
 
-def training_arms(max_iter: int) -> dict:
-    """``ARMS`` as arms of the runner, on the schedule of ``max_iter`` iterations."""
-    return {name: Arm(config, opts + schedule(max_iter))
-            for name, (_, config, opts, _) in ARMS.items()}
+def test_sets(suite: Suite) -> list:
+    return ["DATASETS.TEST", str(tuple(suite.test))] if suite.test else []
 
 
-def train_and_evaluate(work: Path, record: dict, out: Path, max_iter: int) -> None:
+def training_arms(suite: Suite, max_iter: int) -> dict:
+    """The suite's arms as arms of the runner, on the schedule of ``max_iter`` iterations."""
+    return {name: Arm(config, opts + schedule(max_iter) + test_sets(suite))
+            for name, (_, config, opts, _) in suite.arms.items()}
+
+
+def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_iter: int) -> None:
     """Train (or skip, or resume) every arm, then evaluate the all-mask arms on the split-1
     subsets; a failed arm is recorded and the others go on. Each arm's record gets its
     ``results`` (and ``results_base1``)."""
-    train_arms(training_arms(max_iter), work, record, out, workers=1, threads=2)
-    for name, (_, config, opts, masks_on) in ARMS.items():
+    train_arms(training_arms(suite, max_iter), work, record, out, workers=1, threads=2)
+    for name, (_, config, opts, masks_on) in suite.arms.items():
         folder, run = work / name, record["runs"][name]
         evaluation = folder / "eval_base1"
         if (masks_on == "all" and (folder / "model_final.pth").is_file()
@@ -213,13 +264,15 @@ def instance_figure(models: dict, records: list, novel: list, path: Path,
 
 def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int) -> None:
     """Inference (batch 1, ``images`` test images) and training steps (``train_iters`` batches
-    of the baseline's training data, SGD) of the seed-0 baseline and ShapeProp, in this process,
-    in interleaved rounds."""
+    of the baseline's training data, SGD) of the seed-0 baseline and ShapeProp (and its first
+    version when the suite has it), in this process, in interleaved rounds."""
     names = ("maskrcnn_base1_seed0", "shapeprop_base1_seed0")
     missing = [n for n in names if not (work / n / "model_final.pth").is_file()]
     if missing:
         print(f"timing skipped: {missing} did not finish", file=sys.stderr)
         return
+    if (work / FIRST_SEED0 / "model_final.pth").is_file():
+        names += (FIRST_SEED0,)
     models = {name: load_trained_model(work / name) for name in names}
     cfg = models[names[0]][0]
     mapper = CheckedDatasetMapper(cfg, is_train=False)
@@ -291,27 +344,61 @@ def mean_spread(values) -> str:
     return f"{mean:.2f} ± {(max(values) - min(values)) / 2:.2f}"
 
 
+def cost_table(cost: dict, runs: dict) -> list:
+    """Markdown rows: inference and training time, parameters and peak RSS of the seed-0
+    baseline, ShapeProp and (when timed) its first version, with their ratios to the
+    baseline."""
+    base = "maskrcnn_base1_seed0"
+    inf, tr = cost["inference"], cost["train"]
+    others = [n for n in ("shapeprop_base1_seed0", FIRST_SEED0) if n in inf]
+    labels = {"shapeprop_base1_seed0": "ShapeProp", FIRST_SEED0: "ShapeProp, first version"}
+    rows = [(f"inference, ms/image (batch 1, {inf['images']} images)",
+             {n: inf[n]["ms_per_image"] for n in inf if isinstance(inf[n], dict)}),
+            (f"training, s/iter (same process, {tr['iterations']} batches)",
+             {n: tr[n]["s_per_iter"] for n in tr if isinstance(tr[n], dict)})]
+    for key, label in (("mask_head", "mask head (ShapeProp: with saliency and propagation)"),
+                       ("model", "whole model")):
+        rows.append((f"parameters, {label}",
+                     {n: v[key] for n, v in cost.get("parameters", {}).items()}))
+    rows.append(("training, median s/iter of the benchmark runs",
+                 {n: r["median_s_per_iter"] for n, r in runs.items() if "median_s_per_iter" in r}))
+    rows.append(("training, peak RSS of the process tree, MiB",
+                 {n: r["peak_rss_mib"] for n, r in runs.items() if "peak_rss_mib" in r}))
+    lines = ["| cost | Mask R-CNN | " + " | ".join(f"{labels[n]} | ratio" for n in others)
+             + " |", "|---" * (2 + 2 * len(others)) + "|"]
+    for label, values in rows:
+        if base not in values or any(n not in values for n in others):
+            continue
+        fmt = "{:,}" if label.startswith("parameters") else "{}"
+        cells = [f"{fmt.format(values[n])} | {values[n] / values[base]:.2f}x" for n in others]
+        lines.append(f"| {label} | {fmt.format(values[base])} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report(record: dict) -> str:
-    """Markdown tables of a benchmark record."""
+    """Markdown tables of a benchmark record (of its ``suite``; a record without one is of the
+    ablations' suite, the layout of the benchmark's first version)."""
+    suite = SUITES[record.get("suite", "ablations")]
     runs = record.get("runs", {})
     metrics = {name: held_out_metrics(run) for name, run in runs.items()}
     lines = [f"Schedule: {record.get('max_iter')} iterations for every arm.", "",
              "| arm | seeds | mask AP novel | AP50 | AP75 | mask AP base | mask AP all | "
              "box AP novel | box AP all |", "|---" * 9 + "|"]
-    for prefix in MAIN_TABLE:
+    for prefix in suite.main_table:
         found = [metrics[n] for n in sorted(metrics) if n.startswith(prefix + "_seed")
                  and metrics[n]]
         cells = [mean_spread([m[k] for m in found if k in m]) for k in (
             "segm_novel_AP", "segm_novel_AP50", "segm_novel_AP75", "segm_base_AP", "segm_AP",
             "bbox_novel_AP", "bbox_AP")]
-        lines.append(f"| {ARMS[prefix + '_seed0'][0]} | {len(found)} | " + " | ".join(cells)
+        lines.append(f"| {suite.arms[prefix + '_seed0'][0]} | {len(found)} | "
+                     + " | ".join(cells)
                      + " |")
     lines += ["", "| arm (seed 0) | mask AP, split-1 novel | mask AP, split-1 base | "
               "mask AP all | box AP all |", "|---" * 5 + "|"]
-    for name, (label, _, _, masks_on) in ARMS.items():
+    for name, (label, _, _, masks_on) in suite.arms.items():
         run = runs.get(name, {})
         results = run.get("results_base1") or run.get("results")
-        if not results or name.rsplit("_seed", 1)[0] in MAIN_TABLE:
+        if not results or name.rsplit("_seed", 1)[0] in suite.main_table:
             continue
         # the evaluator's "novel" are the classes without training masks
         tasks = ("segm_base", "segm_novel") if masks_on == "novel1" else ("segm_novel",
@@ -334,39 +421,16 @@ def report(record: dict) -> str:
                     lines.append(f"| {name} | {key} | " + " | ".join(cells) + " |")
     cost = record.get("timing", {})
     if cost:
-        b, s = "maskrcnn_base1_seed0", "shapeprop_base1_seed0"
-        inf, tr = cost["inference"], cost["train"]
-        lines += ["", "| cost | Mask R-CNN | ShapeProp | ratio |", "|---" * 4 + "|",
-                  f"| inference, ms/image (batch 1, {inf['images']} images) | "
-                  f"{inf[b]['ms_per_image']} | {inf[s]['ms_per_image']} | "
-                  f"{inf[s]['ms_per_image'] / inf[b]['ms_per_image']:.2f}x |",
-                  f"| training, s/iter (same process, {tr['iterations']} batches) | "
-                  f"{tr[b]['s_per_iter']} | {tr[s]['s_per_iter']} | "
-                  f"{tr[s]['s_per_iter'] / tr[b]['s_per_iter']:.2f}x |"]
-        if "parameters" in cost:
-            pb, ps = cost["parameters"][b], cost["parameters"][s]
-            for key, label in (("mask_head", "mask head (ShapeProp: with saliency and "
-                                              "propagation)"), ("model", "whole model")):
-                lines.append(f"| parameters, {label} | {pb[key]:,} | {ps[key]:,} | "
-                             f"{ps[key] / pb[key]:.2f}x |")
-        rb, rs = runs.get(b, {}), runs.get(s, {})
-        if "median_s_per_iter" in rb and "median_s_per_iter" in rs:
-            lines.append(f"| training, median s/iter of the benchmark runs | "
-                         f"{rb['median_s_per_iter']} | {rs['median_s_per_iter']} | "
-                         f"{rs['median_s_per_iter'] / rb['median_s_per_iter']:.2f}x |")
-        if "peak_rss_mib" in rb and "peak_rss_mib" in rs:
-            ratio = rs["peak_rss_mib"] / rb["peak_rss_mib"]
-            lines.append(f"| training, peak RSS of the process tree, MiB | {rb['peak_rss_mib']} |"
-                         f" {rs['peak_rss_mib']} | {ratio:.2f}x |")
+        lines += [""] + cost_table(cost, runs)
     return "\n".join(lines)
 
 
-def run(record: dict, out: Path, work: Path, *, max_iter: int, plots_dir: Path,
+def run(record: dict, out: Path, work: Path, *, suite: str, max_iter: int, plots_dir: Path,
         quality_images: int, timing_images: int, timing_train_iters: int, rounds: int) -> None:
-    """The benchmark into ``record``, written to ``out`` after every phase."""
+    """The benchmark of ``suite`` into ``record``, written to ``out`` after every phase."""
     record["machine"] = machine()
-    record["max_iter"] = max_iter
-    train_and_evaluate(work, record, out, max_iter)
+    record["suite"], record["max_iter"] = suite, max_iter
+    train_and_evaluate(SUITES[suite], work, record, out, max_iter)
     shape_quality(work, record, plots_dir, quality_images)
     write_record(out, record)
     timing(work, record, timing_images, timing_train_iters, rounds)
