@@ -53,15 +53,26 @@ def time_logits(model, images: torch.Tensor, batch_size: int) -> float:
     return (time.perf_counter() - start) / len(images)
 
 
+# How a SkipNet runs in each timed mode: (MODEL.SKIPNET.INFERENCE, COMPILED_GATES).
+INFERENCE_MODES = {"skip": ("skip", True), "skip-eager": ("skip", False), "mask": ("mask", True)}
+
+
+def set_inference_mode(model, mode: str) -> None:
+    """Put the SkipNet backbone of ``model`` in a mode of :data:`INFERENCE_MODES`: real skipping
+    with compiled batch-1 gates ("skip"), with PyTorch's gates ("skip-eager"), or every block
+    computed and masked ("mask")."""
+    model.backbone.inference, model.backbone.compiled_gates = INFERENCE_MODES[mode]
+
+
 def time_variants(variants: Dict[str, Tuple[object, Optional[str]]], images: torch.Tensor,
                   batch_size: int, repeats: int = 3) -> Dict[str, Dict[str, float]]:
     """:func:`time_logits` of each ``name: (model, inference mode or None)``, the variants
-    interleaved ``repeats`` times (so machine noise hits all alike); the mode ("skip" / "mask")
-    is set on a SkipNet backbone before its turn. ``{name: {"median_ms_per_image",
-    "runs_ms"}}``."""
+    interleaved ``repeats`` times (so machine noise hits all alike); the mode (a key of
+    :data:`INFERENCE_MODES`) is set on a SkipNet backbone before its turn. ``{name:
+    {"median_ms_per_image", "runs_ms"}}``."""
     def turn(model, mode):
         if mode is not None:
-            model.backbone.inference = mode
+            set_inference_mode(model, mode)
         return 1e3 * time_logits(model, images, batch_size)
 
     runs = interleaved_rounds({name: partial(turn, model, mode)

@@ -37,6 +37,7 @@ from .analysis import (
     plot_accuracy_vs_flops,
     plot_skip_ratio_per_class,
     run_gated,
+    set_inference_mode,
     skip_ratio_per_class,
     time_variants,
 )
@@ -144,18 +145,18 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, d
         plain = f"R{depth}_plain"
         if plain not in trained:
             continue
-        variants = {plain: (model_of(plain), None)}
-        for name in [n for n in trained if n.startswith(f"R{depth}_") and n != plain]:
-            for mode in ("skip", "mask"):
-                variants[f"{name}:{mode}"] = (model_of(name), mode)
+        arms = [n for n in trained if n.startswith(f"R{depth}_") and n != plain]
         for t in threads:
             torch.set_num_threads(t)
             for batch, count in ((1, batch1_images), (64, len(images))):
+                # the compiled gates are a batch-1 path: at batch 64 "skip-eager" is "skip"
+                modes = ("skip", "skip-eager", "mask") if batch == 1 else ("skip", "mask")
+                variants = {plain: (model_of(plain), None), **{
+                    f"{name}:{mode}": (model_of(name), mode) for name in arms for mode in modes}}
                 timing[f"R{depth}_batch{batch}_threads{t}"] = time_variants(
                     variants, images[:count], batch, repeats)
-                for model, mode in variants.values():
-                    if mode is not None:
-                        model.backbone.inference = "skip"
+                for name in arms:
+                    set_inference_mode(model_of(name), "skip")
                 write_record(out, record)
 
 
@@ -178,15 +179,16 @@ def summarize(record: dict, depths, threads) -> None:
                 for batch in (1, 64):
                     times = timing.get(f"R{depth}_batch{batch}_threads{t}", {})
                     base = times.get(plain, {}).get("median_ms_per_image")
-                    for mode in ("skip", "mask"):
+                    for mode in ("skip", "skip-eager", "mask"):
                         key = plain if name == plain else f"{name}:{mode}"
                         if base and key in times:
                             row[f"relative_time_b{batch}_t{t}_{mode}"] = round(
                                 times[key]["median_ms_per_image"] / base, 4)
-                relative = row.get(f"relative_time_b1_t{t}_skip")
-                if saved_flops > 0.01 and relative is not None:
-                    row[f"time_saved_over_flops_saved_b1_t{t}"] = round(
-                        (1 - relative) / saved_flops, 3)
+                for mode, suffix in (("skip", ""), ("skip-eager", "_eager")):
+                    relative = row.get(f"relative_time_b1_t{t}_{mode}")
+                    if saved_flops > 0.01 and relative is not None:
+                        row[f"time_saved_over_flops_saved_b1_t{t}{suffix}"] = round(
+                            (1 - relative) / saved_flops, 3)
             summary[name] = row
     record["summary"] = summary
 
@@ -236,15 +238,16 @@ def markdown_tables(record: dict, threads) -> str:
     for t in threads:
         lines += ["", f"Time per image relative to the plain ResNet of the same depth, "
                       f"{t} thread(s):", "",
-                  "| arm | FLOPs | b1 skip | b1 mask | b64 skip | b64 mask | "
-                  "time saved / FLOPs saved (b1) |", "|---|---|---|---|---|---|---|"]
+                  "| arm | FLOPs | b1 skip | b1 skip, PyTorch gates | b1 mask | b64 skip | "
+                  "b64 mask | time saved / FLOPs saved (b1) | the same, PyTorch gates |",
+                  "|---" * 9 + "|"]
         for name, row in summary.items():
-            cells = [row.get(f"relative_time_b{b}_t{t}_{m}") for b in (1, 64)
-                     for m in ("skip", "mask")]
+            cells = [row.get(f"relative_time_b{b}_t{t}_{m}") for b, m in (
+                (1, "skip"), (1, "skip-eager"), (1, "mask"), (64, "skip"), (64, "mask"))]
             if all(c is None for c in cells) or name.endswith("_plain"):
                 continue
-            ratio = row.get(f"time_saved_over_flops_saved_b1_t{t}")
+            ratios = [row.get(f"time_saved_over_flops_saved_b1_t{t}{s}") for s in ("", "_eager")]
             lines.append(f"| {name} | {row['relative_flops']:.3f} | "
-                         + " | ".join("" if c is None else f"{c:.3f}" for c in cells)
-                         + f" | {'' if ratio is None else f'{ratio:.2f}'} |")
+                         + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " | "
+                         + " | ".join("" if r is None else f"{r:.2f}" for r in ratios) + " |")
     return "\n".join(lines)

@@ -467,3 +467,7 @@ def test_skip_ratio_per_class_and_timing_helpers():
     assert set(timings) == {"skip", "mask"}
     assert all(len(t["runs_ms"]) == 2 and t["median_ms_per_image"] > 0 for t in timings.values())
     assert model.backbone.inference == "mask"  # the last variant's mode is left set
+    time_variants({"eager": (model, "skip-eager")}, images[:1], 1, repeats=1)
+    assert model.backbone.inference == "skip" and not model.backbone.compiled_gates
+    time_variants({"compiled": (model, "skip")}, images[:1], 1, repeats=1)
+    assert model.backbone.compiled_gates
