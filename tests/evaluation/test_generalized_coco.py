@@ -255,15 +255,22 @@ def test_only_subsets_among_the_classes_are_reported(tmp_path, name, reported):
                 assert results[task][prefix + metric] == pytest.approx(results[task][metric])
 
 
-def test_no_predictions_give_nan_subset_metrics(tmp_path):
-    evaluator = DynnetCOCOEvaluator("shapes_test_all1", output_dir=str(tmp_path))
+def process_no_detections(evaluator, dataset: str, masks: bool = False) -> None:
+    """Feed ``evaluator`` (reset) two images of ``dataset`` without a single detection."""
     evaluator.reset()
-    for record in DatasetCatalog.get("shapes_test_all1")[:2]:
+    for record in DatasetCatalog.get(dataset)[:2]:
         instances = Instances((record["height"], record["width"]))
         instances.pred_boxes = Boxes(torch.zeros((0, 4)))
         instances.scores = torch.zeros(0)
         instances.pred_classes = torch.zeros(0, dtype=torch.int64)
+        if masks:
+            instances.pred_masks = torch.zeros((0, record["height"], record["width"]))
         evaluator.process([{"image_id": record["image_id"]}], [{"instances": instances}])
+
+
+def test_no_predictions_give_nan_subset_metrics(tmp_path):
+    evaluator = DynnetCOCOEvaluator("shapes_test_all1", output_dir=str(tmp_path))
+    process_no_detections(evaluator, "shapes_test_all1")
     results = evaluator.evaluate()
     assert all(math.isnan(results["bbox"][key]) for key in SUBSET_KEYS)
 
@@ -274,21 +281,13 @@ def test_a_mask_model_without_any_detection_keeps_every_task_and_says_why(tmp_pa
     cfg.OUTPUT_DIR = str(tmp_path)
     cfg.DATASETS.TRAIN = ("shapes_train_masks_base1",)
     evaluator = build_evaluator(cfg, "shapes_test_all1")
-    evaluator.reset()
-    for record in DatasetCatalog.get("shapes_test_all1")[:2]:
-        instances = Instances((record["height"], record["width"]))
-        instances.pred_boxes = Boxes(torch.zeros((0, 4)))
-        instances.scores = torch.zeros(0)
-        instances.pred_classes = torch.zeros(0, dtype=torch.int64)
-        instances.pred_masks = torch.zeros((0, record["height"], record["width"]))
-        evaluator.process([{"image_id": record["image_id"]}], [{"instances": instances}])
+    process_no_detections(evaluator, "shapes_test_all1", masks=True)
     with caplog.at_level("WARNING"):
         results = evaluator.evaluate()
     # Detectron2 infers the tasks from the predictions: with none, segm (and its subsets) went
     assert set(results) == {"bbox", "segm", "bbox_novel", "segm_novel", "bbox_base", "segm_base"}
     assert all(math.isnan(v) for v in results["segm"].values() if isinstance(v, float))
     assert "No detection on any image of shapes_test_all1" in caplog.text
-
 
 
 def test_task_subsets_equal_pycocotools_on_each_subset(tmp_path):
