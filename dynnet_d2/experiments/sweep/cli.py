@@ -98,8 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training), e.g. 1=400 10=4000")
     parser.add_argument("--base-config", default=None,
                         help="config of the base training (with its own schedule and OUTPUT_DIR; "
-                             "default: the declared base's, TFA's "
-                             "configs/TFA/faster_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml)")
+                             "default: the one the few-shot methods declare)")
     parser.add_argument("--base-weights", nargs="+", default=[], metavar="SPLIT=CHECKPOINT",
                         help="a trained base model per split (no base training), e.g. "
                              "1=output/demo/base_split1/model_final.pth")

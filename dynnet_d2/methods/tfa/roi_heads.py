@@ -3,10 +3,11 @@
 TFA w/ cos, Eq. 7.2). Everything else (pooling, box head, losses, inference) is Detectron2's."""
 from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 
-from ...modeling.roi_heads import build_box_predictor
+from ...modeling.roi_heads import build_box_predictor, uses_box_predictor_registry
 
 
 @ROI_HEADS_REGISTRY.register()
+@uses_box_predictor_registry
 class TFAROIHeads(StandardROIHeads):
     """``StandardROIHeads`` with the box predictor of ``MODEL.ROI_HEADS.OUTPUT_LAYER``."""
 

@@ -6,6 +6,8 @@ predictor, as in TFA's fsdet. Detectron2's ``FastRCNNOutputLayers`` is registere
 name; a predictor takes ``(cfg, input_shape)`` like it and returns ``(scores, deltas)`` of shapes
 ``(R, K + 1)`` and ``(R, 4K)`` (or ``(R, 4)`` class-agnostic) for ``R`` boxes.
 """
+from typing import Set
+
 from detectron2.layers import ShapeSpec
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from detectron2.utils.registry import Registry
@@ -16,8 +18,16 @@ BOX_PREDICTOR_REGISTRY.__doc__ = """Box predictors selected by MODEL.ROI_HEADS.O
 BOX_PREDICTOR_REGISTRY.register(FastRCNNOutputLayers)
 
 
-# ROI heads that build their box predictor with build_box_predictor (others ignore OUTPUT_LAYER).
-HEADS_WITH_OUTPUT_LAYER = {"TFAROIHeads"}
+# ROI heads that build their box predictor with build_box_predictor, declared with
+# uses_box_predictor_registry (others ignore OUTPUT_LAYER).
+HEADS_WITH_OUTPUT_LAYER: Set[str] = set()
+
+
+def uses_box_predictor_registry(heads_class: type) -> type:
+    """Class decorator of ROI heads: declare that they build their box predictor from
+    ``MODEL.ROI_HEADS.OUTPUT_LAYER`` (:func:`build_box_predictor`)."""
+    HEADS_WITH_OUTPUT_LAYER.add(heads_class.__name__)
+    return heads_class
 
 
 def check_output_layer_is_used(cfg) -> None:
@@ -28,8 +38,8 @@ def check_output_layer_is_used(cfg) -> None:
     if layer != FastRCNNOutputLayers.__name__ and heads not in HEADS_WITH_OUTPUT_LAYER:
         raise ValueError(
             f"MODEL.ROI_HEADS.OUTPUT_LAYER={layer!r} is ignored by MODEL.ROI_HEADS.NAME="
-            f"{heads!r}; set MODEL.ROI_HEADS.NAME to one of {sorted(HEADS_WITH_OUTPUT_LAYER)} "
-            f"(TFAROIHeads is fsdet's StandardROIHeads)"
+            f"{heads!r}; set MODEL.ROI_HEADS.NAME to one of {sorted(HEADS_WITH_OUTPUT_LAYER)}, "
+            f"the heads that build their predictor from it (fsdet's StandardROIHeads did)"
         )
 
 
