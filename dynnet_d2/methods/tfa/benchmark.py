@@ -64,7 +64,8 @@ def run(record: dict, output: str, *, split: int, seed: int, shots: Sequence[int
     if "error" in base:
         print(base["error"], file=sys.stderr)
         return 1
-    surgery = randinit_surgery(os.path.join(base["output_dir"], "model_final.pth"),
+    # train_net runs in the checkout: a relative OUTPUT_DIR is under it, not under this cwd
+    surgery = randinit_surgery(str(REPO / base["output_dir"] / "model_final.pth"),
                                f"shapes_train_base{split}", f"shapes_train_all{split}")
     fine_tune = fewshot + ["MODEL.WEIGHTS", str(surgery)]
     measure("base only", BASE_ONLY,

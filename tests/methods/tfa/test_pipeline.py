@@ -112,3 +112,20 @@ def test_undefined_results_are_an_error_not_a_row():
                                          r"SCORE_THRESH_TEST"):
         check_results_defined({"bbox": {"AP": math.nan, "bAP": None, "nAP": math.nan}},
                               "cos/split1_1shot_seed0")
+
+
+def test_benchmark_finds_the_base_model_where_train_net_wrote_it(tmp_path, monkeypatch):
+    # train_net runs in the checkout, so a relative OUTPUT_DIR lies under it, whatever the cwd
+    def fake_run(config, opts, log, eval_only=False):
+        return {"output_dir": "output/TFA/base/split1", "results": {"bbox": {"AP": 1.0}}}
+
+    def stop(checkpoint, *args):
+        raise RuntimeError(checkpoint)
+
+    monkeypatch.setattr(benchmark, "measured_run", fake_run)
+    monkeypatch.setattr(benchmark, "randinit_surgery", stop)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(RuntimeError) as found:
+        benchmark.run({}, str(tmp_path / "tfa.json"), split=1, seed=0, shots=[1],
+                      methods=["cos"], rerun=[], opts=[])
+    assert str(found.value) == str(REPO / "output/TFA/base/split1/model_final.pth")
