@@ -26,6 +26,7 @@ from fvcore.common.registry import Registry
 import dynnet_d2  # noqa: F401  (registers every component)
 from dynnet_d2.config import config_value, load_config
 from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.methods.fsrw import FSRW_REWEIGHTER_REGISTRY
 from dynnet_d2.methods.idk import IDK_METHOD_REGISTRY
 from dynnet_d2.modeling.classifier_heads import CLASSIFIER_HEAD_REGISTRY
 from dynnet_d2.modeling.roi_heads import BOX_PREDICTOR_REGISTRY
@@ -50,6 +51,8 @@ REGISTRY_KEYS = {
 }
 # Registries whose entries are not model components, each with its own registry-driven test.
 TESTED_ELSEWHERE = {
+    FSRW_REWEIGHTER_REGISTRY._name:
+        "tests/methods/fsrw/test_fsrw.py::test_every_registered_reweighter_builds_runs_and_trains",
     IDK_METHOD_REGISTRY._name:
         "tests/methods/idk/test_idk.py::test_every_registered_method_fits_a_cascade",
 }

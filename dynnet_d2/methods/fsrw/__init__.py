@@ -1,0 +1,24 @@
+"""FSRW-style few-shot detection by feature reweighting (thesis ch. 6): class vectors computed
+from support examples reweight the query's meta features per class (Eq. 6.1).
+
+Importing this package registers ``LightReweighter`` in :data:`FSRW_REWEIGHTER_REGISTRY` (ours:
+Detectron2 has no registry for reweighting modules) and ``add_fsrw_config`` (the
+``MODEL.FSRW`` keys, :mod:`.config`). Its pieces: Eq. 6.1 for every class at once
+(:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the support pool with
+seeded episodes and the support tensors (:mod:`.support`).
+"""
+from . import config  # noqa: F401  (registers add_fsrw_config)
+from .losses import CLASS_LOSSES, class_loss
+from .reweighting import (
+    FSRW_REWEIGHTER_REGISTRY,
+    LightReweighter,
+    build_reweighter,
+    reweight,
+    support_channels,
+)
+from .support import SupportError, SupportPool, support_input
+
+__all__ = [
+    "CLASS_LOSSES", "FSRW_REWEIGHTER_REGISTRY", "LightReweighter", "SupportError", "SupportPool",
+    "build_reweighter", "class_loss", "reweight", "support_channels", "support_input",
+]

@@ -1,0 +1,94 @@
+"""Feature reweighting (thesis ch. 6, Eq. 6.1 and Fig. 6.2): a reweighting module M turns one
+support example of class i into a class vector w_i in R^m, and the meta features F of the query
+become N class-specific features F_i = F (x) w_i (channel-wise product), all N classes at once.
+
+Shapes: support inputs ``(N, C_in, S, S)`` with ``C_in`` = 3 (the image) + 1 (the box mask) + 3
+(the object crop), for the forms named in ``MODEL.FSRW.SUPPORT_INPUT``; class vectors ``(N, r)``;
+meta features ``(B, m, *spatial)`` (a feature map ``(B, m, H, W)`` or RoI features ``(B, m)``);
+class-specific features ``(B, N, m, *spatial)``. ``r = m``, or ``r < m`` when only the first
+``r`` channels are reweighted and the rest are shared by every class (Table 6.4, "half").
+"""
+from typing import Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.utils.registry import Registry
+from torch import nn
+
+FSRW_REWEIGHTER_REGISTRY = Registry("FSRW_REWEIGHTER")
+FSRW_REWEIGHTER_REGISTRY.__doc__ = """
+Reweighting modules of FSRW (thesis ch. 6): support inputs ``(N, C_in, S, S)`` -> class vectors
+``(N, r)``. Built by :func:`build_reweighter` from ``MODEL.FSRW.REWEIGHTER``; Detectron2 has no
+registry for it.
+"""
+
+# channels each support input form contributes, in this order (Table 6.6)
+SUPPORT_INPUT_CHANNELS = {"image": 3, "mask": 1, "object": 3}
+
+
+def support_channels(forms: Sequence[str]) -> int:
+    """Input channels of the reweighting module for the support forms ``forms``."""
+    unknown = [f for f in forms if f not in SUPPORT_INPUT_CHANNELS]
+    if unknown or "image" not in forms or len(set(forms)) != len(forms):
+        raise ValueError(f"MODEL.FSRW.SUPPORT_INPUT={tuple(forms)}: expected 'image' and any of "
+                         f"'mask', 'object', each once (known: {tuple(SUPPORT_INPUT_CHANNELS)})")
+    return sum(SUPPORT_INPUT_CHANNELS[f] for f in forms)
+
+
+def reweight(features: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """Eq. 6.1 for every class at once: ``features`` ``(B, m, *spatial)`` and ``vectors``
+    ``(N, r)``, ``r <= m`` -> ``(B, N, m, *spatial)`` where channel ``c < r`` of class ``i`` is
+    ``features[:, c] * vectors[i, c]`` and channels ``c >= r`` are ``features[:, c]`` for every
+    class."""
+    if features.dim() < 2 or vectors.dim() != 2 or vectors.shape[1] > features.shape[1]:
+        raise ValueError(f"reweight: features {tuple(features.shape)} (B, m, ...) and class "
+                         f"vectors {tuple(vectors.shape)} (N, r <= m) do not fit")
+    batch, channels, *spatial = features.shape
+    classes, reweighted = vectors.shape
+    scale = vectors.view(1, classes, reweighted, *([1] * len(spatial)))
+    scaled = features[:, None, :reweighted] * scale
+    if reweighted == channels:
+        return scaled
+    shared = features[:, None, reweighted:].expand(batch, classes, channels - reweighted,
+                                                    *spatial)
+    return torch.cat([scaled, shared], dim=2)
+
+
+@FSRW_REWEIGHTER_REGISTRY.register()
+class LightReweighter(nn.Module):
+    """The light CNN of FSRW's reweighting module: per entry of ``conv_dims`` a 3x3 convolution,
+    ReLU and 2x2 max pooling, then a 3x3 convolution to ``out_channels`` and global max pooling
+    (as the reference's reweighting network ends)."""
+
+    @configurable
+    def __init__(self, *, in_channels: int, out_channels: int, conv_dims: Sequence[int]):
+        """
+        Args:
+            in_channels: channels of a support input (see :func:`support_channels`).
+            out_channels: length r of a class vector: the reweighted feature's channels (or the
+                part of them that is reweighted).
+            conv_dims: channels of the convolution-ReLU-pool layers before the last one.
+        """
+        super().__init__()
+        layers, channels = [], in_channels
+        for dim in conv_dims:
+            layers += [nn.Conv2d(channels, dim, 3, padding=1), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+            channels = dim
+        layers.append(nn.Conv2d(channels, out_channels, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+        self.out_channels = out_channels
+
+    @classmethod
+    def from_config(cls, cfg, out_channels: int):
+        return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
+                "out_channels": out_channels, "conv_dims": tuple(cfg.MODEL.FSRW.REWEIGHTER_DIMS)}
+
+    def forward(self, supports: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""
+        return torch.amax(self.layers(supports), dim=(2, 3))
+
+
+def build_reweighter(cfg, out_channels: int) -> nn.Module:
+    """The reweighting module ``MODEL.FSRW.REWEIGHTER`` giving vectors of ``out_channels``."""
+    return FSRW_REWEIGHTER_REGISTRY.get(cfg.MODEL.FSRW.REWEIGHTER)(cfg, out_channels)
