@@ -67,8 +67,7 @@ def test_leaf_config_builds_and_loads_weights(path):
     if is_classifier(cfg):
         assert model.head.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
     else:
-        assert (model.roi_heads.box_predictor.cls_score.out_features
-                == cfg.MODEL.ROI_HEADS.NUM_CLASSES + 1)
+        assert model.roi_heads.box_predictor.num_classes == cfg.MODEL.ROI_HEADS.NUM_CLASSES
         assert hasattr(model.roi_heads, "mask_head") == cfg.MODEL.MASK_ON
     if cfg.MODEL.WEIGHTS.startswith("output/"):
         return  # weights an earlier stage of a pipeline writes (e.g. TFA's surgery output)

@@ -1,14 +1,18 @@
 """FSRW-style few-shot detection by feature reweighting (thesis ch. 6): class vectors computed
 from support examples reweight the query's meta features per class (Eq. 6.1).
 
-Importing this package registers ``LightReweighter`` in :data:`FSRW_REWEIGHTER_REGISTRY` (ours:
-Detectron2 has no registry for reweighting modules) and ``add_fsrw_config`` (the
-``MODEL.FSRW`` keys, :mod:`.config`). Its pieces: Eq. 6.1 for every class at once
-(:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the support pool with
-seeded episodes and the support tensors (:mod:`.support`).
+Importing this package registers ``ReweightingRCNN`` in ``META_ARCH_REGISTRY`` (declared to
+the trainer: :mod:`.meta_arch`), ``ReweightingROIHeads`` in ``ROI_HEADS_REGISTRY`` (the
+two-stage, Meta R-CNN style detector: :mod:`.two_stage`), ``LightReweighter`` in
+:data:`FSRW_REWEIGHTER_REGISTRY` (ours: Detectron2 has no registry for reweighting modules) and
+``add_fsrw_config`` (the ``MODEL.FSRW`` keys, :mod:`.config`). Its pieces: Eq. 6.1 for every
+class at once (:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the
+support pool with seeded episodes and the support tensors (:mod:`.support`).
+Not yet: the one-stage detector, the phase-2 pipeline and sweeps, the benchmark (issue 23).
 """
 from . import config  # noqa: F401  (registers add_fsrw_config)
 from .losses import CLASS_LOSSES, class_loss
+from .meta_arch import ReweightingRCNN, SupportSource
 from .reweighting import (
     FSRW_REWEIGHTER_REGISTRY,
     LightReweighter,
@@ -17,8 +21,11 @@ from .reweighting import (
     support_channels,
 )
 from .support import SupportError, SupportPool, support_input
+from .two_stage import ClassVectorsError, ReweightedOutputLayers, ReweightingROIHeads
 
 __all__ = [
-    "CLASS_LOSSES", "FSRW_REWEIGHTER_REGISTRY", "LightReweighter", "SupportError", "SupportPool",
-    "build_reweighter", "class_loss", "reweight", "support_channels", "support_input",
+    "CLASS_LOSSES", "FSRW_REWEIGHTER_REGISTRY", "ClassVectorsError", "LightReweighter",
+    "ReweightedOutputLayers", "ReweightingRCNN", "ReweightingROIHeads", "SupportError",
+    "SupportPool", "SupportSource", "build_reweighter", "class_loss", "reweight",
+    "support_channels", "support_input",
 ]

@@ -25,7 +25,7 @@ class SupportError(ValueError):
     """A support set that cannot be used; raised before any training."""
 
 
-def _box_xyxy(annotation: dict) -> Tuple[float, float, float, float]:
+def box_xyxy(annotation: dict) -> Tuple[float, float, float, float]:
     return tuple(float(v) for v in BoxMode.convert(list(annotation["bbox"]),
                                                      annotation["bbox_mode"], BoxMode.XYXY_ABS))
 
@@ -42,7 +42,7 @@ class SupportPool:
             for annotation in record.get("annotations", []):
                 if annotation.get("iscrowd", 0):
                     continue
-                x0, y0, x1, y1 = _box_xyxy(annotation)
+                x0, y0, x1, y1 = box_xyxy(annotation)
                 if not (0 <= x0 < x1 <= record["width"] and 0 <= y0 < y1 <= record["height"]):
                     raise SupportError(
                         f"{name}: support box {[x0, y0, x1, y1]} of {record['file_name']} is "

@@ -1,0 +1,172 @@
+"""``ReweightingRCNN``: the two-stage reweighting detector's meta-architecture (thesis ch. 6,
+"Learning Scheme"): Detectron2's ``GeneralizedRCNN`` plus the reweighting module, the support
+examples of the training set and, optionally, Meta R-CNN's meta loss.
+
+Training (one episode per iteration): one support instance per class, drawn by
+:meth:`~.support.SupportPool.episode` from ``(SEED, iteration)`` out of ``DATASETS.TRAIN``
+(phase 1: the base classes' data; phase 2: the K-shot set, so exactly its K instances), each
+made a ``(C_in, S, S)`` support (:func:`~.support.support_input`, normalised like the query);
+the reweighting module gives the episode's class vectors ``(N, r)`` for that forward; the
+detection losses are Detectron2's; ``loss_meta`` = cross-entropy of a linear classifier of the
+class vectors against their classes (Meta R-CNN's meta loss), times ``META_LOSS_WEIGHT``.
+
+Inference uses no supports: :meth:`ReweightingRCNN.compute_class_vectors` stores each class's
+mean vector over its support instances (all of them, or ``MEAN_SUPPORTS_PER_CLASS`` drawn by
+the seed) in the predictor; this happens whenever the model is switched to evaluation after
+training steps.
+"""
+from functools import lru_cache
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from detectron2.config import configurable
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data.detection_utils import read_image
+from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architecture
+from .reweighting import build_reweighter
+from .support import SupportPool, box_xyxy, support_input
+from .two_stage import ReweightedOutputLayers
+
+
+class SupportSource:
+    """The support examples of datasets ``names`` (loaded on first use) and their images
+    (decoded once, ``image_format`` as the query's)."""
+
+    def __init__(self, names: Sequence[str], image_format: str):
+        self.names, self.image_format = tuple(names), image_format
+        self._pool: Optional[SupportPool] = None
+        self.image = lru_cache(maxsize=256)(self._read)
+
+    @property
+    def pool(self) -> SupportPool:
+        if self._pool is None:
+            dicts = [d for name in self.names for d in DatasetCatalog.get(name)]
+            classes = MetadataCatalog.get(self.names[0]).thing_classes
+            self._pool = SupportPool(dicts, classes, " + ".join(self.names))
+        return self._pool
+
+    def _read(self, file_name: str) -> torch.Tensor:
+        image = read_image(file_name, format=self.image_format)
+        return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+@META_ARCH_REGISTRY.register()
+class ReweightingRCNN(GeneralizedRCNN):
+    """``GeneralizedRCNN`` whose ROI heads' predictor is a :class:`ReweightedOutputLayers`,
+    with the reweighting module and the supports it reads (module docstring)."""
+
+    @configurable
+    def __init__(self, *, reweighter: nn.Module, supports: SupportSource, support_input: list,
+                 support_size: int, support_context: float, seed: int,
+                 mean_supports_per_class: int, meta_loss_weight: float, **kwargs):
+        """
+        Args:
+            reweighter: support ``(N, C_in, S, S)`` -> class vectors ``(N, r)``.
+            supports: the training set's support examples.
+            support_input, support_size, support_context: how a support is made
+                (:func:`~.support.support_input`).
+            seed: the episodes' seed.
+            mean_supports_per_class: instances per class averaged into the stored class
+                vectors (0: all).
+            meta_loss_weight: weight of ``loss_meta`` (0: no meta classifier).
+            kwargs: ``GeneralizedRCNN``'s.
+        """
+        super().__init__(**kwargs)
+        predictor = self.roi_heads.box_predictor
+        if not isinstance(predictor, ReweightedOutputLayers):
+            raise ValueError(f"ReweightingRCNN needs MODEL.ROI_HEADS.NAME 'ReweightingROIHeads' "
+                             f"(its box predictor is {type(predictor).__name__})")
+        self.reweighter, self.supports = reweighter, supports
+        self.support_input, self.support_size = list(support_input), support_size
+        self.support_context, self.seed = support_context, seed
+        self.mean_supports_per_class = mean_supports_per_class
+        self.meta_loss_weight = meta_loss_weight
+        self.meta_classifier = (nn.Linear(predictor.reweighted_channels, predictor.num_classes)
+                                if meta_loss_weight > 0 else None)
+        self._vectors_stale = False
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        fsrw = cfg.MODEL.FSRW
+        if fsrw.MEAN_SUPPORTS_PER_CLASS < 0 or fsrw.META_LOSS_WEIGHT < 0:
+            raise ValueError(f"MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS={fsrw.MEAN_SUPPORTS_PER_CLASS}"
+                             f", META_LOSS_WEIGHT={fsrw.META_LOSS_WEIGHT}: expected >= 0")
+        predictor = ret["roi_heads"].box_predictor
+        channels = getattr(predictor, "reweighted_channels", 1)
+        return {**ret, "reweighter": build_reweighter(cfg, channels),
+                "supports": SupportSource(cfg.DATASETS.TRAIN, cfg.INPUT.FORMAT),
+                "support_input": fsrw.SUPPORT_INPUT, "support_size": fsrw.SUPPORT_SIZE,
+                "support_context": fsrw.SUPPORT_CONTEXT, "seed": max(cfg.SEED, 0),
+                "mean_supports_per_class": fsrw.MEAN_SUPPORTS_PER_CLASS,
+                "meta_loss_weight": fsrw.META_LOSS_WEIGHT}
+
+    def support_tensors(self, instances) -> torch.Tensor:
+        """``(record, annotation)`` pairs -> supports ``(len, C_in, S, S)`` on the model's
+        device, the image normalised like the query."""
+        out = []
+        for record, annotation in instances:
+            image = self.supports.image(record["file_name"]).to(self.device).float()
+            image = (image - self.pixel_mean) / self.pixel_std
+            out.append(support_input(image, box_xyxy(annotation), self.support_input,
+                                     self.support_size, self.support_context))
+        return torch.stack(out)
+
+    def forward(self, batched_inputs):
+        if not self.training:
+            return super().forward(batched_inputs)
+        episode = self.supports.pool.episode(self.seed, get_event_storage().iter)
+        vectors = self.reweighter(self.support_tensors(episode))
+        predictor = self.roi_heads.box_predictor
+        predictor.episode_vectors = vectors
+        try:
+            losses = super().forward(batched_inputs)
+        finally:
+            predictor.episode_vectors = None
+        self._vectors_stale = True
+        if self.meta_classifier is not None:
+            target = torch.arange(len(vectors), device=vectors.device)
+            losses["loss_meta"] = self.meta_loss_weight * F.cross_entropy(
+                self.meta_classifier(vectors), target)
+        return losses
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if not mode and self._vectors_stale:
+            self.compute_class_vectors()
+        return self
+
+    @torch.no_grad()
+    def compute_class_vectors(self, source: Optional[SupportSource] = None) -> torch.Tensor:
+        """Store each class's mean vector over its support instances of ``source`` (default:
+        the training set's) in the predictor; returns them ``(N, r)``."""
+        pool = (source or self.supports).pool
+        predictor = self.roi_heads.box_predictor
+        if len(pool.instances) != predictor.num_classes:
+            raise ValueError(f"{pool.name}: {len(pool.instances)} classes; this model detects "
+                             f"{predictor.num_classes}")
+        rng = np.random.default_rng(self.seed)
+        means = []
+        for found in pool.instances:
+            if 0 < self.mean_supports_per_class < len(found):
+                picked = rng.choice(len(found), self.mean_supports_per_class, replace=False)
+                found = [found[int(i)] for i in sorted(picked)]
+            vectors = [self.reweighter(self.support_tensors(found[i:i + 32]))
+                       for i in range(0, len(found), 32)]
+            means.append(torch.cat(vectors).mean(dim=0))
+        means = torch.stack(means)
+        predictor.store_class_vectors(means, pool.class_names)
+        self._vectors_stale = False
+        return means
+
+
+# the reweighting predictor has no class-count-shaped parameter to fit: phase 2 starts from
+# phase 1's checkpoint without surgery
+declare_meta_architecture("ReweightingRCNN", MetaArchitectureNeeds(
+    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=lambda cfg: False))

@@ -1,0 +1,124 @@
+"""The two-stage reweighting detector (thesis ch. 6, Meta R-CNN style): the predictor against a
+loop over classes, stored class vectors = the mean of the support branch on the K shots, the
+same detections after a reload, phase 2 loading phase 1's weights, and the named errors."""
+import pytest
+import torch
+import torch.nn.functional as F
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+
+from dynnet_d2.config import load_config
+from dynnet_d2.engine import DynnetCheckpointer
+from dynnet_d2.methods.fsrw import ClassVectorsError, SupportSource
+
+CONFIG = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
+TINY = ["FEWSHOT.SPLIT", 1, "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", 96,
+        "INPUT.MAX_SIZE_TEST", 160, "MODEL.FSRW.SUPPORT_SIZE", 32, "MODEL.DEVICE", "cpu"]
+
+
+def _model(*opts):
+    torch.manual_seed(0)
+    return build_model(load_config(CONFIG, TINY + list(opts)))
+
+
+def _query(name="shapes_test_base1"):
+    from detectron2.data.detection_utils import read_image
+    record = DatasetCatalog.get(name)[0]
+    image = read_image(record["file_name"], format="RGB")
+    return [{"image": torch.as_tensor(image.transpose(2, 0, 1).copy()),
+             "height": record["height"], "width": record["width"]}]
+
+
+def test_predictor_scores_each_class_on_its_reweighted_feature():
+    predictor = _model().roi_heads.box_predictor
+    x = torch.randn(6, predictor.cls_score.in_features)
+    vectors = torch.randn(predictor.num_classes, predictor.reweighted_channels)
+    predictor.episode_vectors = vectors
+    scores, deltas = predictor(x)
+    assert scores.shape == (6, 16) and deltas.shape == (6, 4 * 15)
+    for i, w in enumerate(vectors):
+        torch.testing.assert_close(scores[:, i], predictor.cls_score(x * w)[:, 0])
+        torch.testing.assert_close(deltas[:, 4 * i:4 * i + 4], predictor.bbox_pred(x * w))
+    torch.testing.assert_close(scores[:, 15], predictor.background_score(x)[:, 0])
+
+
+def test_half_of_the_channels_reweighted():
+    predictor = _model("MODEL.FSRW.REWEIGHTED_CHANNELS", 128).roi_heads.box_predictor
+    x = torch.randn(3, 256)
+    predictor.episode_vectors = torch.randn(15, 128)
+    scores, _ = predictor(x)
+    w = torch.cat([predictor.episode_vectors[4], torch.ones(128)])
+    torch.testing.assert_close(scores[:, 4], predictor.cls_score(x * w)[:, 0])
+
+
+def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_survive_a_reload():
+    model = _model().eval()
+    with pytest.raises(ClassVectorsError, match="inference: this model has no stored class "
+                                                "vectors.*compute_class_vectors"):
+        model(_query())
+    # a support set of at most 2 instances per base class (K shots): the vectors are the
+    # means of the support branch over exactly those
+    shots = SupportSource(["shapes_train_base1"], "RGB")
+    shots.pool.instances = [found[:2] for found in shots.pool.instances]
+    vectors = model.compute_class_vectors(shots)
+    expected = torch.stack([model.reweighter(model.support_tensors(found)).mean(0)
+                            for found in shots.pool.instances])
+    torch.testing.assert_close(vectors, expected)
+    detections = model(_query())[0]["instances"]
+
+    reloaded = _model().eval()
+    reloaded.load_state_dict(model.state_dict())
+    reloaded.roi_heads.box_predictor.check_class_names(shots.pool.class_names, "reloaded")
+    again = reloaded(_query())[0]["instances"]
+    torch.testing.assert_close(again.pred_boxes.tensor, detections.pred_boxes.tensor)
+    torch.testing.assert_close(again.scores, detections.scores)
+    with pytest.raises(ClassVectorsError, match=r"shapes_test_all1: the stored class vectors "
+                                                r"are of other classes than \['circle'"):
+        reloaded.roi_heads.box_predictor.check_class_names(
+            MetadataCatalog.get("shapes_test_all1").thing_classes, "shapes_test_all1")
+
+
+def test_training_draws_the_episode_and_evaluation_stores_fresh_vectors():
+    model = _model("MODEL.FSRW.META_LOSS_WEIGHT", 0.5, "INPUT.MIN_SIZE_TRAIN", (96,),
+                   "INPUT.MAX_SIZE_TRAIN", 160)
+    record = DatasetCatalog.get("shapes_train_base1")[0]
+    from detectron2.data import DatasetMapper
+    mapper = DatasetMapper(load_config(CONFIG, TINY + ["INPUT.MIN_SIZE_TRAIN", (96,),
+                                                       "INPUT.MAX_SIZE_TRAIN", 160]), True)
+    model.train()
+    with EventStorage(7):
+        losses = model([mapper(record)])
+        episode = model.supports.pool.episode(model.seed, 7)
+        vectors = model.reweighter(model.support_tensors(episode))
+    meta = 0.5 * F.cross_entropy(model.meta_classifier(vectors), torch.arange(15))
+    torch.testing.assert_close(losses["loss_meta"], meta)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.reweighter.parameters())
+    assert model.roi_heads.box_predictor.episode_vectors is None
+    model.eval()  # after a training step: the vectors are computed from the supports
+    model.roi_heads.box_predictor.check_class_names(
+        MetadataCatalog.get("shapes_train_base1").thing_classes, "after training")
+
+
+def test_phase_2_loads_phase_1_weights_with_vectors_of_fewer_classes(tmp_path):
+    phase1 = _model().eval()
+    phase1.compute_class_vectors()
+    phase2 = build_model(load_config(CONFIG, TINY + ["MODEL.ROI_HEADS.NUM_CLASSES", 20,
+                                                     "DATASETS.TRAIN",
+                                                     ("shapes_train_all1_1shot_seed0",)]))
+    DetectionCheckpointer(phase1, str(tmp_path)).save("phase1")
+    DynnetCheckpointer(phase2).load(str(tmp_path / "phase1.pth"))  # as training loads
+    torch.testing.assert_close(phase2.roi_heads.box_predictor.cls_score.weight,
+                               phase1.roi_heads.box_predictor.cls_score.weight)
+    with pytest.raises(ClassVectorsError, match="no stored class vectors"):
+        phase2.eval()(_query())
+    phase2.compute_class_vectors()
+    assert phase2.roi_heads.box_predictor.class_vectors.shape == (20, 256)
+
+
+def test_a_predictor_of_another_kind_is_named():
+    with pytest.raises(ValueError, match="ReweightingRCNN needs MODEL.ROI_HEADS.NAME "
+                                         "'ReweightingROIHeads'"):
+        _model("MODEL.ROI_HEADS.NAME", "StandardROIHeads")
