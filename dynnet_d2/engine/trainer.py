@@ -164,6 +164,9 @@ class DynnetTrainer(DefaultTrainer):
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
         """Evaluate on ``DATASETS.TEST``, write ``results.json`` and optional visualizations."""
         register_datasets_from_config(cfg)
+        check = meta_architecture_needs(cfg).check_before_test
+        for dataset_name in cfg.DATASETS.TEST if check else ():
+            check(model, dataset_name)
         results = super().test(cfg, model, evaluators)
         report_results(cfg, model, results)
         return results

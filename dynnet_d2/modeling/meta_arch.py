@@ -33,6 +33,8 @@ class MetaArchitectureNeeds:
         draws_predictions: ``TEST.VIS_NUM_IMAGES`` can draw its predictions.
         predictor_must_fit: ``cfg -> bool``: loading weights for training must find its box
             predictor already shaped for the config's classes (else: run checkpoint surgery).
+        check_before_test: ``(model, dataset name) -> None``, raising when the model cannot be
+            evaluated on that test set (e.g. state it stores for other classes); None: no check.
     """
 
     class_count_key: Optional[str]
@@ -42,6 +44,7 @@ class MetaArchitectureNeeds:
     evaluator_types: Tuple[str, ...] = DETECTION_EVALUATORS
     draws_predictions: bool = True
     predictor_must_fit: Callable[[object], bool] = _fine_tuning_a_k_shot_set
+    check_before_test: Optional[Callable[[object, str], None]] = None
 
 
 META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {

@@ -166,7 +166,19 @@ class ReweightingRCNN(GeneralizedRCNN):
         return means
 
 
+def check_class_vectors(model, dataset_name: str) -> None:
+    """Before evaluating on ``dataset_name``: the model's class vectors (computed now when
+    training steps made them stale) are those of the test set's classes."""
+    model = getattr(model, "module", model)  # DDP
+    training = model.training
+    model.eval()
+    model.train(training)
+    model.roi_heads.box_predictor.check_class_names(
+        MetadataCatalog.get(dataset_name).thing_classes, dataset_name)
+
+
 # the reweighting predictor has no class-count-shaped parameter to fit: phase 2 starts from
 # phase 1's checkpoint without surgery
 declare_meta_architecture("ReweightingRCNN", MetaArchitectureNeeds(
-    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=lambda cfg: False))
+    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=lambda cfg: False,
+    check_before_test=check_class_vectors))

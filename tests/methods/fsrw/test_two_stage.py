@@ -10,7 +10,7 @@ from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
 from dynnet_d2.config import load_config
-from dynnet_d2.engine import DynnetCheckpointer
+from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
 from dynnet_d2.methods.fsrw import ClassVectorsError, SupportSource
 
 CONFIG = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
@@ -122,3 +122,16 @@ def test_a_predictor_of_another_kind_is_named():
     with pytest.raises(ValueError, match="ReweightingRCNN needs MODEL.ROI_HEADS.NAME "
                                          "'ReweightingROIHeads'"):
         _model("MODEL.ROI_HEADS.NAME", "StandardROIHeads")
+
+
+def test_evaluation_checks_the_class_vectors_against_each_test_set(tmp_path):
+    cfg = load_config(CONFIG, TINY + ["DATASETS.TEST", ("shapes_test_base1", "shapes_test_all1"),
+                                      "OUTPUT_DIR", str(tmp_path)])
+    model = build_model(cfg).eval()
+    with pytest.raises(ClassVectorsError, match="shapes_test_base1: this model has no stored "
+                                                "class vectors"):
+        DynnetTrainer.test(cfg, model)
+    model.compute_class_vectors()  # of the 15 base classes: not those of shapes_test_all1
+    with pytest.raises(ClassVectorsError, match="shapes_test_all1: the stored class vectors are "
+                                                "of other classes"):
+        DynnetTrainer.test(cfg, model)
