@@ -23,7 +23,8 @@ Resumable: finished runs are skipped, an interrupted one resumes from its last c
 recorded failures are skipped unless --retry-failed, a record that cannot be read is run again.
 Exit code: 0, 1 when any run failed (summary.json and the printed list name each failure's
 error and log), 2 for bad arguments (checked before any run: methods, seeds, keys, datasets,
---base-weights, a writable --sweep-dir), 130 when interrupted (Ctrl-C; run it again to resume).
+--base-weights, a writable --sweep-dir), 130 when interrupted (Ctrl-C or SIGTERM; run it again
+to resume).
 
 On a Slurm cluster: --backend submitit [--cluster slurm] --slurm-partition P --timeout-min 60
 --gpus-per-node 1 --cpus-per-task 8 (one job per run, jobs' files in <sweep-dir>/jobs).

@@ -410,7 +410,8 @@ def test_base_weights_arguments_are_checked_before_running(tmp_path, base_weight
     assert plan.base_weights == {1: base_weights}
 
 
-def test_ctrl_c_ends_the_sweep_with_a_message_and_code_130(tmp_path):
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_ctrl_c_or_sigterm_ends_the_sweep_and_its_workers_with_code_130(tmp_path, stop):
     config = tmp_path / "base.yaml"  # a long base training of the tiny detector
     config.write_text(f'_BASE_: "{BASE}"\nMODEL:\n  DEVICE: "cpu"\n  WEIGHTS: ""\n'
                       f'INPUT:\n  MIN_SIZE_TRAIN: (64,)\nSOLVER:\n  MAX_ITER: 100000\n'
@@ -424,7 +425,10 @@ def test_ctrl_c_ends_the_sweep_with_a_message_and_code_130(tmp_path):
     while not (tmp_path / "base" / "log.txt").is_file() and time.monotonic() < deadline:
         time.sleep(0.5)
     time.sleep(2)  # the worker is inside the base training
-    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    if stop == "ctrl-c":
+        os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    else:
+        os.kill(sweep.pid, signal.SIGTERM)  # `kill PID`, a scheduler's limit: the sweep alone
     _, stderr = sweep.communicate(timeout=120)
     assert sweep.returncode == 130, stderr[-3000:]
     assert "interrupted; run the same command again to resume" in stderr

@@ -7,7 +7,9 @@ record when the worker itself died (the function records its own exceptions).
   memory) fails its run only: the pool is rebuilt and the other runs go on. Ctrl-C is the
   sweep's: the workers ignore SIGINT, and an interrupted ``map`` ends their runs with SIGTERM
   (which a worker turns into ``SystemExit``, so its exit handlers run) and waits for them; the
-  runs resume from their last checkpoints next time.
+  runs resume from their last checkpoints next time. A SIGTERM to the sweep's process (``kill``,
+  a scheduler's time limit) is an interruption too: without it the workers would go on
+  training, orphaned, and write into the runs' folders.
 * :class:`SubmititBackend`: one job per run, submitted as one job array through ``submitit``
   (Slurm, or its local executor for tests and single machines).
 
@@ -18,6 +20,7 @@ import concurrent.futures as futures
 import multiprocessing
 import os
 import signal
+import threading
 import time
 import warnings
 from concurrent.futures.process import BrokenProcessPool
@@ -45,6 +48,11 @@ class Backend(abc.ABC):
 def _exit_run(signum, frame) -> None:
     """SIGTERM ends the worker's run (the pool then ends the worker): exit handlers run."""
     raise SystemExit(128 + signum)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGTERM to the sweep's process: stop as Ctrl-C does (its workers end with it)."""
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _init_worker(threads: int) -> None:
@@ -76,6 +84,16 @@ class LocalBackend(Backend):
             initializer=_init_worker, initargs=(self.threads,))
 
     def map(self, fn, items):
+        if threading.current_thread() is not threading.main_thread():
+            yield from self._map(fn, items)  # only the main thread may handle signals
+            return
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            yield from self._map(fn, items)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _map(self, fn, items):
         pending: List[Any] = list(items)
         while pending:
             pool = self._pool()
