@@ -10,6 +10,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 import psutil
 
+from .signals import end_process_tree, sigterm_as_interrupt
+
 
 def tree_rss(process: psutil.Process) -> int:
     """Resident bytes of ``process`` and all its descendants (0 for those that just ended)."""
@@ -25,16 +27,21 @@ def tree_rss(process: psutil.Process) -> int:
 def run_measured(cmd: Sequence[str], log_path: Path, *, cwd: Optional[Path] = None,
                  env: Optional[Mapping[str, str]] = None, poll_s: float = 0.2) -> Dict[str, float]:
     """Run ``cmd`` with stdout and stderr to ``log_path``; return its ``returncode``, ``wall_s``
-    and ``peak_rss_mib`` (sampled every ``poll_s`` seconds)."""
+    and ``peak_rss_mib`` (sampled every ``poll_s`` seconds). Interrupted (Ctrl-C, or SIGTERM to
+    this process), it ends the command and its descendants before raising."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with open(log_path, "w") as log:
+    with open(log_path, "w") as log, sigterm_as_interrupt():
         proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         ps, peak = psutil.Process(proc.pid), 0
-        while proc.poll() is None:
-            peak = max(peak, tree_rss(ps))
-            time.sleep(poll_s)
+        try:
+            while proc.poll() is None:
+                peak = max(peak, tree_rss(ps))
+                time.sleep(poll_s)
+        finally:
+            if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM): the command ends too
+                end_process_tree(proc.pid)
     return {"returncode": proc.returncode, "wall_s": round(time.perf_counter() - start, 2),
             "peak_rss_mib": round(peak / 2**20)}
 

@@ -20,11 +20,12 @@ import concurrent.futures as futures
 import multiprocessing
 import os
 import signal
-import threading
 import time
 import warnings
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from ...utils.signals import sigterm_as_interrupt
 
 
 def worker_died(item: Any, why: str) -> dict:
@@ -48,11 +49,6 @@ class Backend(abc.ABC):
 def _exit_run(signum, frame) -> None:
     """SIGTERM ends the worker's run (the pool then ends the worker): exit handlers run."""
     raise SystemExit(128 + signum)
-
-
-def _interrupt(signum, frame) -> None:
-    """SIGTERM to the sweep's process: stop as Ctrl-C does (its workers end with it)."""
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _init_worker(threads: int) -> None:
@@ -84,14 +80,8 @@ class LocalBackend(Backend):
             initializer=_init_worker, initargs=(self.threads,))
 
     def map(self, fn, items):
-        if threading.current_thread() is not threading.main_thread():
-            yield from self._map(fn, items)  # only the main thread may handle signals
-            return
-        previous = signal.signal(signal.SIGTERM, _interrupt)
-        try:
+        with sigterm_as_interrupt():
             yield from self._map(fn, items)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
 
     def _map(self, fn, items):
         pending: List[Any] = list(items)
