@@ -7,7 +7,8 @@ two-stage, Meta R-CNN style detector: :mod:`.two_stage`), ``LightReweighter`` in
 :data:`FSRW_REWEIGHTER_REGISTRY` (ours: Detectron2 has no registry for reweighting modules) and
 ``add_fsrw_config`` (the ``MODEL.FSRW`` keys, :mod:`.config`). Its pieces: Eq. 6.1 for every
 class at once (:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the
-support pool with seeded episodes and the support tensors (:mod:`.support`).
+support pool with seeded episodes and the support tensors (:mod:`.support`), Fig. 6.4's views of
+the class vectors (:mod:`.analysis`).
 Not yet: the one-stage detector, the phase-2 pipeline and sweeps, the benchmark (issue 23).
 """
 from . import config  # noqa: F401  (registers add_fsrw_config)

@@ -4,6 +4,7 @@ support tensors, and every registered reweighting module built from the config."
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -18,6 +19,12 @@ from dynnet_d2.methods.fsrw import (
     class_loss,
     reweight,
     support_input,
+)
+from dynnet_d2.methods.fsrw.analysis import (
+    plot_class_vectors,
+    plot_tsne,
+    sort_by_class_variance,
+    tsne_with_class_means,
 )
 
 CONFIG = "configs/TFA/faster_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
@@ -161,3 +168,22 @@ def test_light_reweighter_max_pools_its_last_convolution():
     supports[0, 3, 2, 2] = 2.0
     supports[0, 0] = torch.linspace(-3, 3, 36).view(6, 6)
     torch.testing.assert_close(module(supports), torch.tensor([[2.5, 2.0]]))
+
+
+def test_features_sorted_by_variance_across_classes_and_tsne_keeps_the_means(tmp_path):
+    vectors = np.array([[1.0, 0.0, 5.0], [1.0, 2.0, -5.0], [1.0, 4.0, 0.0]])
+    ordered, order = sort_by_class_variance(vectors)
+    assert order.tolist() == [2, 1, 0]  # variances 50/3, 8/3, 0
+    np.testing.assert_array_equal(ordered, vectors[:, [2, 1, 0]])
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 6)
+    per_shot = rng.normal(size=(18, 8)) + 10 * np.eye(3, 8)[labels]  # 3 separated clusters
+    points, means = tsne_with_class_means(per_shot, labels, 3)
+    assert points.shape == (18, 2) and means.shape == (3, 2)
+    for c in range(3):  # each class mean lands nearer its own examples than the others'
+        distances = [np.linalg.norm(points[labels == k] - means[c], axis=1).mean()
+                     for k in range(3)]
+        assert int(np.argmin(distances)) == c
+    plot_class_vectors(vectors, ["a", "b", "c"], str(tmp_path / "vectors.png"), "vectors")
+    plot_tsne(points, labels, means, ["a", "b", "c"], str(tmp_path / "tsne.png"), "t-SNE")
+    assert (tmp_path / "vectors.png").stat().st_size > 0 and (tmp_path / "tsne.png").is_file()
