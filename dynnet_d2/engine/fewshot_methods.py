@@ -8,15 +8,19 @@ that the sweep imports no method.
   (``"base"`` is the base training itself).
 * :class:`FewShotBase`: how the base models are trained (a config, once per split) and turned
   into the checkpoint the fine-tuning runs start from (TFA: randinit checkpoint surgery), and
-  the check of a trained base checkpoint a user names (``--base-weights``).
+  the check of a trained base checkpoint a user names (``--base-weights``). A method names the
+  base its runs start from (``FewShotMethod.base``); ``"default"`` is the one ``--base-config``
+  and ``--base-weights`` replace.
 
-TFA registers its methods (TFA w/ cos, w/ fc, FRCN+ft-full, FRCN+joint, base only) and its base
-(:mod:`dynnet_d2.methods.tfa.sweep`).
+TFA registers its methods (TFA w/ cos, w/ fc, FRCN+ft-full, FRCN+joint, base only) and the
+default base (:mod:`dynnet_d2.methods.tfa.sweep`); FSRW its own base and methods
+(:mod:`dynnet_d2.methods.fsrw.sweep`).
 """
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 KINDS = ("finetune", "joint", "base_only", "base")
+DEFAULT_BASE = "default"  # the base --base-config and --base-weights replace
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class FewShotMethod:
     label: str  # name in tables
     config: str
     kind: str  # one of KINDS
+    base: str = DEFAULT_BASE  # the registered FewShotBase its finetune / base_only runs start from
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class FewShotBase:
 
 
 FEWSHOT_METHODS: Dict[str, FewShotMethod] = {}
-_BASE: Dict[str, FewShotBase] = {}
+_BASES: Dict[str, FewShotBase] = {}
 
 
 def register_fewshot_method(method: FewShotMethod) -> None:
@@ -60,15 +65,16 @@ def register_fewshot_method(method: FewShotMethod) -> None:
     FEWSHOT_METHODS[method.name] = method
 
 
-def register_fewshot_base(base: FewShotBase) -> None:
-    """Declare how the sweep's fine-tuning methods start (one declaration; the last wins)."""
-    _BASE["default"] = base
+def register_fewshot_base(base: FewShotBase, name: str = DEFAULT_BASE) -> None:
+    """Declare how the runs of the methods whose ``base`` is ``name`` start (the last
+    declaration of a name wins)."""
+    _BASES[name] = base
 
 
-def fewshot_base() -> FewShotBase:
-    """The declared :class:`FewShotBase`; ``LookupError`` when no method declared one."""
-    base: Optional[FewShotBase] = _BASE.get("default")
+def fewshot_base(name: str = DEFAULT_BASE) -> FewShotBase:
+    """The :class:`FewShotBase` declared as ``name``; ``LookupError`` when none was."""
+    base: Optional[FewShotBase] = _BASES.get(name)
     if base is None:
-        raise LookupError("no few-shot method declared how fine-tuning starts from a base model "
-                          "(dynnet_d2.engine.fewshot_methods.register_fewshot_base)")
+        raise LookupError(f"no few-shot base {name!r} was declared (declared: {sorted(_BASES)}; "
+                          f"dynnet_d2.engine.fewshot_methods.register_fewshot_base)")
     return base

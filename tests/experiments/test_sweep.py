@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from dynnet_d2.config import load_config
-from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
+from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer, fewshot_methods
+from dynnet_d2.engine.fewshot_methods import FewShotBase
 from dynnet_d2.experiments.sweep import (
     Backend,
     LocalBackend,
@@ -248,6 +249,37 @@ def test_a_named_base_model_is_used_and_said_before_anything_trains(tmp_path, mo
                                 f"{tmp_path / 'base'}: 2800 iterations (the base config's "
                                 f"schedule")
     assert "--max-iter and --opts apply to the fine-tuning runs only" in logged[0]
+
+
+def test_each_method_starts_from_the_base_it_names(tmp_path, monkeypatch):
+    # two declared bases with their own configs and preparation; a method of each
+    bases = {}
+    for name in ("a", "b"):
+        config = tmp_path / f"base_{name}.yaml"
+        config.write_text(f'_BASE_: "{BASE}"\nOUTPUT_DIR: "{tmp_path / ("base_" + name)}"\n')
+        bases[name] = FewShotBase(str(config), lambda ckpt, b, a, n=name: f"{ckpt}+{n}",
+                                  lambda *args: None)
+        monkeypatch.setitem(fewshot_methods._BASES, name, bases[name])
+    methods = [Method("ma", "ma", str(COS), "finetune", base="a"),
+               Method("mb", "mb", str(COS), "finetune", base="b")]
+    jobs = []
+
+    def fake_execute(job, **kwargs):
+        jobs.append(job)
+        return _record(job.run)
+
+    monkeypatch.setattr("dynnet_d2.experiments.sweep.runner.execute_job", fake_execute)
+    runs = expand_grid(str(tmp_path / "sweep"), methods, [1], [1], [0])
+    with _log_lines() as logged:
+        run_sweep(str(tmp_path / "sweep"), runs, InProcessBackend(), progress=False)
+    trained = [job.output_dir for job in jobs if job.run.method.kind == "base"]
+    assert trained == [str(tmp_path / "base_a"), str(tmp_path / "base_b")]
+    weights = {job.run.method.name: job.weights for job in jobs
+               if job.run.method.kind == "finetune"}
+    assert weights == {"ma": f"{tmp_path / 'base_a' / 'model_final.pth'}+a",
+                       "mb": f"{tmp_path / 'base_b' / 'model_final.pth'}+b"}
+    assert logged[0].startswith(f"Split 1 (a): training the base model of {tmp_path}")
+    assert logged[1].startswith(f"Split 1 (b): training the base model of {tmp_path}")
 
 
 def test_a_base_only_record_of_the_cosine_head_is_evaluated_again(tmp_path, monkeypatch,

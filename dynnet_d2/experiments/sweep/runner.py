@@ -1,15 +1,16 @@
 """A few-shot sweep from start to end: base models, surgery, every run of the grid on a backend,
 progress on one line, and ``summary.json``.
 
-1. One base model per split that a fine-tuning or base-only method needs, said in the log
-   before anything trains (:func:`describe_bases`): a checkpoint named per split
-   (``base_weights``, ``--base-weights``), else the base config's own ``OUTPUT_DIR`` (a base model
-   trained there by hand is reused), else a base training of the base config with its own
-   schedule (the sweep's ``--max-iter`` and ``--opts`` are for the fine-tuning runs only). A
-   failed base training fails the runs that need it, with its error. The base config and step 2
-   are the declared :class:`~dynnet_d2.engine.fewshot_methods.FewShotBase`.
-2. The base model made into the checkpoint the runs start from, once per split (TFA: randinit
-   surgery, ``model_reset_surgery.pth`` beside the base model).
+1. One base model per split and base that a fine-tuning or base-only method needs (each method
+   names its :class:`~dynnet_d2.engine.fewshot_methods.FewShotBase`, which gives the base config
+   and step 2), said in the log before anything trains (:func:`describe_bases`): for the
+   default base a checkpoint named per split (``base_weights``, ``--base-weights``), else the
+   base config's own ``OUTPUT_DIR`` (a base model trained there by hand is reused), else a base
+   training of the base config with its own schedule (the sweep's ``--max-iter`` and ``--opts``
+   are for the fine-tuning runs only). A failed base training fails the runs that need it, with
+   its error.
+2. The base model made into the checkpoint the runs start from, once per split and base (TFA:
+   randinit surgery, ``model_reset_surgery.pth`` beside the base model; FSRW: none).
 3. The grid: finished runs (complete ``results.json``) are skipped, recorded failures too unless
    ``retry_failed``; the rest go to the backend. A record that cannot be read is a run not
    finished (logged, and run again); a base-only record evaluated with another predictor than
@@ -23,14 +24,14 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 from tqdm import tqdm
 
 from ...config import load_config
 from ...engine.checkpoint import trained_iterations
-from ...engine.fewshot_methods import fewshot_base
+from ...engine.fewshot_methods import DEFAULT_BASE, fewshot_base
 from ...utils.io import atomic_write_json
 from .backends import Backend
 from .execute import execute_run, run_config
@@ -105,23 +106,24 @@ def base_run(base_config: str, base_cfg) -> Run:
                0, base_cfg.OUTPUT_DIR)
 
 
-def describe_bases(base_config: str, base_cfgs: Mapping[int, object],
+def describe_bases(base_cfgs: Mapping[Tuple[str, int], Tuple[str, object]],
                    base_weights: Mapping[int, str]) -> List[str]:
-    """One line per split: which base model the split's runs start from, and how long it was
-    (or will be) trained."""
+    """One line per (base, split): which base model the runs start from, and how long it was
+    (or will be) trained. ``base_cfgs``: (base name, split) -> (config path, loaded config)."""
     lines = []
-    for split, cfg in base_cfgs.items():
-        if split in base_weights:
-            lines.append(f"Split {split}: base model {base_weights[split]} (--base-weights; "
+    for (name, split), (base_config, cfg) in base_cfgs.items():
+        what = f"Split {split}" + ("" if name == DEFAULT_BASE else f" ({name})")
+        if name == DEFAULT_BASE and split in base_weights:
+            lines.append(f"{what}: base model {base_weights[split]} (--base-weights; "
                          f"trained {trained_iterations(base_weights[split])})")
             continue
         final = Path(cfg.OUTPUT_DIR) / "model_final.pth"
         if final.is_file():
-            lines.append(f"Split {split}: reusing the base model {final} (trained "
+            lines.append(f"{what}: reusing the base model {final} (trained "
                          f"{trained_iterations(str(final))})")
         else:
             lines.append(
-                f"Split {split}: training the base model of {base_config} in {cfg.OUTPUT_DIR}: "
+                f"{what}: training the base model of {base_config} in {cfg.OUTPUT_DIR}: "
                 f"{cfg.SOLVER.MAX_ITER} iterations (the base config's schedule, resumed from its "
                 f"last checkpoint if any; --max-iter and --opts apply to the fine-tuning runs "
                 f"only; --base-weights {split}=PATH starts from a trained base model instead)")
@@ -149,52 +151,60 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
               keep_checkpoints: bool = False, progress: bool = True,
               redirect_output: bool = True) -> dict:
     """Run ``runs`` (from :func:`~.plan.expand_grid`) and the base models they need; write and
-    return the summary: counts, failures (run, error, log), wall time. ``base_config``: the
-    base training config (default: the declared base's). ``base_weights``: split -> a trained
-    base model's checkpoint (no base training for that split).
+    return the summary: counts, failures (run, error, log), wall time. Each method's runs start
+    from the base its ``FewShotMethod.base`` names, one per split. ``base_config``: the default
+    base's training config (default: the declared one). ``base_weights``: split -> a trained
+    default base model's checkpoint (no base training for that split).
     ``redirect_output``: a run's stdout and stderr go to its log (for backends that run each in
     its own process)."""
     start = time.perf_counter()
-    base = fewshot_base()
-    base_config = base_config or base.config
     base_weights = dict(base_weights or {})
     cache_dir = cache_dir or str(Path(sweep_dir) / "cache")
     fn = functools.partial(execute_job, cache_dir=cache_dir, keep_checkpoints=keep_checkpoints,
                            redirect_output=redirect_output)
-    needs_base = sorted({r.split for r in runs if r.method.kind in ("finetune", "base_only")})
-    base_cfgs = {split: load_config(base_config, ["FEWSHOT.SPLIT", split]) for split in needs_base}
-    for line in describe_bases(base_config, base_cfgs, base_weights):
+    # (base name, split) of every run that starts from a base model
+    needs_base = sorted({(r.method.base, r.split) for r in runs
+                         if r.method.kind in ("finetune", "base_only")})
+    base_cfgs = {}
+    for name, split in needs_base:
+        config = (base_config if name == DEFAULT_BASE and base_config
+                  else fewshot_base(name).config)
+        base_cfgs[name, split] = (config, load_config(config, ["FEWSHOT.SPLIT", split]))
+    for line in describe_bases(base_cfgs, base_weights):
         logger.info(line)
-    bases = {split: base_run(base_config, cfg) for split, cfg in base_cfgs.items()
-             if split not in base_weights}
-    base_records = {s: finished_record(r.output_dir) for s, r in bases.items()}
-    todo = [Job(r) for s, r in bases.items() if base_records[s] is None]
+    bases = {key: base_run(config, cfg) for key, (config, cfg) in base_cfgs.items()
+             if not (key[0] == DEFAULT_BASE and key[1] in base_weights)}
+    base_records = {key: finished_record(r.output_dir) for key, r in bases.items()}
+    todo = [Job(r) for key, r in bases.items() if base_records[key] is None]
     if todo:
         bar = Progress(len(todo), 0, 0, "base training", progress)
         done = _execute(todo, backend, fn, bar)
         bar.close()
-        for split, run in bases.items():
-            base_records[split] = base_records[split] or done.get(run.output_dir)
+        for key, run in bases.items():
+            base_records[key] = base_records[key] or done.get(run.output_dir)
 
-    checkpoints = {split: path for split, path in base_weights.items() if split in base_cfgs}
+    checkpoints = {(DEFAULT_BASE, split): path for split, path in base_weights.items()
+                   if (DEFAULT_BASE, split) in base_cfgs}
     base_failures = {}
-    for split, run in bases.items():
-        record = base_records[split]
+    for key, run in bases.items():
+        record = base_records[key]
         if record and record.get("status") == "finished":
-            checkpoints[split] = str(Path(run.output_dir) / "model_final.pth")
+            checkpoints[key] = str(Path(run.output_dir) / "model_final.pth")
         else:
-            base_failures[split] = record or {"error": "base training did not finish"}
+            base_failures[key] = record or {"error": "base training did not finish"}
     weights = {}
-    for split, checkpoint in checkpoints.items():
-        all_classes = next(run_config(r, None, None).DATASETS.TEST[0]
-                           for r in runs if r.split == split and r.method.kind != "joint")
-        weights[split] = str(base.prepare(checkpoint, base_cfgs[split].DATASETS.TRAIN[0],
-                                          all_classes))
+    for (name, split), checkpoint in checkpoints.items():
+        all_classes = next(run_config(r, None, None).DATASETS.TEST[0] for r in runs
+                           if (r.method.base, r.split) == (name, split)
+                           and r.method.kind != "joint")
+        weights[name, split] = str(fewshot_base(name).prepare(
+            checkpoint, base_cfgs[name, split][1].DATASETS.TRAIN[0], all_classes))
 
     finished, failed, jobs = {}, {}, []
     for run in runs:
-        if run.method.kind != "joint" and run.split in base_failures:
-            base = base_failures[run.split]
+        key = (run.method.base, run.split)
+        if run.method.kind != "joint" and key in base_failures:
+            base = base_failures[key]
             failed[run.output_dir] = {"status": "failed", "run": run.name,
                                       "error": f"base training of split {run.split} failed: "
                                                f"{base.get('error')}", "log": base.get("log")}
@@ -211,7 +221,7 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
         if state.failed is not None and not retry_failed:
             failed[run.output_dir] = state.failed
             continue
-        jobs.append(Job(run, weights.get(run.split) if run.method.kind != "joint" else None))
+        jobs.append(Job(run, weights.get(key) if run.method.kind != "joint" else None))
 
     logger.info(f"Sweep {sweep_dir}: {len(runs)} runs, {len(finished)} finished, {len(failed)} "
                 f"failed before, {len(jobs)} to run on {backend.describe()}")

@@ -9,9 +9,11 @@ two-stage, Meta R-CNN style detector: :mod:`.two_stage`), ``LightReweighter`` in
 class at once (:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the
 support pool with seeded episodes and the support tensors (:mod:`.support`), Fig. 6.4's views of
 the class vectors (:mod:`.analysis`).
-Not yet: the one-stage detector, the phase-2 pipeline and sweeps, the benchmark (issue 23).
+It also declares the sweep method ``meta_rcnn`` and its base (phase 1) to
+``tools/run_experiments.py`` (:mod:`.sweep`). Not yet: the one-stage detector, the ablation
+configs, the benchmark (issue 23).
 """
-from . import config  # noqa: F401  (registers add_fsrw_config)
+from . import config, sweep  # noqa: F401  (register add_fsrw_config, the sweep's method)
 from .losses import CLASS_LOSSES, class_loss
 from .meta_arch import ReweightingRCNN, SupportSource
 from .reweighting import (

@@ -12,8 +12,8 @@ class vectors against their classes (Meta R-CNN's meta loss), times ``META_LOSS_
 
 Inference uses no supports: :meth:`ReweightingRCNN.compute_class_vectors` stores each class's
 mean vector over its support instances (all of them, or ``MEAN_SUPPORTS_PER_CLASS`` drawn by
-the seed) in the predictor; this happens whenever the model is switched to evaluation after
-training steps.
+the seed) in the predictor; this happens whenever the model is switched to evaluation, or its
+state is saved, after training steps.
 """
 from functools import lru_cache
 from typing import Optional, Sequence
@@ -141,6 +141,15 @@ class ReweightingRCNN(GeneralizedRCNN):
         if not mode and self._vectors_stale:
             self.compute_class_vectors()
         return self
+
+    def state_dict(self, *args, **kwargs):
+        # a checkpoint holds the class vectors of the weights it saves (model_final.pth is
+        # written before the evaluation that follows training would compute them)
+        if self._vectors_stale:
+            training = self.training
+            self.eval()  # computes them
+            self.train(training)
+        return super().state_dict(*args, **kwargs)
 
     @torch.no_grad()
     def compute_class_vectors(self, source: Optional[SupportSource] = None) -> torch.Tensor:

@@ -1,0 +1,61 @@
+"""FSRW's two phases end to end with the shipped configs on the tiny data: phase 1 on the base
+classes, phase 2 on a K-shot set from phase 1's weights (no surgery), evaluated with bAP/nAP;
+``--eval-only`` of the fine-tuned checkpoint gives the same results from its stored vectors; the
+sweep plans ``meta_rcnn`` from its own base."""
+import argparse
+import json
+
+import pytest
+import torch
+
+from dynnet_d2.config import load_config
+from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.engine.fewshot_methods import fewshot_base
+from dynnet_d2.experiments.sweep.cli import parse_and_check
+from dynnet_d2.methods.fsrw.sweep import TWO_STAGE_BASE, check_phase_1_checkpoint
+
+PHASE1 = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
+PHASE2 = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"
+TINY = ["FEWSHOT.SPLIT", 1, "SOLVER.IMS_PER_BATCH", 2, "SOLVER.WARMUP_ITERS", 0,
+        "SOLVER.STEPS", (), "DATALOADER.NUM_WORKERS", 0, "INPUT.MIN_SIZE_TRAIN", (96,),
+        "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 160,
+        "MODEL.FSRW.SUPPORT_SIZE", 32, "MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS", 2, "SEED", 1,
+        "MODEL.DEVICE", "cpu", "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0]
+
+
+def _train(config, *opts):
+    cfg = load_config(config, TINY + list(opts))
+    trainer = DynnetTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    return cfg, trainer.train()
+
+
+def test_phase_1_then_phase_2_train_and_evaluate_and_eval_only_repeats_it(tmp_path):
+    _, base = _train(PHASE1, "SOLVER.MAX_ITER", 3, "OUTPUT_DIR", str(tmp_path / "phase1"),
+                     "MODEL.WEIGHTS", "")
+    assert {"AP", "bAP"} <= set(base["bbox"])
+    cfg, fine_tuned = _train(PHASE2, "FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0,
+                             "SOLVER.MAX_ITER", 2, "OUTPUT_DIR", str(tmp_path / "phase2"),
+                             "MODEL.WEIGHTS", str(tmp_path / "phase1" / "model_final.pth"))
+    assert {"AP", "bAP", "nAP"} <= set(fine_tuned["bbox"])
+    saved = json.loads((tmp_path / "phase2" / "inference" / "results.json").read_text())
+    headline = ("AP", "AP50", "bAP", "nAP")
+    assert [saved["bbox"][k] for k in headline] == [fine_tuned["bbox"][k] for k in headline]
+    again = DynnetTrainer.evaluate_checkpoint(load_config(PHASE2, TINY + [
+        "FEWSHOT.SHOT", 1, "OUTPUT_DIR", str(tmp_path / "eval"),
+        "MODEL.WEIGHTS", str(tmp_path / "phase2" / "model_final.pth")]))
+    assert [again["bbox"][k] for k in headline] == [fine_tuned["bbox"][k] for k in headline]
+
+
+def test_the_sweep_runs_meta_rcnn_from_its_own_phase_1_base(tmp_path):
+    plan = parse_and_check(argparse.ArgumentParser(), [
+        "--sweep-dir", str(tmp_path / "s"), "--shots", "1", "--seeds", "0",
+        "--methods", "meta_rcnn", "cos"])
+    bases = {run.method.name: run.method.base for run in plan.runs}
+    assert bases == {"meta_rcnn": TWO_STAGE_BASE, "cos": "default"}
+    assert fewshot_base(TWO_STAGE_BASE).config.endswith(PHASE1)
+    torch.save({"model": {"roi_heads.box_predictor.cls_score.weight": torch.zeros(16, 4)}},
+               tmp_path / "tfa.pth")
+    with pytest.raises(ValueError, match="not a phase-1 model of the reweighting detector"):
+        check_phase_1_checkpoint(str(tmp_path / "tfa.pth"), "shapes_train_base1", "x.pth",
+                                 "split 1")
