@@ -89,6 +89,16 @@ def test_train_net_names_an_unknown_few_shot_set_in_one_line_before_building_any
     assert len(proc.stdout) + len(proc.stderr) < 5000  # no config dump, no model printed
 
 
+def test_fsrw_class_vectors_names_an_unknown_support_set_with_exit_code_2(tmp_path):
+    proc = _run("tools/fsrw_class_vectors.py", "--config-file",
+                "configs/FSRW/meta_rcnn_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml",
+                "--supports", "shapes_train_all1_1shot_seed99", "--output", tmp_path / "x.pth",
+                "FEWSHOT.SPLIT", 1, "FEWSHOT.SHOT", 1)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "'shapes_train_all1_1shot_seed99' is not registered" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.pth").exists()
+
+
 def test_startup_benchmark_rejects_a_bad_tree_before_any_work(tmp_path):
     proc = _run("tools/benchmark_startup.py", "--tree", "old=/nonexistent:configs/x.yaml",
                 "--data", tmp_path / "data", "--output", tmp_path / "out.json")

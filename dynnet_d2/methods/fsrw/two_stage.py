@@ -29,8 +29,8 @@ from torch import nn
 from .reweighting import reweight
 
 NO_VECTORS = ("{where}: this model has no stored class vectors; compute them from support "
-              "examples (ReweightingRCNN.compute_class_vectors; training does it before it "
-              "evaluates)")
+              "examples with tools/fsrw_class_vectors.py (training stores them in every "
+              "checkpoint it writes)")
 
 
 def class_key(class_names: Sequence[str]) -> int:

@@ -1,18 +1,23 @@
 """FSRW's two phases end to end with the shipped configs on the tiny data: phase 1 on the base
 classes, phase 2 on a K-shot set from phase 1's weights (no surgery), evaluated with bAP/nAP;
 ``--eval-only`` of the fine-tuned checkpoint gives the same results from its stored vectors; the
-sweep plans ``meta_rcnn`` from its own base."""
+sweep plans ``meta_rcnn`` from its own base; class vectors recomputed from other supports."""
 import argparse
 import json
 
 import pytest
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.data import MetadataCatalog
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import DynnetTrainer
 from dynnet_d2.engine.fewshot_methods import fewshot_base
 from dynnet_d2.experiments.sweep.cli import parse_and_check
+from dynnet_d2.methods.fsrw import SupportSource
+from dynnet_d2.methods.fsrw.pipeline import recompute_class_vectors
 from dynnet_d2.methods.fsrw.sweep import TWO_STAGE_BASE, check_phase_1_checkpoint
+from dynnet_d2.methods.fsrw.two_stage import class_key
 
 PHASE1 = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
 PHASE2 = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"
@@ -59,3 +64,23 @@ def test_the_sweep_runs_meta_rcnn_from_its_own_phase_1_base(tmp_path):
     with pytest.raises(ValueError, match="not a phase-1 model of the reweighting detector"):
         check_phase_1_checkpoint(str(tmp_path / "tfa.pth"), "shapes_train_base1", "x.pth",
                                  "split 1")
+
+
+def test_class_vectors_recomputed_from_other_supports_go_into_a_new_checkpoint(tmp_path):
+    opts = TINY + ["FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0]
+    model = DynnetTrainer.build_model(load_config(PHASE2, opts)).eval()
+    DetectionCheckpointer(model, str(tmp_path)).save("trained")
+    cfg = load_config(PHASE2, opts + ["MODEL.WEIGHTS", str(tmp_path / "trained.pth")])
+    other = "shapes_train_all1_1shot_seed1"
+    vectors = recompute_class_vectors(cfg, [other], str(tmp_path / "other.pth"))
+    expected = model.compute_class_vectors(SupportSource([other], "RGB"))
+    torch.testing.assert_close(vectors, expected)
+    state = torch.load(tmp_path / "other.pth", weights_only=True)["model"]
+    torch.testing.assert_close(state["roi_heads.box_predictor.class_vectors"], expected)
+    assert int(state["roi_heads.box_predictor.class_vectors_key"]) == class_key(
+        MetadataCatalog.get("shapes_test_all1").thing_classes)
+    with pytest.raises(KeyError, match="shapes_train_all1_1shot_seed99"):
+        recompute_class_vectors(cfg, ["shapes_train_all1_1shot_seed99"], str(tmp_path / "x.pth"))
+    with pytest.raises(ValueError, match="15 classes; this model detects 20"):
+        recompute_class_vectors(cfg, ["shapes_train_base1"], str(tmp_path / "x.pth"))
+    assert not (tmp_path / "x.pth").exists()

@@ -56,7 +56,7 @@ def test_half_of_the_channels_reweighted():
 def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_survive_a_reload():
     model = _model().eval()
     with pytest.raises(ClassVectorsError, match="inference: this model has no stored class "
-                                                "vectors.*compute_class_vectors"):
+                                                "vectors.*tools/fsrw_class_vectors.py"):
         model(_query())
     # a support set of at most 2 instances per base class (K shots): the vectors are the
     # means of the support branch over exactly those
