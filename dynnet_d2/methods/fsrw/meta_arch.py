@@ -33,6 +33,8 @@ from .reweighting import build_reweighter
 from .support import SupportPool, box_xyxy, support_input
 from .two_stage import ReweightedOutputLayers
 
+SUPPORT_BATCH = 32  # supports per forward of the reweighting module when averaging
+
 
 class SupportSource:
     """The support examples of datasets ``names`` (loaded on first use) and their images
@@ -99,6 +101,7 @@ class ReweightingRCNN(GeneralizedRCNN):
             raise ValueError(f"MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS={fsrw.MEAN_SUPPORTS_PER_CLASS}"
                              f", META_LOSS_WEIGHT={fsrw.META_LOSS_WEIGHT}: expected >= 0")
         predictor = ret["roi_heads"].box_predictor
+        # another predictor has no reweighted channels: __init__ then names the config error
         channels = getattr(predictor, "reweighted_channels", 1)
         return {**ret, "reweighter": build_reweighter(cfg, channels),
                 "supports": SupportSource(cfg.DATASETS.TRAIN, cfg.INPUT.FORMAT),
@@ -166,8 +169,8 @@ class ReweightingRCNN(GeneralizedRCNN):
             if 0 < self.mean_supports_per_class < len(found):
                 picked = rng.choice(len(found), self.mean_supports_per_class, replace=False)
                 found = [found[int(i)] for i in sorted(picked)]
-            vectors = [self.reweighter(self.support_tensors(found[i:i + 32]))
-                       for i in range(0, len(found), 32)]
+            vectors = [self.reweighter(self.support_tensors(found[i:i + SUPPORT_BATCH]))
+                       for i in range(0, len(found), SUPPORT_BATCH)]
             means.append(torch.cat(vectors).mean(dim=0))
         means = torch.stack(means)
         predictor.store_class_vectors(means, pool.class_names)
