@@ -9,10 +9,10 @@ two-stage, Meta R-CNN style detector: :mod:`.two_stage`), ``LightReweighter`` in
 class at once (:func:`reweight`), the class losses of Table 6.5 (:func:`class_loss`), the
 support pool with seeded episodes and the support tensors (:mod:`.support`), Fig. 6.4's views of
 the class vectors (:mod:`.analysis`).
-It also declares the sweep method ``meta_rcnn`` and its base (phase 1) to
+It also declares the sweep method ``meta_rcnn``, its ablations and their bases (phase 1) to
 ``tools/run_experiments.py`` (:mod:`.sweep`); class vectors are recomputed from other supports by
-``tools/fsrw_class_vectors.py`` (:mod:`.pipeline`). Not yet: the one-stage detector, the ablation
-configs, the benchmark (issue 23).
+``tools/fsrw_class_vectors.py`` (:mod:`.pipeline`). Not yet: the one-stage detector, the benchmark
+(issue 23).
 """
 from . import config, sweep  # noqa: F401  (register add_fsrw_config, the sweep's method)
 from .losses import CLASS_LOSSES, class_loss

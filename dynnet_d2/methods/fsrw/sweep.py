@@ -4,7 +4,10 @@
 * base ``fsrw_two_stage``: phase 1, ``configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes
   .yaml`` once per split; its ``model_final.pth`` is where phase 2 starts (no surgery: the
   reweighting predictor has no class-count-shaped weights);
-* ``meta_rcnn`` (Meta R-CNN style two-stage reweighting): phase 2 on the K-shot set.
+* ``meta_rcnn`` (Meta R-CNN style two-stage reweighting): phase 2 on the K-shot set;
+* its ablations ``meta_rcnn_image``, ``meta_rcnn_imageobject``, ``meta_rcnn_imagemaskobject``
+  (the support's form, Table 6.6) and ``meta_rcnn_half`` (half of the channels reweighted, Table
+  6.4), each from its own phase 1 (base ``fsrw_two_stage_<suffix>``).
 """
 from pathlib import Path
 
@@ -40,10 +43,22 @@ def check_phase_1_checkpoint(path: str, base_set: str, what: str, whose: str) ->
                          f"{base_set}): its box predictor has no background_score")
 
 
-register_fewshot_base(FewShotBase(
-    str(CONFIGS / "meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"), _no_surgery,
-    check_phase_1_checkpoint), TWO_STAGE_BASE)
-register_fewshot_method(FewShotMethod(
-    "meta_rcnn", "Meta R-CNN (reweighting)",
-    str(CONFIGS / "meta_rcnn_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"), "finetune",
-    base=TWO_STAGE_BASE))
+# name suffix -> label: the detector of configs/FSRW/meta_rcnn[_<suffix>]_MobileNetV2_FPN_*.yaml,
+# "" the thesis' choices, the others its ablations (each with its own phase 1)
+VARIANTS = {
+    "": "Meta R-CNN (reweighting)",
+    "image": "Meta R-CNN, support: image only",
+    "imageobject": "Meta R-CNN, support: image + object crop",
+    "imagemaskobject": "Meta R-CNN, support: image + mask + object crop",
+    "half": "Meta R-CNN, half of the channels reweighted",
+}
+for _suffix, _label in VARIANTS.items():
+    _infix = f"_{_suffix}" if _suffix else ""
+    _base = TWO_STAGE_BASE + (f"_{_suffix}" if _suffix else "")
+    register_fewshot_base(FewShotBase(
+        str(CONFIGS / f"meta_rcnn{_infix}_MobileNetV2_FPN_base_2800it_shapes.yaml"), _no_surgery,
+        check_phase_1_checkpoint), _base)
+    register_fewshot_method(FewShotMethod(
+        f"meta_rcnn{_infix}", _label,
+        str(CONFIGS / f"meta_rcnn{_infix}_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"),
+        "finetune", base=_base))

@@ -12,7 +12,7 @@ from detectron2.data import MetadataCatalog
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import DynnetTrainer
-from dynnet_d2.engine.fewshot_methods import fewshot_base
+from dynnet_d2.engine.fewshot_methods import FEWSHOT_METHODS, fewshot_base
 from dynnet_d2.experiments.sweep.cli import parse_and_check
 from dynnet_d2.methods.fsrw import SupportSource
 from dynnet_d2.methods.fsrw.pipeline import recompute_class_vectors
@@ -84,3 +84,18 @@ def test_class_vectors_recomputed_from_other_supports_go_into_a_new_checkpoint(t
     with pytest.raises(ValueError, match="15 classes; this model detects 20"):
         recompute_class_vectors(cfg, ["shapes_train_base1"], str(tmp_path / "x.pth"))
     assert not (tmp_path / "x.pth").exists()
+
+
+@pytest.mark.parametrize("name", [m for m in FEWSHOT_METHODS if m.startswith("meta_rcnn")])
+def test_every_variant_fine_tunes_its_own_phase_1_with_the_same_fsrw_keys(name):
+    method = FEWSHOT_METHODS[name]
+    split = ["FEWSHOT.SPLIT", 1]
+    base = load_config(fewshot_base(method.base).config, split)
+    fine_tune = load_config(method.config, split + ["FEWSHOT.SHOT", 1])
+    assert fine_tune.MODEL.WEIGHTS == f"{base.OUTPUT_DIR}/model_final.pth"
+    assert fine_tune.MODEL.FSRW.SUPPORT_INPUT == base.MODEL.FSRW.SUPPORT_INPUT
+    assert fine_tune.MODEL.FSRW.REWEIGHTED_CHANNELS == base.MODEL.FSRW.REWEIGHTED_CHANNELS
+    others = [FEWSHOT_METHODS[m] for m in FEWSHOT_METHODS
+              if m.startswith("meta_rcnn") and m != name]
+    assert base.OUTPUT_DIR not in {load_config(fewshot_base(m.base).config, split).OUTPUT_DIR
+                                   for m in others}
