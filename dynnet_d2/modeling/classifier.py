@@ -14,7 +14,7 @@ REINFORCE term), and logs its executed fraction. Inference returns, per image,
 the static network, minus what a dynamic backbone did not execute for that image
 (:mod:`dynnet_d2.modeling.flops`).
 """
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch
 from detectron2.config import configurable
@@ -67,10 +67,22 @@ class ImageClassifier(nn.Module):
         self.head = head
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
-        self.dynamic = backbone if isinstance(backbone, DynamicCompute) else None
         self.flops = ExecutedFlops(self, self._static_logits, {
             f"backbone.{path}": fixed
             for path, fixed in (self.dynamic.costed_modules() if self.dynamic else {}).items()})
+
+    @property
+    def dynamic(self) -> Optional[DynamicCompute]:
+        """The backbone when it executes part of itself per input, else None (a property, not a
+        second registered name of the backbone, so its weights are saved once)."""
+        return self.backbone if isinstance(self.backbone, DynamicCompute) else None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints of 2026-12-05/06 saved the backbone twice, also as "dynamic."; the copy is
+        # dropped (the same tensors load from "backbone.")
+        for key in [k for k in state_dict if k.startswith(prefix + "dynamic.")]:
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_config(cls, cfg):

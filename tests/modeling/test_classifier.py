@@ -11,9 +11,10 @@ from torch.nn import functional as F
 
 import dynnet_d2  # noqa: F401  (registers every component)
 from dynnet_d2.config import get_dynnet_cfg, load_config
-from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+SKIPNET_TINY = str(CONFIGS / "SkipNet" / "skipnet_R8cifar_sp_200it_digits.yaml")
 
 
 def tiny_cfg():
@@ -83,3 +84,19 @@ def test_digits_trains_and_writes_classification_results(tmp_path):
     assert set(metrics["per_class_acc"]) == {str(d) for d in range(10)}
     assert metrics["mean_gflops_executed"] > 0 and metrics["images_per_s"] > 0
     assert not any(k.startswith("acc-") for k in metrics)
+
+
+def test_a_dynamic_backbone_is_saved_once_and_older_checkpoints_load_strictly(tmp_path):
+    model = build_model(load_config(SKIPNET_TINY))
+    keys = list(model.state_dict())
+    assert not [k for k in keys if k.startswith("dynamic.")] and model.dynamic is model.backbone
+    state = model.state_dict()
+    # a checkpoint of the version that also saved the backbone as "dynamic."
+    aliased = {**state, **{"dynamic." + k[len("backbone."):]: v for k, v in state.items()
+                           if k.startswith("backbone.")}}
+    for name, saved in (("plain", state), ("aliased", aliased)):
+        torch.save({"model": saved}, tmp_path / f"{name}.pth")
+        other = build_model(load_config(SKIPNET_TINY))
+        DynnetCheckpointer(other, strict=True).load(str(tmp_path / f"{name}.pth"))
+        for key, value in other.state_dict().items():
+            torch.testing.assert_close(value, state[key])
