@@ -139,19 +139,25 @@ class ReweightingRCNN(GeneralizedRCNN):
                 self.meta_classifier(vectors), target)
         return losses
 
+    def refresh_class_vectors(self) -> None:
+        """Store the class vectors of the current weights when training steps made them stale
+        (the reweighting module in evaluation mode)."""
+        if self._vectors_stale:
+            training = self.reweighter.training
+            self.reweighter.eval()
+            self.compute_class_vectors()
+            self.reweighter.train(training)
+
     def train(self, mode: bool = True):
         super().train(mode)
-        if not mode and self._vectors_stale:
-            self.compute_class_vectors()
+        if not mode:
+            self.refresh_class_vectors()
         return self
 
     def state_dict(self, *args, **kwargs):
         # a checkpoint holds the class vectors of the weights it saves (model_final.pth is
         # written before the evaluation that follows training would compute them)
-        if self._vectors_stale:
-            training = self.training
-            self.eval()  # computes them
-            self.train(training)
+        self.refresh_class_vectors()
         return super().state_dict(*args, **kwargs)
 
     @torch.no_grad()
@@ -182,9 +188,7 @@ def check_class_vectors(model, dataset_name: str) -> None:
     """Before evaluating on ``dataset_name``: the model's class vectors (computed now when
     training steps made them stale) are those of the test set's classes."""
     model = getattr(model, "module", model)  # DDP
-    training = model.training
-    model.eval()
-    model.train(training)
+    model.refresh_class_vectors()
     model.roi_heads.box_predictor.check_class_names(
         MetadataCatalog.get(dataset_name).thing_classes, dataset_name)
 
