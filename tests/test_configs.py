@@ -66,6 +66,8 @@ def test_leaf_config_builds_and_loads_weights(path):
     model = build_model(cfg)
     if is_classifier(cfg):
         assert model.head.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
+    elif not hasattr(model, "roi_heads"):  # FSRW's one-stage detector
+        assert len(model.class_vectors.vectors) == cfg.MODEL.FSRW.NUM_CLASSES
     else:
         assert model.roi_heads.box_predictor.num_classes == cfg.MODEL.ROI_HEADS.NUM_CLASSES
         assert hasattr(model.roi_heads, "mask_head") == cfg.MODEL.MASK_ON

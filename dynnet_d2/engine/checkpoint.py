@@ -19,7 +19,8 @@
   :class:`CheckpointMismatchError` naming the parts, before any training or feature caching.
 """
 import os
-from typing import Any, Dict, Mapping, Optional
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Type, Union
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -41,6 +42,28 @@ class CheckpointLoadError(ValueError):
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not provide every parameter of the model with the model's shape."""
+
+
+def read_checkpoint_file(path: Union[str, Path], what: str = "checkpoint",
+                         error: Type[Exception] = CheckpointLoadError) -> dict:
+    """A checkpoint file as ``{"model": state_dict, ...}`` (a bare state dict is wrapped), loaded
+    on the CPU without running pickled code; ``error`` naming ``what`` and the file when it is
+    missing or not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{what} {str(path)!r} does not exist (or is not a file)")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # any failure means: not a checkpoint we can read
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise error(f"{what} {str(path)!r} is not a checkpoint PyTorch can load "
+                    f"({type(e).__name__}: {reason})") from e
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("model"), Mapping):
+        return dict(loaded)
+    if isinstance(loaded, Mapping) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        return {"model": loaded}
+    raise error(f"{what} {str(path)!r} is neither a state dict nor a dict with a 'model' "
+                "state dict")
 
 
 def _describe(keys, limit: int = 5) -> str:

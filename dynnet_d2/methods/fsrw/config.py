@@ -11,7 +11,7 @@ def add_fsrw_config(cfg: CN) -> None:
     # reweight the query's meta features per class (Eq. 6.1).
     cfg.MODEL.FSRW = CN()
     # FSRW_REWEIGHTER_REGISTRY name of the reweighting module M ("LightReweighter": a light CNN
-    # ending in global max pooling).
+    # ending in global max pooling; "BackboneReweighter": the detector's backbone, shared).
     cfg.MODEL.FSRW.REWEIGHTER = "LightReweighter"
     # Channels of LightReweighter's convolution-ReLU-2x2-max-pool layers before its last
     # convolution (which gives the class vector).
@@ -33,3 +33,27 @@ def add_fsrw_config(cfg: CN) -> None:
     # Weight of Meta R-CNN's meta loss (cross-entropy of a linear classifier of the class
     # vectors); 0: none.
     cfg.MODEL.FSRW.META_LOSS_WEIGHT = 0.0
+    # The one-stage detector (ReweightingYOLO, the thesis' form; one_stage.py):
+    # its number of classes (the two-stage detector's is MODEL.ROI_HEADS.NUM_CLASSES).
+    cfg.MODEL.FSRW.NUM_CLASSES = 20
+    # The backbone level whose meta features are reweighted (Table 6.4: which layer).
+    cfg.MODEL.FSRW.IN_FEATURE = "p4"
+    # Output channels of the 3x3 convolutions (with ReLU) from that level to the meta features
+    # (the last is m, the class vectors' length); []: the level itself.
+    cfg.MODEL.FSRW.META_CONV_DIMS = [128]
+    # Anchors [width, height] in input pixels (YOLOv2 keeps 5); these cover the synthetic
+    # shapes' boxes (5th-95th percentile 21-133 px).
+    cfg.MODEL.FSRW.ANCHORS = [[24, 24], [38, 38], [60, 60], [92, 92], [136, 136]]
+    # The class loss (Table 6.5): "softmax" across the classes (Eq. 6.3), "multi_binary" (one
+    # binary cross-entropy per class) or "single_binary" (one class's support per iteration).
+    cfg.MODEL.FSRW.LOSS = "softmax"
+    # A slot whose decoded box overlaps a box of its class by more is not a negative (YOLOv2).
+    cfg.MODEL.FSRW.IGNORE_IOU = 0.6
+    # Negatives sampled into the objectness loss per positive (the thesis balances them).
+    cfg.MODEL.FSRW.NEGATIVES_PER_POSITIVE = 3.0
+    # Inference: detections scoring at most this are dropped.
+    cfg.MODEL.FSRW.SCORE_THRESH_TEST = 0.05
+    # Inference: per-class NMS IoU threshold.
+    cfg.MODEL.FSRW.NMS_THRESH_TEST = 0.45
+    # Inference: the best candidates per image kept before NMS.
+    cfg.MODEL.FSRW.TOPK_CANDIDATES_TEST = 1000

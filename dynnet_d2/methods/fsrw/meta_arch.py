@@ -1,22 +1,24 @@
-"""``ReweightingRCNN``: the two-stage reweighting detector's meta-architecture (thesis ch. 6,
-"Learning Scheme"): Detectron2's ``GeneralizedRCNN`` plus the reweighting module, the support
-examples of the training set and, optionally, Meta R-CNN's meta loss.
+"""The reweighting detectors' support branch (thesis ch. 6, "Learning Scheme"),
+:class:`SupportReweighting`, and the two-stage detector's meta-architecture ``ReweightingRCNN``:
+Detectron2's ``GeneralizedRCNN`` plus the support branch and, optionally, Meta R-CNN's meta loss.
 
 Training (one episode per iteration): one support instance per class, drawn by
 :meth:`~.support.SupportPool.episode` from ``(SEED, iteration)`` out of ``DATASETS.TRAIN``
 (phase 1: the base classes' data; phase 2: the K-shot set, so exactly its K instances), each
 made a ``(C_in, S, S)`` support (:func:`~.support.support_input`, normalised like the query);
-the reweighting module gives the episode's class vectors ``(N, r)`` for that forward; the
+the reweighting module gives the episode's class vectors ``(N, r)`` for that forward (the
+single-binary loss of Table 6.5: one class's support, ``(1, r)``). ``ReweightingRCNN``'s
 detection losses are Detectron2's; ``loss_meta`` = cross-entropy of a linear classifier of the
 class vectors against their classes (Meta R-CNN's meta loss), times ``META_LOSS_WEIGHT``.
 
-Inference uses no supports: :meth:`ReweightingRCNN.compute_class_vectors` stores each class's
+Inference uses no supports: :meth:`SupportReweighting.compute_class_vectors` stores each class's
 mean vector over its support instances (all of them, or ``MEAN_SUPPORTS_PER_CLASS`` drawn by
 the seed) in the predictor; this happens whenever the model is switched to evaluation, or its
 state is saved, after training steps.
 """
+from contextlib import contextmanager
 from functools import lru_cache
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architecture
+from .class_vectors import ClassVectors
 from .reweighting import build_reweighter
 from .support import SupportPool, box_xyxy, support_input
 from .two_stage import ReweightedOutputLayers
@@ -58,15 +61,17 @@ class SupportSource:
         return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
-@META_ARCH_REGISTRY.register()
-class ReweightingRCNN(GeneralizedRCNN):
-    """``GeneralizedRCNN`` whose ROI heads' predictor is a :class:`ReweightedOutputLayers`,
-    with the reweighting module and the supports it reads (module docstring)."""
+class SupportReweighting:
+    """The support branch of a reweighting meta-architecture, a mixin listed before its
+    Detectron2 base class: the reweighting module, the training set's supports, the episodes
+    and the stored class vectors (module docstring). The meta-architecture names the module that
+    holds the vectors (:attr:`reweighted_predictor`: an ``episode_vectors`` attribute read by
+    one forward, a :class:`~.class_vectors.ClassVectors` ``class_vectors``) and calls
+    :meth:`init_support_branch` in its ``__init__``."""
 
-    @configurable
-    def __init__(self, *, reweighter: nn.Module, supports: SupportSource, support_input: list,
-                 support_size: int, support_context: float, seed: int,
-                 mean_supports_per_class: int, meta_loss_weight: float, **kwargs):
+    def init_support_branch(self, *, reweighter: nn.Module, supports: SupportSource,
+                            support_input: list, support_size: int, support_context: float,
+                            seed: int, mean_supports_per_class: int) -> None:
         """
         Args:
             reweighter: support ``(N, C_in, S, S)`` -> class vectors ``(N, r)``.
@@ -76,39 +81,34 @@ class ReweightingRCNN(GeneralizedRCNN):
             seed: the episodes' seed.
             mean_supports_per_class: instances per class averaged into the stored class
                 vectors (0: all).
-            meta_loss_weight: weight of ``loss_meta`` (0: no meta classifier).
-            kwargs: ``GeneralizedRCNN``'s.
         """
-        super().__init__(**kwargs)
-        predictor = self.roi_heads.box_predictor
-        if not isinstance(predictor, ReweightedOutputLayers):
-            raise ValueError(f"ReweightingRCNN needs MODEL.ROI_HEADS.NAME 'ReweightingROIHeads' "
-                             f"(its box predictor is {type(predictor).__name__})")
         self.reweighter, self.supports = reweighter, supports
         self.support_input, self.support_size = list(support_input), support_size
         self.support_context, self.seed = support_context, seed
         self.mean_supports_per_class = mean_supports_per_class
-        self.meta_loss_weight = meta_loss_weight
-        self.meta_classifier = (nn.Linear(predictor.reweighted_channels, predictor.num_classes)
-                                if meta_loss_weight > 0 else None)
         self._vectors_stale = False
 
-    @classmethod
-    def from_config(cls, cfg):
-        ret = super().from_config(cfg)
+    @staticmethod
+    def support_branch_from_config(cfg, channels: int, backbone) -> dict:
+        """:meth:`init_support_branch`'s arguments for class vectors of ``channels``
+        (``backbone``: the detector's)."""
         fsrw = cfg.MODEL.FSRW
-        if fsrw.MEAN_SUPPORTS_PER_CLASS < 0 or fsrw.META_LOSS_WEIGHT < 0:
+        if fsrw.MEAN_SUPPORTS_PER_CLASS < 0:
             raise ValueError(f"MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS={fsrw.MEAN_SUPPORTS_PER_CLASS}"
-                             f", META_LOSS_WEIGHT={fsrw.META_LOSS_WEIGHT}: expected >= 0")
-        predictor = ret["roi_heads"].box_predictor
-        # another predictor has no reweighted channels: __init__ then names the config error
-        channels = getattr(predictor, "reweighted_channels", 1)
-        return {**ret, "reweighter": build_reweighter(cfg, channels),
+                             f": expected >= 0")
+        return {"reweighter": build_reweighter(cfg, channels, backbone),
                 "supports": SupportSource(cfg.DATASETS.TRAIN, cfg.INPUT.FORMAT),
                 "support_input": fsrw.SUPPORT_INPUT, "support_size": fsrw.SUPPORT_SIZE,
                 "support_context": fsrw.SUPPORT_CONTEXT, "seed": max(cfg.SEED, 0),
-                "mean_supports_per_class": fsrw.MEAN_SUPPORTS_PER_CLASS,
-                "meta_loss_weight": fsrw.META_LOSS_WEIGHT}
+                "mean_supports_per_class": fsrw.MEAN_SUPPORTS_PER_CLASS}
+
+    @property
+    def reweighted_predictor(self) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def class_vectors(self) -> ClassVectors:
+        return self.reweighted_predictor.class_vectors
 
     def support_tensors(self, instances) -> torch.Tensor:
         """``(record, annotation)`` pairs -> supports ``(len, C_in, S, S)`` on the model's
@@ -121,23 +121,29 @@ class ReweightingRCNN(GeneralizedRCNN):
                                      self.support_size, self.support_context))
         return torch.stack(out)
 
-    def forward(self, batched_inputs):
-        if not self.training:
-            return super().forward(batched_inputs)
-        episode = self.supports.pool.episode(self.seed, get_event_storage().iter)
+    def draw_episode(self, one_class: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+        """This iteration's class vectors ``(N, r)`` and their classes ``(N,)`` (``one_class``:
+        the vector of one class drawn by the seed and iteration, ``(1, r)`` and ``(1,)``)."""
+        pool, iteration = self.supports.pool, get_event_storage().iter
+        if one_class:
+            cls, instance = pool.one_class_episode(self.seed, iteration)
+            classes, episode = [cls], [instance]
+        else:
+            classes, episode = list(range(len(pool.instances))), pool.episode(self.seed, iteration)
         vectors = self.reweighter(self.support_tensors(episode))
-        predictor = self.roi_heads.box_predictor
+        return vectors, torch.tensor(classes, device=vectors.device)
+
+    @contextmanager
+    def episode_vectors(self, vectors: torch.Tensor):
+        """The predictor uses ``vectors`` instead of the stored ones inside this block; the stored
+        ones are stale afterwards."""
+        predictor = self.reweighted_predictor
         predictor.episode_vectors = vectors
         try:
-            losses = super().forward(batched_inputs)
+            yield
         finally:
             predictor.episode_vectors = None
-        self._vectors_stale = True
-        if self.meta_classifier is not None:
-            target = torch.arange(len(vectors), device=vectors.device)
-            losses["loss_meta"] = self.meta_loss_weight * F.cross_entropy(
-                self.meta_classifier(vectors), target)
-        return losses
+            self._vectors_stale = True
 
     def refresh_class_vectors(self) -> None:
         """Store the class vectors of the current weights when training steps made them stale
@@ -165,10 +171,10 @@ class ReweightingRCNN(GeneralizedRCNN):
         """Store each class's mean vector over its support instances of ``source`` (default:
         the training set's) in the predictor; returns them ``(N, r)``."""
         pool = (source or self.supports).pool
-        predictor = self.roi_heads.box_predictor
-        if len(pool.instances) != predictor.num_classes:
+        num_classes = len(self.class_vectors.vectors)
+        if len(pool.instances) != num_classes:
             raise ValueError(f"{pool.name}: {len(pool.instances)} classes; this model detects "
-                             f"{predictor.num_classes}")
+                             f"{num_classes}")
         rng = np.random.default_rng(self.seed)
         means = []
         for found in pool.instances:
@@ -179,9 +185,61 @@ class ReweightingRCNN(GeneralizedRCNN):
                        for i in range(0, len(found), SUPPORT_BATCH)]
             means.append(torch.cat(vectors).mean(dim=0))
         means = torch.stack(means)
-        predictor.store_class_vectors(means, pool.class_names)
+        self.class_vectors.store(means, pool.class_names)
         self._vectors_stale = False
         return means
+
+
+@META_ARCH_REGISTRY.register()
+class ReweightingRCNN(SupportReweighting, GeneralizedRCNN):
+    """``GeneralizedRCNN`` whose ROI heads' predictor is a :class:`ReweightedOutputLayers`,
+    with the support branch (module docstring)."""
+
+    @configurable
+    def __init__(self, *, support_branch: dict, meta_loss_weight: float, **kwargs):
+        """
+        Args:
+            support_branch: :meth:`SupportReweighting.init_support_branch`'s arguments.
+            meta_loss_weight: weight of ``loss_meta`` (0: no meta classifier).
+            kwargs: ``GeneralizedRCNN``'s.
+        """
+        super().__init__(**kwargs)
+        predictor = self.roi_heads.box_predictor
+        if not isinstance(predictor, ReweightedOutputLayers):
+            raise ValueError(f"ReweightingRCNN needs MODEL.ROI_HEADS.NAME 'ReweightingROIHeads' "
+                             f"(its box predictor is {type(predictor).__name__})")
+        self.init_support_branch(**support_branch)
+        self.meta_loss_weight = meta_loss_weight
+        self.meta_classifier = (nn.Linear(predictor.reweighted_channels, predictor.num_classes)
+                                if meta_loss_weight > 0 else None)
+
+    @classmethod
+    def from_config(cls, cfg):
+        ret = super().from_config(cfg)
+        if cfg.MODEL.FSRW.META_LOSS_WEIGHT < 0:
+            raise ValueError(f"MODEL.FSRW.META_LOSS_WEIGHT={cfg.MODEL.FSRW.META_LOSS_WEIGHT}: "
+                             f"expected >= 0")
+        predictor = ret["roi_heads"].box_predictor
+        # another predictor has no reweighted channels: __init__ then names the config error
+        channels = getattr(predictor, "reweighted_channels", 1)
+        return {**ret, "support_branch": cls.support_branch_from_config(cfg, channels,
+                                                                        ret["backbone"]),
+                "meta_loss_weight": cfg.MODEL.FSRW.META_LOSS_WEIGHT}
+
+    @property
+    def reweighted_predictor(self) -> nn.Module:
+        return self.roi_heads.box_predictor
+
+    def forward(self, batched_inputs):
+        if not self.training:
+            return super().forward(batched_inputs)
+        vectors, classes = self.draw_episode()
+        with self.episode_vectors(vectors):
+            losses = super().forward(batched_inputs)
+        if self.meta_classifier is not None:
+            losses["loss_meta"] = self.meta_loss_weight * F.cross_entropy(
+                self.meta_classifier(vectors), classes)
+        return losses
 
 
 def check_class_vectors(model, dataset_name: str) -> None:
@@ -189,7 +247,7 @@ def check_class_vectors(model, dataset_name: str) -> None:
     training steps made them stale) are those of the test set's classes."""
     model = getattr(model, "module", model)  # DDP
     model.refresh_class_vectors()
-    model.roi_heads.box_predictor.check_class_names(
+    model.class_vectors.check_class_names(
         MetadataCatalog.get(dataset_name).thing_classes, dataset_name)
 
 

@@ -13,6 +13,7 @@ from ...data.build import unknown_dataset_message
 from ...engine import DynnetCheckpointer, DynnetTrainer
 from ...utils.io import atomic_open
 from .meta_arch import ReweightingRCNN, SupportSource
+from .one_stage import ReweightingYOLO
 
 
 def recompute_class_vectors(cfg, support_datasets: Sequence[str], output: str) -> torch.Tensor:
@@ -24,9 +25,10 @@ def recompute_class_vectors(cfg, support_datasets: Sequence[str], output: str) -
     for name in support_datasets:
         if name not in DatasetCatalog:
             raise UnknownDatasetError(unknown_dataset_message(name, "--supports", registered))
-    if cfg.MODEL.META_ARCHITECTURE != ReweightingRCNN.__name__:
+    detectors = (ReweightingYOLO.__name__, ReweightingRCNN.__name__)
+    if cfg.MODEL.META_ARCHITECTURE not in detectors:
         raise ValueError(f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r}: class vectors "
-                         f"belong to {ReweightingRCNN.__name__}")
+                         f"belong to the reweighting detectors {detectors}")
     if not cfg.MODEL.WEIGHTS:
         raise ValueError("MODEL.WEIGHTS is empty: name the trained reweighting detector")
     model = DynnetTrainer.build_model(cfg)

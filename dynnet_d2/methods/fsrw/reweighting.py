@@ -8,10 +8,11 @@ meta features ``(B, m, *spatial)`` (a feature map ``(B, m, H, W)`` or RoI featur
 class-specific features ``(B, N, m, *spatial)``. ``r = m``, or ``r < m`` when only the first
 ``r`` channels are reweighted and the rest are shared by every class (Table 6.4, "half").
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from detectron2.config import configurable
+from detectron2.modeling import Backbone
 from detectron2.utils.registry import Registry
 from torch import nn
 
@@ -80,7 +81,7 @@ class LightReweighter(nn.Module):
         self.out_channels = out_channels
 
     @classmethod
-    def from_config(cls, cfg, out_channels: int):
+    def from_config(cls, cfg, out_channels: int, backbone: Optional[Backbone] = None):
         return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
                 "out_channels": out_channels, "conv_dims": tuple(cfg.MODEL.FSRW.REWEIGHTER_DIMS)}
 
@@ -89,6 +90,57 @@ class LightReweighter(nn.Module):
         return torch.amax(self.layers(supports), dim=(2, 3))
 
 
-def build_reweighter(cfg, out_channels: int) -> nn.Module:
-    """The reweighting module ``MODEL.FSRW.REWEIGHTER`` giving vectors of ``out_channels``."""
-    return FSRW_REWEIGHTER_REGISTRY.get(cfg.MODEL.FSRW.REWEIGHTER)(cfg, out_channels)
+@FSRW_REWEIGHTER_REGISTRY.register()
+class BackboneReweighter(nn.Module):
+    """The detector's own backbone as the reweighting module, its weights shared with the
+    detector (the thesis' supplementary compares sharing them): a learned 1x1 convolution from
+    the support's ``C_in`` channels to the backbone's 3 input channels (initialised to pass the
+    image through and ignore the other channels: together with the backbone's first
+    convolution, a stem for ``C_in`` channels), the backbone's coarsest level, a 1x1 convolution
+    to ``out_channels`` and global max pooling. The backbone is not a submodule (the detector
+    owns it; checkpoints hold it once)."""
+
+    @configurable
+    def __init__(self, *, in_channels: int, out_channels: int, backbone: Backbone):
+        """
+        Args:
+            in_channels: channels of a support input (see :func:`support_channels`).
+            out_channels: length r of a class vector.
+            backbone: the detector's backbone, taking 3-channel images.
+        """
+        super().__init__()
+        self.adapter = nn.Conv2d(in_channels, 3, 1)
+        with torch.no_grad():
+            self.adapter.weight.zero_()
+            self.adapter.weight[:, :3, 0, 0] = torch.eye(3)
+            self.adapter.bias.zero_()
+        shapes = backbone.output_shape()
+        self.level = max(shapes, key=lambda name: shapes[name].stride)
+        self.project = nn.Conv2d(shapes[self.level].channels, out_channels, 1)
+        self._shared = (backbone,)  # a tuple: not registered as a submodule
+        self.out_channels = out_channels
+
+    @classmethod
+    def from_config(cls, cfg, out_channels: int, backbone: Optional[Backbone] = None):
+        if backbone is None:
+            raise ValueError("MODEL.FSRW.REWEIGHTER='BackboneReweighter' shares the detector's "
+                             "backbone: build it with the detector (build_reweighter(cfg, r, "
+                             "backbone))")
+        divisibility = backbone.size_divisibility
+        if divisibility and cfg.MODEL.FSRW.SUPPORT_SIZE % divisibility:
+            raise ValueError(f"MODEL.FSRW.SUPPORT_SIZE={cfg.MODEL.FSRW.SUPPORT_SIZE}: the "
+                             f"backbone {cfg.MODEL.BACKBONE.NAME} needs a multiple of "
+                             f"{divisibility}")
+        return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
+                "out_channels": out_channels, "backbone": backbone}
+
+    def forward(self, supports: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""
+        features = self._shared[0](self.adapter(supports))[self.level]
+        return torch.amax(self.project(features), dim=(2, 3))
+
+
+def build_reweighter(cfg, out_channels: int, backbone: Optional[Backbone] = None) -> nn.Module:
+    """The reweighting module ``MODEL.FSRW.REWEIGHTER`` giving vectors of ``out_channels``
+    (``backbone``: the detector's, for reweighting modules that share it)."""
+    return FSRW_REWEIGHTER_REGISTRY.get(cfg.MODEL.FSRW.REWEIGHTER)(cfg, out_channels, backbone)

@@ -3,7 +3,8 @@ which (image, box) pairs feed the reweighting module, and the tensor each one be
 
 :class:`SupportPool` indexes every instance of every class of a dataset (for phase 2, a K-shot
 set: exactly its K instances per class, never K images). An episode draws one support instance
-per class with ``numpy.random.default_rng([seed, iteration])``, so it depends on the seed and the
+per class (or, for the single-binary loss, one instance of one class) with
+``numpy.random.default_rng([seed, iteration])``, so it depends on the seed and the
 iteration only: the same in every DDP process and after a resume.
 
 :func:`support_input` makes one support ``(C_in, S, S)``: a square window centred on the box,
@@ -61,6 +62,14 @@ class SupportPool:
         """One ``(record, annotation)`` per class, drawn from ``(seed, iteration)`` alone."""
         rng = np.random.default_rng([seed, iteration])
         return [found[int(rng.integers(len(found)))] for found in self.instances]
+
+    def one_class_episode(self, seed: int, iteration: int) -> Tuple[int, Tuple[dict, dict]]:
+        """One class and one ``(record, annotation)`` of it, drawn from ``(seed, iteration)``
+        alone (the single-binary loss of Table 6.5)."""
+        rng = np.random.default_rng([seed, iteration])
+        cls = int(rng.integers(len(self.instances)))
+        found = self.instances[cls]
+        return cls, found[int(rng.integers(len(found)))]
 
 
 def support_input(image: torch.Tensor, box: Sequence[float], forms: Sequence[str], size: int,

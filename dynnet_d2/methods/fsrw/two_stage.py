@@ -15,10 +15,10 @@ class-specific: Detectron2's ``FastRCNNOutputLayers`` losses and inference apply
 
 The vectors: in training, the episode's (set by :class:`~.meta_arch.ReweightingRCNN` for one
 forward); at inference, ``class_vectors`` ``(N, r)``, the mean over each class's support
-examples, stored in the checkpoint with a fingerprint of the class names they belong to.
+examples (:class:`~.class_vectors.ClassVectors`, stored in the checkpoint with the class names
+they belong to).
 """
-import hashlib
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 from detectron2.config import configurable
@@ -26,21 +26,8 @@ from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from torch import nn
 
+from .class_vectors import ClassVectors
 from .reweighting import reweight
-
-NO_VECTORS = ("{where}: this model has no stored class vectors; compute them from support "
-              "examples with tools/fsrw_class_vectors.py (training stores them in every "
-              "checkpoint it writes)")
-
-
-def class_key(class_names: Sequence[str]) -> int:
-    """A positive int64 fingerprint of the class names, in order."""
-    digest = hashlib.sha256("\n".join(class_names).encode()).digest()
-    return int.from_bytes(digest[:7], "big") or 1
-
-
-class ClassVectorsError(RuntimeError):
-    """Inference without usable stored class vectors."""
 
 
 class ReweightedOutputLayers(FastRCNNOutputLayers):
@@ -67,11 +54,9 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
                            (self.bbox_pred, 0.001)):
             nn.init.normal_(layer.weight, std=std)
             nn.init.constant_(layer.bias, 0)
-        # buffers, so checkpoints hold them; phase 2 starting from phase 1's checkpoint (fewer
-        # classes) does not load them (another shape) and computes its own
-        self.register_buffer("class_vectors", torch.zeros(self.num_classes, reweighted_channels))
-        # class_key(names of their classes); 0: not computed
-        self.register_buffer("class_vectors_key", torch.zeros(1, dtype=torch.int64))
+        # phase 2 starting from phase 1's checkpoint (fewer classes) does not load them (another
+        # shape) and computes its own
+        self.class_vectors = ClassVectors(self.num_classes, reweighted_channels)
         self.episode_vectors: Optional[torch.Tensor] = None
 
     @classmethod
@@ -81,39 +66,11 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
         return {**super().from_config(cfg, input_shape),
                 "reweighted_channels": channels if reweighted == -1 else reweighted}
 
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # the vectors and their key load together: when the vectors were left out (another
-        # class count, e.g. phase 2 from phase 1's checkpoint), none are stored
-        if prefix + "class_vectors" not in state_dict:
-            state_dict.pop(prefix + "class_vectors_key", None)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def store_class_vectors(self, vectors: torch.Tensor, class_names: Sequence[str]) -> None:
-        """Keep ``vectors`` ``(N, r)`` of ``class_names`` for inference."""
-        if vectors.shape != self.class_vectors.shape or len(class_names) != self.num_classes:
-            raise ValueError(f"class vectors {tuple(vectors.shape)} of {len(class_names)} "
-                             f"classes; expected {tuple(self.class_vectors.shape)}")
-        self.class_vectors.copy_(vectors)
-        self.class_vectors_key.fill_(class_key(class_names))
-
-    def check_class_names(self, class_names: Sequence[str], where: str) -> None:
-        """``ClassVectorsError`` unless the stored vectors are those of ``class_names``."""
-        stored = int(self.class_vectors_key)
-        if stored == 0:
-            raise ClassVectorsError(NO_VECTORS.format(where=where))
-        if stored != class_key(class_names):
-            raise ClassVectorsError(f"{where}: the stored class vectors are of other classes "
-                                    f"than {list(class_names)}")
-
     def forward(self, x: torch.Tensor):
         """``x`` ``(R, D)`` (or ``(R, C, H, W)``) -> scores ``(R, N + 1)``, deltas ``(R, 4N)``."""
         x = torch.flatten(x, start_dim=1)
-        if self.episode_vectors is not None:
-            vectors = self.episode_vectors
-        elif int(self.class_vectors_key) == 0:
-            raise ClassVectorsError(NO_VECTORS.format(where="inference"))
-        else:
-            vectors = self.class_vectors
+        vectors = (self.episode_vectors if self.episode_vectors is not None
+                   else self.class_vectors.get())
         features = reweight(x, vectors)  # (R, N, D)
         scores = torch.cat([self.cls_score(features)[..., 0], self.background_score(x)], dim=1)
         return scores, self.bbox_pred(features).flatten(1)

@@ -35,6 +35,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Uni
 
 import torch
 
+from ...engine.checkpoint import read_checkpoint_file
 from ...utils.io import atomic_open
 
 DDP_PREFIX = "module."
@@ -424,23 +425,8 @@ def checkpoint_surgery(method: str, checkpoint: Mapping, classes: Optional[Class
 
 
 def load_checkpoint(path: Union[str, Path], what: str = "checkpoint") -> dict:
-    """A checkpoint file as ``{"model": state_dict, ...}`` (a bare state dict is wrapped), loaded
-    on the CPU without running pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise SurgeryError(f"{what} {str(path)!r} does not exist (or is not a file)")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # any failure means: not a checkpoint we can read
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SurgeryError(f"{what} {str(path)!r} is not a checkpoint PyTorch can load "
-                           f"({type(e).__name__}: {reason})") from e
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("model"), Mapping):
-        return dict(loaded)
-    if isinstance(loaded, Mapping) and all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        return {"model": loaded}
-    raise SurgeryError(f"{what} {str(path)!r} is neither a state dict nor a dict with a 'model' "
-                       "state dict")
+    """:func:`~dynnet_d2.engine.checkpoint.read_checkpoint_file` raising :class:`SurgeryError`."""
+    return read_checkpoint_file(path, what, SurgeryError)
 
 
 def output_path(method: str, src1: Union[str, Path], save_dir: Union[str, Path, None] = None,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.modeling import build_backbone
 from detectron2.structures import BoxMode
 
 from dynnet_d2.config import load_config
@@ -147,12 +148,32 @@ def test_support_input_crops_the_window_and_marks_the_box():
 def test_every_registered_reweighter_builds_runs_and_trains(name):
     cfg = load_config(CONFIG, ["MODEL.FSRW.REWEIGHTER", name,
                                "MODEL.FSRW.SUPPORT_INPUT", ["image", "mask", "object"]])
-    module = build_reweighter(cfg, out_channels=16)
+    backbone = build_backbone(cfg)
+    module = build_reweighter(cfg, out_channels=16, backbone=backbone)
     supports = torch.randn(5, 7, 64, 64)
     vectors = module(supports)
     assert vectors.shape == (5, 16)
     vectors.square().sum().backward()
     assert all(p.grad is not None for p in module.parameters())
+
+
+def test_backbone_reweighter_shares_the_detectors_backbone_and_starts_from_the_image():
+    cfg = load_config(CONFIG, ["MODEL.FSRW.REWEIGHTER", "BackboneReweighter"])
+    backbone = build_backbone(cfg)
+    module = build_reweighter(cfg, out_channels=8, backbone=backbone)
+    assert not any(name.startswith("_shared") for name, _ in module.named_parameters())
+    supports = torch.randn(2, 4, 64, 64)  # image + mask
+    level = max(backbone.output_shape(), key=lambda n: backbone.output_shape()[n].stride)
+    expected = torch.amax(module.project(backbone(supports[:, :3])[level]), dim=(2, 3))
+    torch.testing.assert_close(module(supports), expected)  # the mask starts ignored
+    module(supports).sum().backward()
+    assert any(p.grad is not None for p in backbone.parameters())
+    with pytest.raises(ValueError, match="BackboneReweighter' shares the detector's backbone"):
+        build_reweighter(cfg, out_channels=8)
+    odd = load_config(CONFIG, ["MODEL.FSRW.REWEIGHTER", "BackboneReweighter",
+                               "MODEL.FSRW.SUPPORT_SIZE", 40])
+    with pytest.raises(ValueError, match="SUPPORT_SIZE=40: the backbone .* multiple of 32"):
+        build_reweighter(odd, out_channels=8, backbone=backbone)
 
 
 def test_light_reweighter_max_pools_its_last_convolution():

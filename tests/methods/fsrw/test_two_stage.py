@@ -70,13 +70,13 @@ def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_surviv
 
     reloaded = _model().eval()
     reloaded.load_state_dict(model.state_dict())
-    reloaded.roi_heads.box_predictor.check_class_names(shots.pool.class_names, "reloaded")
+    reloaded.class_vectors.check_class_names(shots.pool.class_names, "reloaded")
     again = reloaded(_query())[0]["instances"]
     torch.testing.assert_close(again.pred_boxes.tensor, detections.pred_boxes.tensor)
     torch.testing.assert_close(again.scores, detections.scores)
     with pytest.raises(ClassVectorsError, match=r"shapes_test_all1: the stored class vectors "
                                                 r"are of other classes than \['circle'"):
-        reloaded.roi_heads.box_predictor.check_class_names(
+        reloaded.class_vectors.check_class_names(
             MetadataCatalog.get("shapes_test_all1").thing_classes, "shapes_test_all1")
 
 
@@ -98,7 +98,7 @@ def test_training_draws_the_episode_and_evaluation_stores_fresh_vectors():
     assert all(p.grad is not None for p in model.reweighter.parameters())
     assert model.roi_heads.box_predictor.episode_vectors is None
     model.eval()  # after a training step: the vectors are computed from the supports
-    model.roi_heads.box_predictor.check_class_names(
+    model.class_vectors.check_class_names(
         MetadataCatalog.get("shapes_train_base1").thing_classes, "after training")
 
 
@@ -115,7 +115,7 @@ def test_phase_2_loads_phase_1_weights_with_vectors_of_fewer_classes(tmp_path):
     with pytest.raises(ClassVectorsError, match="no stored class vectors"):
         phase2.eval()(_query())
     phase2.compute_class_vectors()
-    assert phase2.roi_heads.box_predictor.class_vectors.shape == (20, 256)
+    assert phase2.class_vectors.vectors.shape == (20, 256)
 
 
 def test_a_predictor_of_another_kind_is_named():
