@@ -1,0 +1,200 @@
+"""FSRW's benchmark beyond the seed table (projects/FSRW/README.md; ``tools/benchmark_fsrw.py``):
+
+* **learning speed** (Fig. 6.3): the reweighting detectors and FRCN+ft-full fine-tuned on one
+  K-shot set, evaluated every ``eval_period`` iterations: nAP50 and bAP50 against iterations;
+* **cost**: s/iter and peak RSS (of the training process tree) of phase 1 (a short run of each
+  phase-1 config, TFA's base training beside them) and of the fine-tunings above;
+* **inference**: ms/image at batch 1 of the fine-tuned detectors, interleaved rounds, and of the
+  one-stage detector with N = 5, 10, 20 class vectors (its prediction module runs once per class);
+* **class vectors** (Fig. 6.4): the fine-tuned one-stage detector's per-shot vectors of its
+  K-shot set, the class means as a heat map, and a t-SNE of both.
+
+The seed table and the ablations are sweeps (``tools/run_experiments.py``); this benchmark
+starts from the phase-1 models and TFA's base model that the sweep trains, and says which
+command trains them when one is missing. Arms train with :func:`~dynnet_d2.engine.arms
+.train_arms` (finished arms are skipped, interrupted ones resume); the record is rewritten
+atomically after every step.
+"""
+import json
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import numpy as np
+import torch
+from detectron2.data import DatasetCatalog
+from detectron2.data.detection_utils import read_image
+
+from ...config import load_config
+from ...engine.arms import REPO, Arm, machine, train_arms, write_record
+from ...engine.fewshot_methods import FEWSHOT_METHODS, fewshot_base
+from ...engine.runs import load_trained_model
+from ...utils.measure import interleaved_median_s
+from .analysis import plot_class_vectors, plot_tsne, tsne_with_class_means
+
+# sweep method -> label of the fine-tuned detectors compared
+DETECTORS = {"fsrw": "FSRW (one-stage)", "meta_rcnn": "Meta R-CNN style (two-stage)",
+             "full": "FRCN+ft-full"}
+CLASS_COUNTS = (5, 10, 20)  # N of the one-stage detector's inference timing
+
+
+class MissingBaseError(FileNotFoundError):
+    """A phase-1 or base model the benchmark starts from is not trained yet."""
+
+
+def phase_1_checkpoint(method: str, split: int) -> Path:
+    """The ``model_final.pth`` of ``method``'s base (phase 1) for ``split``, as the sweep trains
+    it; :class:`MissingBaseError` naming the command when it does not exist."""
+    base = FEWSHOT_METHODS[method].base
+    cfg = load_config(fewshot_base(base).config, ["FEWSHOT.SPLIT", split])
+    path = REPO / cfg.OUTPUT_DIR / "model_final.pth"  # an absolute OUTPUT_DIR stays as it is
+    if not path.is_file():
+        raise MissingBaseError(
+            f"{path} does not exist: train the bases first, e.g. tools/run_experiments.py "
+            f"--sweep-dir output/sweeps/fsrw_split{split} --splits {split} --shots 10 --seeds 0 "
+            f"--methods {' '.join(DETECTORS)}")
+    return path
+
+
+def start_weights(method: str, split: int) -> Path:
+    """What ``method``'s fine-tuning starts from: phase 1's model (no surgery), or for TFA's
+    methods the base model after randinit surgery (prepared as the sweep prepares it)."""
+    checkpoint = phase_1_checkpoint(method, split)
+    base = fewshot_base(FEWSHOT_METHODS[method].base)
+    return Path(base.prepare(str(checkpoint), f"shapes_train_base{split}",
+                             f"shapes_test_all{split}"))
+
+
+def fine_tuning_arms(split: int, shot: int, seed: int, eval_period: int) -> Dict[str, Arm]:
+    """One fine-tuning per detector on the ``shot``-shot set of ``seed``, evaluated every
+    ``eval_period`` iterations."""
+    opts = ["FEWSHOT.SPLIT", split, "FEWSHOT.SHOT", shot, "FEWSHOT.SEED", seed,
+            "TEST.EVAL_PERIOD", eval_period]
+    return {f"{method}_{shot}shot_seed{seed}": Arm(
+        FEWSHOT_METHODS[method].config, opts + ["MODEL.WEIGHTS", str(start_weights(method, split))])
+        for method in DETECTORS}
+
+
+def phase_1_cost_arms(split: int, iterations: int) -> Dict[str, Arm]:
+    """A short run of each detector's phase-1 config (TFA's base training for FRCN+ft-full), as
+    the sweep would start it."""
+    opts = ["FEWSHOT.SPLIT", split, "SOLVER.MAX_ITER", iterations, "SOLVER.STEPS", (),
+            "SOLVER.CHECKPOINT_PERIOD", iterations, "TEST.EVAL_PERIOD", 0]
+    return {f"{method}_phase1_{iterations}it": Arm(
+        fewshot_base(FEWSHOT_METHODS[method].base).config, opts) for method in DETECTORS}
+
+
+def learning_curve(folder: Path) -> List[dict]:
+    """``[{"iteration", "nAP50", "bAP50", "AP"}]`` of every evaluation in the run's
+    ``metrics.json``."""
+    curve = []
+    for line in (folder / "metrics.json").read_text().splitlines():
+        entry = json.loads(line)
+        if "bbox/nAP50" in entry:
+            curve.append({"iteration": entry["iteration"] + 1, "nAP50": entry["bbox/nAP50"],
+                          "bAP50": entry["bbox/bAP50"], "AP": entry["bbox/AP"]})
+    return curve
+
+
+def test_inputs(split: int, count: int) -> List[dict]:
+    """The first ``count`` images of ``shapes_test_all<split>`` as batch-1 model inputs."""
+    inputs = []
+    for record in DatasetCatalog.get(f"shapes_test_all{split}")[:count]:
+        image = read_image(record["file_name"], format="RGB")
+        inputs.append({"image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
+                       "height": record["height"], "width": record["width"]})
+    return inputs
+
+
+def inference_timing(folders: Dict[str, Path], inputs: Sequence[dict], rounds: int,
+                     threads: int) -> Dict[str, dict]:
+    """ms/image at batch 1 of each fine-tuned detector in ``folders`` and of the one-stage one
+    with N of :data:`CLASS_COUNTS` class vectors, in interleaved rounds."""
+    torch.set_num_threads(threads)
+    models = {name: load_trained_model(folder)[1] for name, folder in folders.items()}
+    calls = {}
+
+    def serve(model, vectors=None):
+        def call():
+            head = getattr(model, "head", None)
+            if vectors is not None:
+                head.episode_vectors = vectors
+            with torch.no_grad():
+                for x in inputs:
+                    model([x])
+            if vectors is not None:
+                head.episode_vectors = None
+        return call
+
+    for name, model in models.items():
+        calls[name] = serve(model)
+        if name.startswith("fsrw_"):
+            stored = model.class_vectors.vectors
+            for n in CLASS_COUNTS:
+                calls[f"{name} N={n}"] = serve(model, stored[:n])
+    timed = interleaved_median_s(calls, rounds)
+    return {name: {"ms_per_image": 1000 * t["median_s"] / len(inputs),
+                   "rounds_s": t["runs_s"]} for name, t in timed.items()}
+
+
+def class_vector_figures(folder: Path, plots_dir: Path, title: str) -> dict:
+    """Fig. 6.4 from the fine-tuned one-stage detector in ``folder``: the vectors of every
+    instance of its K-shot set, their class means (a heat map) and a t-SNE of both."""
+    _, model = load_trained_model(folder)
+    pool = model.supports.pool
+    per_shot, labels = [], []
+    with torch.no_grad():
+        for cls, found in enumerate(pool.instances):
+            per_shot.append(model.reweighter(model.support_tensors(found)).numpy())
+            labels += [cls] * len(found)
+    per_shot, labels = np.concatenate(per_shot), np.array(labels)
+    names = pool.class_names
+    means = model.class_vectors.vectors.numpy()
+    plots_dir.mkdir(parents=True, exist_ok=True)
+    plot_class_vectors(means, names, str(plots_dir / "class_vectors.png"), title)
+    points, mean_points = tsne_with_class_means(per_shot, labels, len(names))
+    plot_tsne(points, labels, mean_points, names, str(plots_dir / "class_vectors_tsne.png"),
+              title)
+    return {"instances": int(len(labels)), "classes": names,
+            "figures": ["class_vectors.png", "class_vectors_tsne.png"]}
+
+
+def run(record: dict, out: Path, work_dir: Path, plots_dir: Path, *, split: int, shot: int,
+        seed: int, eval_period: int, cost_iterations: int, timing_images: int, rounds: int,
+        threads: int, workers: int) -> None:
+    """Every part of the module docstring into ``record`` (written to ``out`` after each)."""
+    record["machine"] = machine()
+    record["settings"] = {"split": split, "shot": shot, "seed": seed, "eval_period": eval_period,
+                          "cost_iterations": cost_iterations, "timing_images": timing_images,
+                          "rounds": rounds, "threads": threads}
+    fine_tunings = fine_tuning_arms(split, shot, seed, eval_period)
+    arms = {**phase_1_cost_arms(split, cost_iterations), **fine_tunings}
+    done = train_arms(arms, work_dir, record, out, workers=workers, threads=2 // workers or 1)
+    record["learning_speed"] = {name: learning_curve(work_dir / name)
+                                for name in fine_tunings if done.get(name)}
+    write_record(out, record)
+    finished = {name: work_dir / name for name in fine_tunings if done.get(name)}
+    record["inference"] = inference_timing(finished, test_inputs(split, timing_images), rounds,
+                                           threads)
+    write_record(out, record)
+    one_stage = f"fsrw_{shot}shot_seed{seed}"
+    if one_stage in finished:
+        record["class_vectors"] = class_vector_figures(
+            finished[one_stage], plots_dir, f"FSRW class vectors, {shot}-shot split {split} "
+                                            f"seed {seed}")
+        write_record(out, record)
+
+
+def report(record: dict) -> str:
+    """Markdown tables of the record: the final nAP50/bAP50 and cost of each fine-tuning, the
+    phase-1 cost, the inference times."""
+    lines = ["| run | s/iter | peak RSS (MiB) | final nAP50 | final bAP50 |",
+             "|---|---|---|---|---|"]
+    for name, run in record.get("runs", {}).items():
+        curve = record.get("learning_speed", {}).get(name) or [{}]
+        rss = run.get("peak_rss_mib")
+        lines.append(f"| {name} | {run.get('median_s_per_iter')} | {rss} | "
+                     f"{curve[-1].get('nAP50', '')} | {curve[-1].get('bAP50', '')} |")
+    lines += ["", "| inference | ms/image |", "|---|---|"]
+    for name, timing in record.get("inference", {}).items():
+        lines.append(f"| {name} | {timing['ms_per_image']:.1f} |")
+    return "\n".join(lines)

@@ -1,0 +1,53 @@
+"""FSRW's benchmark pieces on tiny runs: the learning curve read from metrics.json, the missing
+phase-1 model named with the command that trains it, the class-vector figures from a fine-tuned
+one-stage detector (one vector per instance of its K-shot set), and the inference timing at N
+classes."""
+import json
+
+import pytest
+
+from dynnet_d2.config import load_config
+from dynnet_d2.engine import DynnetTrainer
+from dynnet_d2.methods.fsrw import benchmark
+
+ONE_STAGE = "configs/FSRW/fsrw_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"
+TINY = ["FEWSHOT.SPLIT", 1, "FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0, "SOLVER.IMS_PER_BATCH", 2,
+        "SOLVER.MAX_ITER", 1, "SOLVER.STEPS", (), "DATALOADER.NUM_WORKERS", 0,
+        "INPUT.MIN_SIZE_TRAIN", (96,), "INPUT.MAX_SIZE_TRAIN", 160, "INPUT.MIN_SIZE_TEST", 96,
+        "INPUT.MAX_SIZE_TEST", 160, "MODEL.FSRW.SUPPORT_SIZE", 32, "MODEL.WEIGHTS", "",
+        "DATASETS.TEST", (), "MODEL.DEVICE", "cpu"]
+
+
+def test_learning_curve_reads_every_evaluation_of_the_run(tmp_path):
+    rows = [{"iteration": 49, "time": 0.1, "total_loss": 1.0},
+            {"iteration": 99, "bbox/nAP50": 10.0, "bbox/bAP50": 70.0, "bbox/AP": 30.0},
+            {"iteration": 199, "bbox/nAP50": 20.5, "bbox/bAP50": 69.0, "bbox/AP": 31.0}]
+    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows))
+    assert benchmark.learning_curve(tmp_path) == [
+        {"iteration": 100, "nAP50": 10.0, "bAP50": 70.0, "AP": 30.0},
+        {"iteration": 200, "nAP50": 20.5, "bAP50": 69.0, "AP": 31.0}]
+
+
+def test_a_missing_phase_1_model_names_the_sweep_that_trains_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(benchmark, "REPO", tmp_path)
+    with pytest.raises(benchmark.MissingBaseError, match="fsrw_MobileNetV2_FPN_base_2800it_shapes"
+                                                         "/split1/model_final.pth does not exist"
+                                                         ".*tools/run_experiments.py"):
+        benchmark.fine_tuning_arms(split=1, shot=10, seed=0, eval_period=100)
+
+
+def test_class_vector_figures_and_timing_from_a_fine_tuned_one_stage_detector(tmp_path):
+    folder = tmp_path / "fsrw_1shot_seed0"
+    cfg = load_config(ONE_STAGE, TINY + ["OUTPUT_DIR", str(folder)])
+    trainer = DynnetTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    (folder / "config.yaml").write_text(cfg.dump())  # as tools/train_net.py writes it
+    found = benchmark.class_vector_figures(folder, tmp_path / "plots", "test")
+    assert found["instances"] == 20 and len(found["classes"]) == 20  # 1 shot of 20 classes
+    assert all((tmp_path / "plots" / name).is_file() for name in found["figures"])
+    timing = benchmark.inference_timing({"fsrw_1shot_seed0": folder},
+                                        benchmark.test_inputs(1, 2), rounds=1, threads=1)
+    assert set(timing) == {"fsrw_1shot_seed0"} | {f"fsrw_1shot_seed0 N={n}"
+                                                  for n in benchmark.CLASS_COUNTS}
+    assert all(t["ms_per_image"] > 0 for t in timing.values())
