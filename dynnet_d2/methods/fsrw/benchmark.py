@@ -1,7 +1,9 @@
 """FSRW's benchmark beyond the seed table (projects/FSRW/README.md; ``tools/benchmark_fsrw.py``):
 
 * **learning speed** (Fig. 6.3): the reweighting detectors and FRCN+ft-full fine-tuned on one
-  K-shot set, evaluated every ``eval_period`` iterations: nAP50 and bAP50 against iterations;
+  K-shot set, evaluated every ``eval_period`` iterations on the validation and the test set:
+  nAP50 and bAP50 against iterations; the validation curve's best iteration is the fine-tuning
+  length it chooses (never the test curve's);
 * **cost**: s/iter and peak RSS (of the training process tree) of phase 1 (a short run of each
   phase-1 config, TFA's base training beside them) and of the fine-tunings above;
 * **inference**: ms/image at batch 1 of the fine-tuned detectors, interleaved rounds, and of the
@@ -66,9 +68,11 @@ def start_weights(method: str, split: int) -> Path:
 
 def fine_tuning_arms(split: int, shot: int, seed: int, eval_period: int) -> Dict[str, Arm]:
     """One fine-tuning per detector on the ``shot``-shot set of ``seed``, evaluated every
-    ``eval_period`` iterations."""
+    ``eval_period`` iterations on the validation set (which chooses the length) and the test
+    set."""
     opts = ["FEWSHOT.SPLIT", split, "FEWSHOT.SHOT", shot, "FEWSHOT.SEED", seed,
-            "TEST.EVAL_PERIOD", eval_period]
+            "TEST.EVAL_PERIOD", eval_period,
+            "DATASETS.TEST", (f"shapes_val_all{split}", f"shapes_test_all{split}")]
     return {f"{method}_{shot}shot_seed{seed}": Arm(
         FEWSHOT_METHODS[method].config, opts + ["MODEL.WEIGHTS", str(start_weights(method, split))])
         for method in DETECTORS}
@@ -83,16 +87,26 @@ def phase_1_cost_arms(split: int, iterations: int) -> Dict[str, Arm]:
         fewshot_base(FEWSHOT_METHODS[method].base).config, opts) for method in DETECTORS}
 
 
-def learning_curve(folder: Path) -> List[dict]:
-    """``[{"iteration", "nAP50", "bAP50", "AP"}]`` of every evaluation in the run's
-    ``metrics.json``."""
-    curve = []
+def learning_curve(folder: Path) -> Dict[str, List[dict]]:
+    """``{test set: [{"iteration", "nAP50", "bAP50", "AP"}]}`` of every evaluation in the run's
+    ``metrics.json`` (Detectron2 prefixes the metrics with the test set's name when there are
+    several)."""
+    curves: Dict[str, List[dict]] = {}
     for line in (folder / "metrics.json").read_text().splitlines():
         entry = json.loads(line)
-        if "bbox/nAP50" in entry:
-            curve.append({"iteration": entry["iteration"] + 1, "nAP50": entry["bbox/nAP50"],
-                          "bAP50": entry["bbox/bAP50"], "AP": entry["bbox/AP"]})
-    return curve
+        for key in entry:
+            if key == "bbox/nAP50" or key.endswith("/bbox/nAP50"):
+                prefix = key[:-len("nAP50")]
+                curves.setdefault(prefix[:-len("/bbox/")] or "test", []).append({
+                    "iteration": entry["iteration"] + 1, "nAP50": entry[key],
+                    "bAP50": entry[prefix + "bAP50"], "AP": entry[prefix + "AP"]})
+    return curves
+
+
+def best_iteration(curve: Sequence[dict]) -> dict:
+    """The evaluation of highest nAP50 (the earliest of equal ones): the fine-tuning length a
+    validation curve chooses."""
+    return max(curve, key=lambda point: (point["nAP50"], -point["iteration"]))
 
 
 def test_inputs(split: int, count: int) -> List[dict]:
@@ -171,6 +185,9 @@ def run(record: dict, out: Path, work_dir: Path, plots_dir: Path, *, split: int,
     done = train_arms(arms, work_dir, record, out, workers=workers, threads=2 // workers or 1)
     record["learning_speed"] = {name: learning_curve(work_dir / name)
                                 for name in fine_tunings if done.get(name)}
+    record["best_on_validation"] = {
+        name: best_iteration(curves[f"shapes_val_all{split}"])
+        for name, curves in record["learning_speed"].items()}
     write_record(out, record)
     finished = {name: work_dir / name for name in fine_tunings if done.get(name)}
     record["inference"] = inference_timing(finished, test_inputs(split, timing_images), rounds,
@@ -187,13 +204,13 @@ def run(record: dict, out: Path, work_dir: Path, plots_dir: Path, *, split: int,
 def report(record: dict) -> str:
     """Markdown tables of the record: the final nAP50/bAP50 and cost of each fine-tuning, the
     phase-1 cost, the inference times."""
-    lines = ["| run | s/iter | peak RSS (MiB) | final nAP50 | final bAP50 |",
-             "|---|---|---|---|---|"]
+    lines = ["| run | s/iter | peak RSS (MiB) | best val nAP50 (iteration) |",
+             "|---|---|---|---|"]
     for name, run in record.get("runs", {}).items():
-        curve = record.get("learning_speed", {}).get(name) or [{}]
-        rss = run.get("peak_rss_mib")
-        lines.append(f"| {name} | {run.get('median_s_per_iter')} | {rss} | "
-                     f"{curve[-1].get('nAP50', '')} | {curve[-1].get('bAP50', '')} |")
+        best = record.get("best_on_validation", {}).get(name)
+        chosen = f"{best['nAP50']:.1f} ({best['iteration']})" if best else ""
+        lines.append(f"| {name} | {run.get('median_s_per_iter')} | {run.get('peak_rss_mib')} | "
+                     f"{chosen} |")
     lines += ["", "| inference | ms/image |", "|---|---|"]
     for name, timing in record.get("inference", {}).items():
         lines.append(f"| {name} | {timing['ms_per_image']:.1f} |")

@@ -18,14 +18,29 @@ TINY = ["FEWSHOT.SPLIT", 1, "FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0, "SOLVER.IMS_PE
         "DATASETS.TEST", (), "MODEL.DEVICE", "cpu"]
 
 
-def test_learning_curve_reads_every_evaluation_of_the_run(tmp_path):
+def _evaluation(prefix, n, b, ap):
+    return {f"{prefix}bbox/nAP50": n, f"{prefix}bbox/bAP50": b, f"{prefix}bbox/AP": ap}
+
+
+def test_learning_curves_per_test_set_and_the_iteration_validation_chooses(tmp_path):
     rows = [{"iteration": 49, "time": 0.1, "total_loss": 1.0},
-            {"iteration": 99, "bbox/nAP50": 10.0, "bbox/bAP50": 70.0, "bbox/AP": 30.0},
-            {"iteration": 199, "bbox/nAP50": 20.5, "bbox/bAP50": 69.0, "bbox/AP": 31.0}]
+            {"iteration": 99, **_evaluation("val/", 10.0, 70.0, 30.0),
+             **_evaluation("test/", 11.0, 71.0, 31.0)},
+            {"iteration": 199, **_evaluation("val/", 20.5, 69.0, 31.0),
+             **_evaluation("test/", 9.0, 68.0, 29.0)},
+            {"iteration": 299, **_evaluation("val/", 20.5, 68.0, 30.0),
+             **_evaluation("test/", 30.0, 68.0, 29.0)}]
     (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows))
-    assert benchmark.learning_curve(tmp_path) == [
-        {"iteration": 100, "nAP50": 10.0, "bAP50": 70.0, "AP": 30.0},
-        {"iteration": 200, "nAP50": 20.5, "bAP50": 69.0, "AP": 31.0}]
+    curves = benchmark.learning_curve(tmp_path)
+    assert curves["val"][:2] == [{"iteration": 100, "nAP50": 10.0, "bAP50": 70.0, "AP": 30.0},
+                                 {"iteration": 200, "nAP50": 20.5, "bAP50": 69.0, "AP": 31.0}]
+    assert [p["nAP50"] for p in curves["test"]] == [11.0, 9.0, 30.0]
+    # the validation curve chooses (the earliest of equal ones); the test curve's 30.0 does not
+    assert benchmark.best_iteration(curves["val"])["iteration"] == 200
+    (tmp_path / "metrics.json").write_text(json.dumps({"iteration": 9, **_evaluation("", 1.0,
+                                                                                     2.0, 3.0)}))
+    assert benchmark.learning_curve(tmp_path) == {"test": [{"iteration": 10, "nAP50": 1.0,
+                                                            "bAP50": 2.0, "AP": 3.0}]}
 
 
 def test_a_missing_phase_1_model_names_the_sweep_that_trains_it(tmp_path, monkeypatch):
