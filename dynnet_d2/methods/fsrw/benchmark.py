@@ -109,7 +109,7 @@ def best_iteration(curve: Sequence[dict]) -> dict:
     return max(curve, key=lambda point: (point["nAP50"], -point["iteration"]))
 
 
-def test_inputs(split: int, count: int) -> List[dict]:
+def batch_1_inputs(split: int, count: int) -> List[dict]:
     """The first ``count`` images of ``shapes_test_all<split>`` as batch-1 model inputs."""
     inputs = []
     for record in DatasetCatalog.get(f"shapes_test_all{split}")[:count]:
@@ -190,7 +190,7 @@ def run(record: dict, out: Path, work_dir: Path, plots_dir: Path, *, split: int,
         for name, curves in record["learning_speed"].items()}
     write_record(out, record)
     finished = {name: work_dir / name for name in fine_tunings if done.get(name)}
-    record["inference"] = inference_timing(finished, test_inputs(split, timing_images), rounds,
+    record["inference"] = inference_timing(finished, batch_1_inputs(split, timing_images), rounds,
                                            threads)
     write_record(out, record)
     one_stage = f"fsrw_{shot}shot_seed{seed}"

@@ -62,7 +62,7 @@ def test_class_vector_figures_and_timing_from_a_fine_tuned_one_stage_detector(tm
     assert found["instances"] == 20 and len(found["classes"]) == 20  # 1 shot of 20 classes
     assert all((tmp_path / "plots" / name).is_file() for name in found["figures"])
     timing = benchmark.inference_timing({"fsrw_1shot_seed0": folder},
-                                        benchmark.test_inputs(1, 2), rounds=1, threads=1)
+                                        benchmark.batch_1_inputs(1, 2), rounds=1, threads=1)
     assert set(timing) == {"fsrw_1shot_seed0"} | {f"fsrw_1shot_seed0 N={n}"
                                                   for n in benchmark.CLASS_COUNTS}
     assert all(t["ms_per_image"] > 0 for t in timing.values())

@@ -14,6 +14,7 @@ from detectron2.utils.events import EventStorage
 
 from dynnet_d2.config import load_config
 from dynnet_d2.methods.fsrw import ClassVectorsError, assign_targets
+from dynnet_d2.methods.fsrw.benchmark import batch_1_inputs
 from dynnet_d2.methods.fsrw.one_stage import decode_boxes
 
 CONFIG = "configs/FSRW/fsrw_MobileNetV2_FPN_base_2800it_shapes.yaml"
@@ -148,14 +149,6 @@ def test_inference_scores_are_objectness_times_the_softmax_across_classes():
     torch.testing.assert_close(result.pred_boxes.tensor, torch.tensor([[5.0, 21, 43, 59]]))
 
 
-def _query(name="shapes_test_base1"):
-    from detectron2.data.detection_utils import read_image
-    record = DatasetCatalog.get(name)[0]
-    image = read_image(record["file_name"], format="RGB")
-    return [{"image": torch.as_tensor(image.transpose(2, 0, 1).copy()),
-             "height": record["height"], "width": record["width"]}]
-
-
 def test_a_training_step_trains_the_reweighter_and_stored_vectors_survive_a_reload():
     every = ["MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS", 2, "MODEL.FSRW.SCORE_THRESH_TEST", 0.0]
     model = _model(*every)
@@ -168,13 +161,13 @@ def test_a_training_step_trains_the_reweighter_and_stored_vectors_survive_a_relo
     assert all(p.grad is not None for p in model.reweighter.parameters())
     assert model.head.episode_vectors is None
     model.eval()  # stores the mean vectors of the current weights
-    detections = model(_query())[0]["instances"]
+    detections = model(batch_1_inputs(1, 1))[0]["instances"]
     assert len(detections) == 50  # TEST.DETECTIONS_PER_IMAGE
     reloaded = _model(*every).eval()
     with pytest.raises(ClassVectorsError, match="no stored class vectors"):
-        reloaded(_query())
+        reloaded(batch_1_inputs(1, 1))
     reloaded.load_state_dict(model.state_dict())
-    again = reloaded(_query())[0]["instances"]
+    again = reloaded(batch_1_inputs(1, 1))[0]["instances"]
     torch.testing.assert_close(again.pred_boxes.tensor, detections.pred_boxes.tensor)
     torch.testing.assert_close(again.scores, detections.scores)
 

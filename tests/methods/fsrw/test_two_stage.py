@@ -12,6 +12,7 @@ from detectron2.utils.events import EventStorage
 from dynnet_d2.config import load_config
 from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer
 from dynnet_d2.methods.fsrw import ClassVectorsError, SupportSource
+from dynnet_d2.methods.fsrw.benchmark import batch_1_inputs
 
 CONFIG = "configs/FSRW/meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml"
 TINY = ["FEWSHOT.SPLIT", 1, "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", 96,
@@ -21,14 +22,6 @@ TINY = ["FEWSHOT.SPLIT", 1, "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", 96,
 def _model(*opts):
     torch.manual_seed(0)
     return build_model(load_config(CONFIG, TINY + list(opts)))
-
-
-def _query(name="shapes_test_base1"):
-    from detectron2.data.detection_utils import read_image
-    record = DatasetCatalog.get(name)[0]
-    image = read_image(record["file_name"], format="RGB")
-    return [{"image": torch.as_tensor(image.transpose(2, 0, 1).copy()),
-             "height": record["height"], "width": record["width"]}]
 
 
 def test_predictor_scores_each_class_on_its_reweighted_feature():
@@ -57,7 +50,7 @@ def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_surviv
     model = _model().eval()
     with pytest.raises(ClassVectorsError, match="inference: this model has no stored class "
                                                 "vectors.*tools/fsrw_class_vectors.py"):
-        model(_query())
+        model(batch_1_inputs(1, 1))
     # a support set of at most 2 instances per base class (K shots): the vectors are the
     # means of the support branch over exactly those
     shots = SupportSource(["shapes_train_base1"], "RGB")
@@ -66,12 +59,12 @@ def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_surviv
     expected = torch.stack([model.reweighter(model.support_tensors(found)).mean(0)
                             for found in shots.pool.instances])
     torch.testing.assert_close(vectors, expected)
-    detections = model(_query())[0]["instances"]
+    detections = model(batch_1_inputs(1, 1))[0]["instances"]
 
     reloaded = _model().eval()
     reloaded.load_state_dict(model.state_dict())
     reloaded.class_vectors.check_class_names(shots.pool.class_names, "reloaded")
-    again = reloaded(_query())[0]["instances"]
+    again = reloaded(batch_1_inputs(1, 1))[0]["instances"]
     torch.testing.assert_close(again.pred_boxes.tensor, detections.pred_boxes.tensor)
     torch.testing.assert_close(again.scores, detections.scores)
     with pytest.raises(ClassVectorsError, match=r"shapes_test_all1: the stored class vectors "
@@ -113,7 +106,7 @@ def test_phase_2_loads_phase_1_weights_with_vectors_of_fewer_classes(tmp_path):
     torch.testing.assert_close(phase2.roi_heads.box_predictor.cls_score.weight,
                                phase1.roi_heads.box_predictor.cls_score.weight)
     with pytest.raises(ClassVectorsError, match="no stored class vectors"):
-        phase2.eval()(_query())
+        phase2.eval()(batch_1_inputs(1, 1))
     phase2.compute_class_vectors()
     assert phase2.class_vectors.vectors.shape == (20, 256)
 
