@@ -7,12 +7,13 @@ logits).
 
 Inputs are Detectron2-style lists of dicts: ``"image"`` a ``(C, H, W)`` tensor in
 ``INPUT.FORMAT`` (every image of a batch the same size), and in training ``"label"`` (int).
-Training returns ``{"loss_cls": mean cross-entropy}`` plus, for a backbone of the dynamic-compute
-protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the per-image losses (SkipNet's
-REINFORCE term), and logs its executed fraction. Inference returns, per image,
-``{"scores": (num_classes,) softmax probabilities, "gflops": executed GFLOPs}``: fvcore's count of
-the static network, minus what a dynamic backbone did not execute for that image
-(:mod:`dynnet_d2.modeling.flops`).
+Training returns ``{"loss_cls": mean cross-entropy}`` plus the head's own losses (a head with a
+``losses(labels)`` method, e.g. TAFE-Net's embedding loss), plus, for a backbone of the
+dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the
+per-image losses (SkipNet's REINFORCE term), and logs its executed fraction. Inference
+returns, per image, ``{"scores": (num_classes,) softmax probabilities, "gflops": executed
+GFLOPs}``: fvcore's count of the static network, minus what a dynamic backbone did not execute
+for that image (:mod:`dynnet_d2.modeling.flops`).
 """
 from typing import Dict, List, Optional
 
@@ -137,6 +138,9 @@ class ImageClassifier(nn.Module):
             labels = torch.as_tensor([d["label"] for d in batched_inputs], device=self.device)
             per_image = F.cross_entropy(logits, labels, reduction="none")
             losses = {"loss_cls": per_image.mean()}
+            head_losses = getattr(self.head, "losses", None)
+            if head_losses is not None:  # a head with losses of its own (classifier_heads)
+                losses.update(head_losses(labels))
             if self.dynamic is not None:
                 losses.update(self.dynamic.losses(per_image))
                 get_event_storage().put_scalar(f"{self.dynamic.metric_prefix}/executed_fraction",

@@ -1,6 +1,9 @@
 """A registry of the heads of :class:`~dynnet_d2.modeling.classifier.ImageClassifier`, chosen by
 ``MODEL.CLASSIFIER.HEAD`` (Detectron2 has no such registry). A head maps the pooled backbone
-feature ``(B, C)`` to class logits ``(B, K)``; it is built as ``head(cfg, in_channels)``.
+feature ``(B, C)`` to class logits ``(B, K)``; it is built as ``head(cfg, in_channels)``. A head
+with losses of its own (beyond the classifier's cross-entropy) has a method ``losses(labels)``
+-> ``{name: loss}``, called by the classifier after each training forward with the labels
+``(B,)``.
 """
 from detectron2.utils.registry import Registry
 from torch import nn

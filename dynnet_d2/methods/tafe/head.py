@@ -1,0 +1,129 @@
+"""``TAFEHead``: TAFE-Net's prediction network F and meta learner G as a head of
+``ImageClassifier`` (thesis ch. 5, Fig. 5.2), chosen by ``MODEL.CLASSIFIER.HEAD "TAFEHead"``.
+
+Pooled image features ``x`` ``(B, C)`` of any backbone (frozen with ``MODEL.BACKBONE.FREEZE_AT``
+or cached) -> the factorised dynamic layers, their task vectors generated from the task
+descriptions ``(T, D)`` (:mod:`.layers`), ReLU after each -> task-aware feature embeddings
+``(B, T, d)`` -> one binary classifier shared by the tasks -> compatibility scores ``(B, T)``,
+the classifier's logits (task t = class t: Eq. 5.6 is its cross-entropy). In training the
+classes the training set does not cover (its metadata's ``seen_classes``, by default all) score
+``-inf``, so their descriptions never reach training (zero-shot); :meth:`TAFEHead.losses` adds
+beta times the embedding loss (Eq. 5.7-5.8).
+
+The descriptions come from ``MODEL.TAFE.DESCRIPTIONS``, a JSON file ``{class name: [D floats]}``
+with one entry per class of the training set's ``thing_classes`` (which order the labels).
+"""
+import json
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import torch
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from torch import nn
+
+from ...modeling.classifier_heads import CLASSIFIER_HEAD_REGISTRY
+from .layers import FactorizedLinear, TaskAwareMetaLearner
+from .losses import embedding_loss
+
+
+def read_descriptions(path: str, class_names: Sequence[str]) -> torch.Tensor:
+    """The descriptions ``(T, D)`` of ``class_names`` from the JSON file ``path``; errors name
+    the file and the class without a description or with another length."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"MODEL.TAFE.DESCRIPTIONS={path!r}: no such file (a JSON "
+                                f"object {{class name: [floats]}})")
+    table = json.loads(file.read_text())
+    missing = [c for c in class_names if c not in table]
+    if missing:
+        raise ValueError(f"{path}: no task description for class(es) {missing}")
+    lengths = {c: len(table[c]) for c in class_names}
+    if len(set(lengths.values())) != 1:
+        expected = lengths[class_names[0]]
+        odd = {c: n for c, n in lengths.items() if n != expected}
+        raise ValueError(f"{path}: descriptions of length {odd}; expected {expected} (the length "
+                         f"of {class_names[0]!r}'s)")
+    return torch.tensor([table[c] for c in class_names], dtype=torch.float32)
+
+
+@CLASSIFIER_HEAD_REGISTRY.register()
+class TAFEHead(nn.Module):
+    """Pooled features ``(B, C)`` -> compatibility logits ``(B, T)`` (module docstring)."""
+
+    @configurable
+    def __init__(self, *, in_channels: int, descriptions: torch.Tensor,
+                 seen: Optional[torch.Tensor], embedding_dims: Sequence[int],
+                 feature_dims: Sequence[int], beta: float):
+        """
+        Args:
+            in_channels: C.
+            descriptions: task descriptions ``(T, D)``, one per class.
+            seen: ``(T,)`` bool, the tasks that train (None: all).
+            embedding_dims: the task-embedding MLP's layer sizes.
+            feature_dims: the dynamic layers' output sizes (the last is d, the TAFE's).
+            beta: weight of the embedding loss (Eq. 5.8).
+        """
+        super().__init__()
+        if not feature_dims:
+            raise ValueError("MODEL.TAFE.FEATURE_DIMS is empty: expected the dynamic layers' "
+                             "sizes")
+        if beta < 0:
+            raise ValueError(f"MODEL.TAFE.BETA={beta}: expected >= 0")
+        self.register_buffer("descriptions", descriptions.float(), persistent=False)
+        self.register_buffer("seen", torch.ones(len(descriptions), dtype=torch.bool)
+                             if seen is None else seen.bool(), persistent=False)
+        self.meta_learner = TaskAwareMetaLearner(descriptions.shape[1], embedding_dims,
+                                                 feature_dims)
+        dims = [in_channels, *feature_dims]
+        self.layers = nn.ModuleList(FactorizedLinear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.classifier = nn.Linear(feature_dims[-1], 1)
+        self.task_projection = nn.Linear(embedding_dims[-1], feature_dims[-1])
+        self.beta = beta
+        self._last: Optional[Dict[str, torch.Tensor]] = None
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int):
+        tafe = cfg.MODEL.TAFE
+        metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+        classes = list(metadata.thing_classes)
+        seen_names = metadata.get("seen_classes", None)
+        seen = None if seen_names is None else torch.tensor([c in set(seen_names)
+                                                             for c in classes])
+        return {"in_channels": in_channels,
+                "descriptions": read_descriptions(tafe.DESCRIPTIONS, classes), "seen": seen,
+                "embedding_dims": tuple(tafe.EMBEDDING_DIMS),
+                "feature_dims": tuple(tafe.FEATURE_DIMS), "beta": tafe.BETA}
+
+    @property
+    def out_features(self) -> int:
+        """The number of logits, T (as ``nn.Linear`` heads name it)."""
+        return len(self.descriptions)
+
+    def embeddings(self, features: torch.Tensor):
+        """``(TAFEs (B, T, d), task embeddings in the TAFE space (T, d))`` of ``features``."""
+        task_embedding, task_vectors = self.meta_learner(self.descriptions)
+        x = features
+        for layer, vectors in zip(self.layers, task_vectors):
+            x = torch.relu(layer(x, vectors))
+        return x, self.task_projection(task_embedding)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` -> compatibility logits ``(B, T)``."""
+        tafe, task_embedding = self.embeddings(features)
+        logits = self.classifier(tafe)[..., 0]
+        if self.training:
+            self._last = {"tafe": tafe, "task_embedding": task_embedding}
+            logits = logits.masked_fill(~self.seen, float("-inf"))
+        return logits
+
+    def losses(self, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``{"loss_emb": beta x Eq. 5.7}`` over the seen tasks, for the last training forward."""
+        last, self._last = self._last, None
+        if last is None or self.beta == 0:
+            return {}
+        seen = self.seen.nonzero()[:, 0]
+        position = torch.full_like(self.seen, -1, dtype=torch.long)
+        position[seen] = torch.arange(len(seen), device=seen.device)
+        return {"loss_emb": self.beta * embedding_loss(
+            last["tafe"][:, seen], last["task_embedding"][seen], position[labels])}

@@ -1,0 +1,123 @@
+"""TAFE-Net (thesis ch. 5): the factorised layer against the explicit per-task weight W_s
+diag(W_t) (forward and gradient, all tasks at once), the embedding loss and the calibrated
+classification loss against hand computations, unseen tasks kept out of training, the head on
+ImageClassifier with the shipped config, and the named errors of the task descriptions."""
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from detectron2.data import MetadataCatalog
+from detectron2.modeling import build_model
+from detectron2.utils.events import EventStorage
+
+from dynnet_d2.config import load_config
+from dynnet_d2.methods.tafe import TAFEHead, embedding_loss, factorized_linear, read_descriptions
+
+CONFIG = "configs/TAFE/tafe_R8cifar_1000it_digits.yaml"
+
+
+def test_factorized_layer_equals_the_explicit_per_task_weight_forward_and_gradient():
+    torch.manual_seed(0)
+    x = torch.randn(4, 5, requires_grad=True)
+    shared = torch.randn(5, 3, requires_grad=True)
+    vectors = torch.randn(6, 3, requires_grad=True)
+    bias = torch.randn(3, requires_grad=True)
+    out = factorized_linear(x, shared, vectors, bias)
+    explicit = torch.stack([x @ (shared @ torch.diag(w)) + bias for w in vectors], dim=1)
+    assert out.shape == (4, 6, 3)
+    torch.testing.assert_close(out, explicit)
+    grads = torch.autograd.grad(out.sin().sum(), (x, shared, vectors, bias))
+    expected = torch.autograd.grad(explicit.sin().sum(), (x, shared, vectors, bias))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want)
+    # a second layer reads each task's own features (B, T, m)
+    per_task = torch.randn(4, 6, 3)
+    second = factorized_linear(per_task, shared.T.detach(), torch.ones(6, 5))
+    torch.testing.assert_close(second[:, 2], per_task[:, 2] @ shared.T.detach())
+    with pytest.raises(ValueError, match="do not fit"):
+        factorized_linear(torch.randn(4, 2, 5), shared, vectors)
+
+
+def test_embedding_loss_against_a_hand_computation():
+    tafe = torch.tensor([[[1.0, 0.0], [0.0, 1.0]],
+                         [[1.0, 1.0], [-1.0, 0.0]]])  # (B=2, T=2, d=2)
+    task_embedding = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+    labels = torch.tensor([0, 1])
+    # cosines: image 0: task 0 -> 1, task 1 -> 1/sqrt2; image 1: task 0 -> 1/sqrt2,
+    # task 1 -> -1/sqrt2 (hinged to 0)
+    c = 1 / math.sqrt(2)
+    expected = ((1 - 1) ** 2 + (c - 0) ** 2 + (c - 0) ** 2 + (0 - 1) ** 2) / 4
+    assert embedding_loss(tafe, task_embedding, labels).item() == pytest.approx(expected)
+
+
+def _head(seen=None, beta=0.1):
+    torch.manual_seed(0)
+    return TAFEHead(in_channels=5, descriptions=torch.randn(4, 3), seen=seen,
+                    embedding_dims=(6, 7), feature_dims=(8, 9), beta=beta)
+
+
+def test_head_scores_every_task_with_its_generated_weights():
+    head = _head().eval()
+    features = torch.randn(2, 5)
+    logits = head(features)
+    assert logits.shape == (2, 4)
+    _, vectors = head.meta_learner(head.descriptions)
+    for t in range(4):
+        x = features
+        for layer, w in zip(head.layers, vectors):
+            x = torch.relu(x @ (layer.shared @ torch.diag(w[t])) + layer.bias)
+        torch.testing.assert_close(logits[:, t], head.classifier(x)[:, 0])
+
+
+def test_unseen_tasks_never_reach_training():
+    head = _head(seen=torch.tensor([True, False, True, True])).train()
+    features = torch.randn(3, 5)
+    logits = head(features)
+    assert torch.isinf(logits[:, 1]).all() and torch.isfinite(logits[:, [0, 2, 3]]).all()
+    labels = torch.tensor([0, 3, 2])
+    # task 1's description reaches no loss
+    descriptions = head.descriptions.clone().requires_grad_(True)
+    head.descriptions = descriptions
+    logits = head(features)
+    (F.cross_entropy(logits, labels) + head.losses(labels)["loss_emb"]).backward()
+    assert descriptions.grad[1].abs().sum() == 0 and descriptions.grad[0].abs().sum() > 0
+    tafe, task_embedding = head.embeddings(features)
+    expected = 0.1 * embedding_loss(tafe[:, [0, 2, 3]], task_embedding[[0, 2, 3]],
+                                    torch.tensor([0, 2, 1]))
+    head(features)
+    torch.testing.assert_close(head.losses(labels)["loss_emb"], expected)
+    assert torch.isfinite(head.eval()(features)).all()  # evaluation scores every task
+
+
+def test_classifier_loss_is_the_calibrated_loss_of_eq_5_6_plus_the_embedding_loss():
+    cfg = load_config(CONFIG)
+    model = build_model(cfg).train()
+    images = [{"image": torch.rand(1, 8, 8) * 255, "label": label} for label in (3, 7)]
+    with EventStorage():
+        losses = model(images)
+    assert set(losses) == {"loss_cls", "loss_emb"}
+    logits = model.logits(model.preprocess(images))
+    # Eq. 5.6 with one-hot y: -1/N sum_i log(exp(F(x_i; theta_{y_i})) / sum_j exp(F(x_i; theta_j)))
+    hand = -sum(logits[i, y] - torch.logsumexp(logits[i], 0) for i, y in enumerate((3, 7))) / 2
+    torch.testing.assert_close(losses["loss_cls"], hand)
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.head.meta_learner.parameters())
+    table = json.loads(open(cfg.MODEL.TAFE.DESCRIPTIONS).read())
+    names = MetadataCatalog.get("digits_train").thing_classes
+    torch.testing.assert_close(model.head.descriptions, torch.tensor([table[c] for c in names],
+                                                                     dtype=torch.float32))
+
+
+def test_description_errors_name_the_file_and_class(tmp_path):
+    path = tmp_path / "d.json"
+    with pytest.raises(FileNotFoundError, match="MODEL.TAFE.DESCRIPTIONS=.*d.json"):
+        read_descriptions(str(path), ["a"])
+    path.write_text(json.dumps({"a": [1, 2], "b": [1, 2, 3]}))
+    with pytest.raises(ValueError, match=r"d.json: no task description for class\(es\) \['c'\]"):
+        read_descriptions(str(path), ["a", "c"])
+    with pytest.raises(ValueError, match=r"descriptions of length \{'b': 3\}; expected 2"):
+        read_descriptions(str(path), ["a", "b"])
+    with pytest.raises(ValueError, match="MODEL.TAFE.BETA=-1"):
+        _head(beta=-1)
