@@ -74,9 +74,10 @@ def test_leaf_config_builds_and_loads_weights(path):
     if cfg.MODEL.WEIGHTS.startswith("output/"):
         return  # weights an earlier stage of a pipeline writes (e.g. TFA's surgery output)
     if cfg.MODEL.WEIGHTS:
-        before = {k: v.clone() for k, v in model.backbone.bottom_up.state_dict().items()}
+        body = getattr(model.backbone, "bottom_up", model.backbone)  # under an FPN, or alone
+        before = {k: v.clone() for k, v in body.state_dict().items()}
         DetectionCheckpointer(model).load(cfg.MODEL.WEIGHTS)
-        after = model.backbone.bottom_up.state_dict()
+        after = body.state_dict()
         changed = [k for k in before if not torch.equal(before[k], after[k])]
         assert len(changed) >= 0.9 * len(before), ("the checkpoint left most backbone tensors "
                                                    "as initialised")

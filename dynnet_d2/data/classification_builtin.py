@@ -8,6 +8,12 @@
 ``shapes_cls_{train,test}``  every non-crowd instance of ``shapes_{train,test}`` as a crop of
                            its box widened by the generator's ``crop_context`` (0.1 of the box
                            side on each side, clipped to the image); 20 classes, BGR
+``shapes_zsl{f}_train``    zero-shot view of few-shot split f in {1,2,3}: the crops of
+                           ``shapes_cls_train`` of its 15 base classes only (the seen ones);
+                           labels over all 20 classes; metadata ``seen_classes`` (base),
+                           ``unseen_classes`` (novel)
+``shapes_zsl{f}_test``     every crop of ``shapes_cls_test``, the same labels and metadata
+                           (the evaluator adds the generalized zero-shot metrics)
 =========================  ==============================================================
 
 Every name has ``evaluator_type="classification"``; nothing is read at registration.
@@ -21,7 +27,7 @@ from detectron2.structures import BoxMode
 
 from .catalog import register
 from .fashion_mnist import register_fashion_mnist
-from .synthetic import SyntheticSpec
+from .synthetic import FEWSHOT_SPLITS, SyntheticSpec, base_classes, novel_classes
 
 DIGITS_TEST_SIZE = 300
 DIGITS_SEED = 0
@@ -82,6 +88,13 @@ def load_instance_crops(source: str) -> List[dict]:
     return records
 
 
+def load_seen_crops(source: str, seen: List[str]) -> List[dict]:
+    """The crop records of ``source`` whose class is in ``seen`` (its ``thing_classes``)."""
+    classes = list(MetadataCatalog.get(source).thing_classes)
+    keep = {classes.index(c) for c in seen}
+    return [r for r in load_instance_crops(source) if r["label"] in keep]
+
+
 def register_all_classification() -> None:
     """Register every classification dataset name listed in the module docstring."""
     register_fashion_mnist()
@@ -93,3 +106,12 @@ def register_all_classification() -> None:
         register(f"shapes_cls_{split}", functools.partial(load_instance_crops, source),
                  thing_classes=list(MetadataCatalog.get(source).thing_classes),
                  evaluator_type="classification", source_dataset=source, image_format="BGR")
+    for f in FEWSHOT_SPLITS:
+        seen, unseen = base_classes(f), novel_classes(f)
+        for split, load in (("train", functools.partial(load_seen_crops, "shapes_train", seen)),
+                            ("test", functools.partial(load_instance_crops, "shapes_test"))):
+            source = f"shapes_{split}"
+            register(f"shapes_zsl{f}_{split}", load,
+                     thing_classes=list(MetadataCatalog.get(source).thing_classes),
+                     seen_classes=seen, unseen_classes=unseen, evaluator_type="classification",
+                     source_dataset=source, image_format="BGR")

@@ -35,17 +35,29 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
     images divided by the time since ``reset()``. With several processes the images are gathered
     to the main process (the others return ``{}``) and ``images_per_s`` is the sum of the
     processes' rates.
+
+    A zero-shot dataset (metadata ``seen_classes`` and ``unseen_classes``) adds the generalized
+    zero-shot metrics of Xian et al. (the thesis' Table 5.2): ``acc_seen`` and ``acc_unseen``,
+    the mean per-class top-1 over the seen / unseen classes present, predicting among all
+    classes; ``H``, their harmonic mean (0 when both are 0); and ``zsl_top1``, the mean
+    per-class top-1 of the unseen classes' images predicting among the unseen classes only.
     """
 
     def __init__(self, dataset_name: str, distributed: bool = True):
         self._dataset_name = dataset_name
-        self._classes = list(MetadataCatalog.get(dataset_name).thing_classes)
+        metadata = MetadataCatalog.get(dataset_name)
+        self._classes = list(metadata.thing_classes)
+        unseen = metadata.get("unseen_classes", None)
+        self._seen = ([self._classes.index(c) for c in metadata.seen_classes]
+                      if unseen is not None else None)
+        self._unseen = [self._classes.index(c) for c in unseen] if unseen is not None else None
         self._distributed = distributed
         self.reset()
 
     def reset(self):
         self._labels: List[int] = []
         self._topk: List[List[int]] = []  # the top-min(5, C) classes of each image, best first
+        self._best_unseen: List[int] = []  # zero-shot data: the best-scoring unseen class
         self._gflops: List[float] = []
         self._missing_gflops = 0
         self._reset_time = time.perf_counter()
@@ -69,7 +81,10 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
                     f"input 'label' of image {inp.get('image_id')!r} is {label}; expected "
                     f"0..{len(self._classes) - 1} (the classes of {self._dataset_name!r})")
             self._labels.append(label)
-            self._topk.append(torch.topk(scores.detach().float().cpu(), k).indices.tolist())
+            scores = scores.detach().float().cpu()
+            self._topk.append(torch.topk(scores, k).indices.tolist())
+            if self._unseen is not None:
+                self._best_unseen.append(self._unseen[int(scores[self._unseen].argmax())])
             if out.get("gflops") is None:
                 self._missing_gflops += 1
             else:
@@ -88,7 +103,7 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
 
     def evaluate(self):
         state = (self._labels, self._topk, self._gflops, self._missing_gflops,
-                 self._images_per_s())
+                 self._images_per_s(), self._best_unseen)
         if self._distributed:
             comm.synchronize()
             states = comm.gather(state, dst=0)
@@ -100,12 +115,32 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
         topk = list(itertools.chain.from_iterable(s[1] for s in states))
         gflops = list(itertools.chain.from_iterable(s[2] for s in states))
         missing_gflops = sum(s[3] for s in states)
+        best_unseen = list(itertools.chain.from_iterable(s[5] for s in states))
         if not labels:
             logger.warning(f"[DynnetClassificationEvaluator] {self._dataset_name}: no images were "
                            "processed; nothing to evaluate")
             return {}
-        return {"classification": self._metrics(labels, topk, gflops, missing_gflops,
-                                                sum(s[4] for s in states))}
+        metrics = self._metrics(labels, topk, gflops, missing_gflops, sum(s[4] for s in states))
+        if self._unseen is not None:
+            metrics.update(self._zero_shot_metrics(labels, metrics, best_unseen))
+        return {"classification": metrics}
+
+    def _zero_shot_metrics(self, labels, metrics, best_unseen) -> Dict[str, float]:
+        def mean_over(classes, accuracy):
+            values = [accuracy[c] for c in classes if not math.isnan(accuracy[c])]
+            return sum(values) / len(values) if values else math.nan
+
+        per_class = [metrics[f"{PER_CLASS_PREFIX}{name}"] for name in self._classes]
+        seen, unseen = mean_over(self._seen, per_class), mean_over(self._unseen, per_class)
+        harmonic = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
+        hits, counts = [0] * len(self._classes), [0] * len(self._classes)
+        for y, best in zip(labels, best_unseen):
+            if y in self._unseen:
+                counts[y] += 1
+                hits[y] += best == y
+        zsl = [100.0 * h / c if c else math.nan for h, c in zip(hits, counts)]
+        return {"acc_seen": seen, "acc_unseen": unseen, "H": harmonic,
+                "zsl_top1": mean_over(self._unseen, zsl)}
 
     def _metrics(self, labels, topk, gflops, missing_gflops, images_per_s) -> Dict[str, float]:
         correct_top1 = [t[0] == y for y, t in zip(labels, topk)]

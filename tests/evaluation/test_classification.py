@@ -79,3 +79,26 @@ def test_gflops_omitted_when_absent_and_bad_outputs_named():
     with pytest.raises(ValueError, match="'label' of image 9 is 7; expected 0..6"):
         evaluator.process([{"label": 7, "image_id": 9}], [{"scores": torch.ones(7)}])
     assert DynnetClassificationEvaluator("cls_eval_toy").evaluate() == {}
+
+
+def test_generalized_zero_shot_metrics_by_hand():
+    register("cls_eval_zsl_toy", lambda: [], thing_classes=list("abcde"),
+             seen_classes=["a", "b", "c"], unseen_classes=["d", "e"],
+             evaluator_type="classification")
+
+    def scores(*values):
+        return {"scores": torch.tensor(values)}
+
+    # (label, scores over a..e)
+    images = [(0, scores(.9, .1, 0, 0, 0)),     # a: right
+              (1, scores(.1, .2, 0, .7, 0)),    # b: predicted d, wrong
+              (3, scores(.6, 0, 0, .3, .1)),    # d: predicted a (wrong); among d, e: d (right)
+              (3, scores(0, 0, 0, .8, .2)),     # d: right, and right among d, e
+              (4, scores(0, .5, 0, .4, .1))]    # e: predicted b (wrong); among d, e: d (wrong)
+    batch = ([{"label": y, "image_id": i} for i, (y, _) in enumerate(images)],
+             [s for _, s in images])
+    m = _evaluate(build_evaluator(get_dynnet_cfg(), "cls_eval_zsl_toy"), [batch])["classification"]
+    # per class, predicting among all: a 100, b 0, c no images, d 50, e 0
+    assert m["acc_seen"] == pytest.approx(50.0) and m["acc_unseen"] == pytest.approx(25.0)
+    assert m["H"] == pytest.approx(2 * 50 * 25 / 75)
+    assert m["zsl_top1"] == pytest.approx(50.0)  # among d, e: d 2/2, e 0/1

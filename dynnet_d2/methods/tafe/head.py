@@ -12,6 +12,7 @@ beta times the embedding loss (Eq. 5.7-5.8).
 
 The descriptions come from ``MODEL.TAFE.DESCRIPTIONS``, a JSON file ``{class name: [D floats]}``
 with one entry per class of the training set's ``thing_classes`` (which order the labels).
+``AttributeBilinearHead`` is the bilinear compatibility baseline on the same descriptions.
 """
 import json
 from pathlib import Path
@@ -47,8 +48,39 @@ def read_descriptions(path: str, class_names: Sequence[str]) -> torch.Tensor:
     return torch.tensor([table[c] for c in class_names], dtype=torch.float32)
 
 
+def task_config(cfg) -> dict:
+    """The descriptions ``(T, D)`` of the training set's classes (``MODEL.TAFE.DESCRIPTIONS``)
+    and which of them train (its metadata's ``seen_classes``; None: all)."""
+    metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+    classes = list(metadata.thing_classes)
+    seen_names = metadata.get("seen_classes", None)
+    seen = None if seen_names is None else torch.tensor([c in set(seen_names) for c in classes])
+    return {"descriptions": read_descriptions(cfg.MODEL.TAFE.DESCRIPTIONS, classes),
+            "seen": seen}
+
+
+class DescribedTasksHead(nn.Module):
+    """A head scoring T tasks given by their descriptions ``(T, D)``: it keeps them and the
+    tasks that train, and in training scores the others ``-inf`` (:meth:`mask_unseen`)."""
+
+    def __init__(self, descriptions: torch.Tensor, seen: Optional[torch.Tensor]):
+        super().__init__()
+        self.register_buffer("descriptions", descriptions.float(), persistent=False)
+        self.register_buffer("seen", torch.ones(len(descriptions), dtype=torch.bool)
+                             if seen is None else seen.bool(), persistent=False)
+
+    @property
+    def out_features(self) -> int:
+        """The number of logits, T (as ``nn.Linear`` heads name it)."""
+        return len(self.descriptions)
+
+    def mask_unseen(self, logits: torch.Tensor) -> torch.Tensor:
+        """``logits`` ``(B, T)`` with the tasks that do not train at ``-inf`` in training."""
+        return logits.masked_fill(~self.seen, float("-inf")) if self.training else logits
+
+
 @CLASSIFIER_HEAD_REGISTRY.register()
-class TAFEHead(nn.Module):
+class TAFEHead(DescribedTasksHead):
     """Pooled features ``(B, C)`` -> compatibility logits ``(B, T)`` (module docstring)."""
 
     @configurable
@@ -64,15 +96,12 @@ class TAFEHead(nn.Module):
             feature_dims: the dynamic layers' output sizes (the last is d, the TAFE's).
             beta: weight of the embedding loss (Eq. 5.8).
         """
-        super().__init__()
+        super().__init__(descriptions, seen)
         if not feature_dims:
             raise ValueError("MODEL.TAFE.FEATURE_DIMS is empty: expected the dynamic layers' "
                              "sizes")
         if beta < 0:
             raise ValueError(f"MODEL.TAFE.BETA={beta}: expected >= 0")
-        self.register_buffer("descriptions", descriptions.float(), persistent=False)
-        self.register_buffer("seen", torch.ones(len(descriptions), dtype=torch.bool)
-                             if seen is None else seen.bool(), persistent=False)
         self.meta_learner = TaskAwareMetaLearner(descriptions.shape[1], embedding_dims,
                                                  feature_dims)
         dims = [in_channels, *feature_dims]
@@ -85,20 +114,9 @@ class TAFEHead(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels: int):
         tafe = cfg.MODEL.TAFE
-        metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
-        classes = list(metadata.thing_classes)
-        seen_names = metadata.get("seen_classes", None)
-        seen = None if seen_names is None else torch.tensor([c in set(seen_names)
-                                                             for c in classes])
-        return {"in_channels": in_channels,
-                "descriptions": read_descriptions(tafe.DESCRIPTIONS, classes), "seen": seen,
+        return {"in_channels": in_channels, **task_config(cfg),
                 "embedding_dims": tuple(tafe.EMBEDDING_DIMS),
                 "feature_dims": tuple(tafe.FEATURE_DIMS), "beta": tafe.BETA}
-
-    @property
-    def out_features(self) -> int:
-        """The number of logits, T (as ``nn.Linear`` heads name it)."""
-        return len(self.descriptions)
 
     def embeddings(self, features: torch.Tensor):
         """``(TAFEs (B, T, d), task embeddings in the TAFE space (T, d))`` of ``features``."""
@@ -111,11 +129,9 @@ class TAFEHead(nn.Module):
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """``(B, C)`` -> compatibility logits ``(B, T)``."""
         tafe, task_embedding = self.embeddings(features)
-        logits = self.classifier(tafe)[..., 0]
         if self.training:
             self._last = {"tafe": tafe, "task_embedding": task_embedding}
-            logits = logits.masked_fill(~self.seen, float("-inf"))
-        return logits
+        return self.mask_unseen(self.classifier(tafe)[..., 0])
 
     def losses(self, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
         """``{"loss_emb": beta x Eq. 5.7}`` over the seen tasks, for the last training forward."""
@@ -127,3 +143,24 @@ class TAFEHead(nn.Module):
         position[seen] = torch.arange(len(seen), device=seen.device)
         return {"loss_emb": self.beta * embedding_loss(
             last["tafe"][:, seen], last["task_embedding"][seen], position[labels])}
+
+
+@CLASSIFIER_HEAD_REGISTRY.register()
+class AttributeBilinearHead(DescribedTasksHead):
+    """The bilinear compatibility baseline (ALE / DeViSE style, thesis Table 5.2's
+    discriminative baselines): ``F(x, t) = x^T W t`` for features ``x`` ``(B, C)`` and
+    descriptions ``t`` ``(T, D)``, one learned ``W`` ``(C, D)``; logits ``(B, T)``, trained with
+    the same cross-entropy over the tasks, unseen tasks ``-inf`` in training."""
+
+    @configurable
+    def __init__(self, *, in_channels: int, descriptions: torch.Tensor,
+                 seen: Optional[torch.Tensor]):
+        super().__init__(descriptions, seen)
+        self.bilinear = nn.Linear(in_channels, descriptions.shape[1], bias=False)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int):
+        return {"in_channels": in_channels, **task_config(cfg)}
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.mask_unseen(self.bilinear(features) @ self.descriptions.T)

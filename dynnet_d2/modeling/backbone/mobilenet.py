@@ -83,6 +83,7 @@ def _out_channels(block: nn.Module) -> int:
     return convs[-1].out_channels
 
 
+@BACKBONE_REGISTRY.register()
 def build_mobilenet_v2_backbone(cfg, input_shape: ShapeSpec) -> MobileNetV2Backbone:
     """MobileNetV2 from ``MODEL.MOBILENET.{OUT_FEATURES, WIDTH_MULT, NORM}`` and
     ``MODEL.BACKBONE.FREEZE_AT``."""

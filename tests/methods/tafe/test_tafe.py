@@ -121,3 +121,40 @@ def test_description_errors_name_the_file_and_class(tmp_path):
         read_descriptions(str(path), ["a", "b"])
     with pytest.raises(ValueError, match="MODEL.TAFE.BETA=-1"):
         _head(beta=-1)
+
+
+@pytest.mark.parametrize("split", [1, 2])
+def test_zero_shot_views_never_train_on_unseen_classes(split):
+    from detectron2.data import DatasetCatalog
+    train, test = f"shapes_zsl{split}_train", f"shapes_zsl{split}_test"
+    meta = MetadataCatalog.get(train)
+    classes = list(meta.thing_classes)
+    unseen = {classes.index(c) for c in meta.unseen_classes}
+    assert len(unseen) == 5 and not set(meta.seen_classes) & set(meta.unseen_classes)
+    every_train_crop = [r["label"] for r in DatasetCatalog.get("shapes_cls_train")]
+    train_labels = [r["label"] for r in DatasetCatalog.get(train)]
+    assert train_labels == [y for y in every_train_crop if y not in unseen]
+    assert set(every_train_crop) & unseen  # there were unseen crops to leave out
+    assert [r["label"] for r in DatasetCatalog.get(test)] == [
+        r["label"] for r in DatasetCatalog.get("shapes_cls_test")]
+    assert MetadataCatalog.get(test).thing_classes == classes
+
+
+def test_every_shape_has_a_distinct_attribute_description():
+    classes = MetadataCatalog.get("shapes_zsl1_train").thing_classes
+    descriptions = read_descriptions("configs/TAFE/shapes_attributes.json", classes)
+    assert descriptions.shape == (20, 14)
+    assert len({tuple(row.tolist()) for row in descriptions}) == 20
+
+
+def test_bilinear_baseline_scores_x_w_t_and_masks_unseen_tasks_in_training():
+    from dynnet_d2.methods.tafe import AttributeBilinearHead
+    descriptions = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    head = AttributeBilinearHead(in_channels=3, descriptions=descriptions,
+                                 seen=torch.tensor([True, True, False]))
+    with torch.no_grad():
+        head.bilinear.weight.copy_(torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]]))  # W^T
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    # x W = (1 + 6, 2) = (7, 2); scores against (1, 0), (0, 1), (1, 1): 7, 2, 9
+    torch.testing.assert_close(head.eval()(x), torch.tensor([[7.0, 2.0, 9.0]]))
+    assert head.train()(x)[0, 2] == float("-inf")
