@@ -216,6 +216,11 @@ class ReweightingRCNN(SupportReweighting, GeneralizedRCNN):
     @classmethod
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
+        if cfg.MODEL.FSRW.LOSS != "softmax":
+            raise ValueError(f"MODEL.FSRW.LOSS={cfg.MODEL.FSRW.LOSS!r}: the two-stage detector "
+                             f"scores classes with Fast R-CNN's softmax over the classes and the "
+                             f"background ('softmax'); the loss ablation is the one-stage "
+                             f"detector's (ReweightingYOLO)")
         if cfg.MODEL.FSRW.META_LOSS_WEIGHT < 0:
             raise ValueError(f"MODEL.FSRW.META_LOSS_WEIGHT={cfg.MODEL.FSRW.META_LOSS_WEIGHT}: "
                              f"expected >= 0")

@@ -109,6 +109,11 @@ def test_episodes_draw_one_instance_per_class_from_the_seed_and_iteration_alone(
     cats = Counter(tuple(episode[0][1]["bbox"]) for episode in episodes)
     assert len(cats) == 3  # every cat instance is drawn
     assert [pool.episode(4, i) for i in range(40)] != episodes
+    # the single-binary loss's episodes: one class and one of its instances, as deterministic
+    single = [pool.one_class_episode(3, i) for i in range(40)]
+    assert [again.one_class_episode(3, i) for i in range(40)] == single
+    assert {cls for cls, _ in single} == {0, 1}
+    assert all(annotation["category_id"] == cls for cls, (_, annotation) in single)
 
 
 def test_kshot_sets_give_exactly_k_support_instances_per_class():

@@ -111,10 +111,12 @@ def test_phase_2_loads_phase_1_weights_with_vectors_of_fewer_classes(tmp_path):
     assert phase2.class_vectors.vectors.shape == (20, 256)
 
 
-def test_a_predictor_of_another_kind_is_named():
+def test_a_predictor_of_another_kind_or_another_class_loss_is_named():
     with pytest.raises(ValueError, match="ReweightingRCNN needs MODEL.ROI_HEADS.NAME "
                                          "'ReweightingROIHeads'"):
         _model("MODEL.ROI_HEADS.NAME", "StandardROIHeads")
+    with pytest.raises(ValueError, match="MODEL.FSRW.LOSS='multi_binary': the two-stage"):
+        _model("MODEL.FSRW.LOSS", "multi_binary")
 
 
 def test_evaluation_checks_the_class_vectors_against_each_test_set(tmp_path):
