@@ -5,7 +5,8 @@ Shapes, for a batch of B images, N classes (the episode's in training), A anchor
 level's ``H x W`` cells of ``stride`` pixels:
 
 - meta features ``F = D(I)``: the level ``MODEL.FSRW.IN_FEATURE`` through ``META_CONV_DIMS``
-  3x3 convolutions with ReLU, ``(B, m, H, W)``;
+  3x3 convolutions, each with GroupNorm and leaky ReLU (YOLOv2's convolution-norm-leaky blocks,
+  GroupNorm for batches of 4), ``(B, m, H, W)``;
 - class-specific features ``F_i = F (x) w_i`` (Eq. 6.1, :func:`~.reweighting.reweight`),
   ``(B, N, m, H, W)``;
 - the prediction module P, one 1x1 convolution shared by the classes, gives per class, anchor
@@ -42,6 +43,7 @@ from detectron2.layers import ShapeSpec, batched_nms
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 from detectron2.modeling.meta_arch.dense_detector import DenseDetector
 from detectron2.structures import Boxes, Instances, pairwise_iou
+from fvcore.nn.weight_init import c2_msra_fill
 from torch import nn
 
 from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architecture
@@ -117,8 +119,8 @@ class ReweightedYOLOHead(nn.Module):
         """
         Args:
             in_channels: channels of the backbone level.
-            conv_dims: output channels of the 3x3 convolutions (with ReLU) giving the meta
-                features; their last (or ``in_channels``) is m.
+            conv_dims: output channels of the 3x3 convolutions (with GroupNorm and leaky ReLU)
+                giving the meta features; their last (or ``in_channels``) is m.
             num_anchors: A.
             num_classes: N at inference (the stored class vectors).
             reweighted_channels: r, how many of the m channels a class vector scales (-1: all).
@@ -126,7 +128,8 @@ class ReweightedYOLOHead(nn.Module):
         super().__init__()
         layers, channels = [], in_channels
         for dim in conv_dims:
-            layers += [nn.Conv2d(channels, dim, 3, padding=1), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(channels, dim, 3, padding=1, bias=False),
+                       nn.GroupNorm(math.gcd(32, dim), dim), nn.LeakyReLU(0.1, inplace=True)]
             channels = dim
         self.meta_features = nn.Sequential(*layers)
         if reweighted_channels == -1:
@@ -136,10 +139,12 @@ class ReweightedYOLOHead(nn.Module):
                              f"1..{channels} (the meta features' channels) or -1 for all")
         self.reweighted_channels, self.num_anchors = reweighted_channels, num_anchors
         self.predictor = nn.Conv2d(channels, num_anchors * PREDICTIONS_PER_ANCHOR, 1)
-        for layer in self.modules():
+        # He init for the meta features (their scale carries the class vectors' differences
+        # into the scores), a small one for the prediction module, as RetinaNet's last layer
+        for layer in self.meta_features:
             if isinstance(layer, nn.Conv2d):
-                nn.init.normal_(layer.weight, std=0.01)
-                nn.init.constant_(layer.bias, 0)
+                c2_msra_fill(layer)
+        c2_msra_fill(self.predictor)
         self.class_vectors = ClassVectors(num_classes, reweighted_channels)
         self.episode_vectors = None
 
