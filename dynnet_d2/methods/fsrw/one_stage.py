@@ -139,12 +139,11 @@ class ReweightedYOLOHead(nn.Module):
                              f"1..{channels} (the meta features' channels) or -1 for all")
         self.reweighted_channels, self.num_anchors = reweighted_channels, num_anchors
         self.predictor = nn.Conv2d(channels, num_anchors * PREDICTIONS_PER_ANCHOR, 1)
-        # He init for the meta features (their scale carries the class vectors' differences
-        # into the scores), a small one for the prediction module, as RetinaNet's last layer
-        for layer in self.meta_features:
+        # He init for every convolution, as Darknet's (with 0.01-std weights the class vectors'
+        # differences reached the scores as a spread of 1e-4)
+        for layer in [*self.meta_features, self.predictor]:
             if isinstance(layer, nn.Conv2d):
                 c2_msra_fill(layer)
-        c2_msra_fill(self.predictor)
         self.class_vectors = ClassVectors(num_classes, reweighted_channels)
         self.episode_vectors = None
 
