@@ -38,8 +38,8 @@ def add_fsrw_config(cfg: CN) -> None:
     cfg.MODEL.FSRW.NUM_CLASSES = 20
     # The backbone level whose meta features are reweighted (Table 6.4: which layer).
     cfg.MODEL.FSRW.IN_FEATURE = "p4"
-    # Output channels of the 3x3 convolutions (with ReLU) from that level to the meta features
-    # (the last is m, the class vectors' length); []: the level itself.
+    # Output channels of the 3x3 convolutions (GroupNorm, leaky ReLU) from that level to the
+    # meta features (the last is m, the class vectors' length); []: the level itself.
     cfg.MODEL.FSRW.META_CONV_DIMS = [128]
     # Anchors [width, height] in input pixels (YOLOv2 keeps 5); these cover the synthetic
     # shapes' boxes (5th-95th percentile 21-133 px).
