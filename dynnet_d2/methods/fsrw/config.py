@@ -13,6 +13,9 @@ def add_fsrw_config(cfg: CN) -> None:
     # FSRW_REWEIGHTER_REGISTRY name of the reweighting module M ("LightReweighter": a light CNN
     # ending in global max pooling; "BackboneReweighter": the detector's backbone, shared).
     cfg.MODEL.FSRW.REWEIGHTER = "LightReweighter"
+    # What the reweighting module's pooled output goes through: "none" (FSRW's vectors) or
+    # "sigmoid" (Meta R-CNN's class-attentive vectors, in (0, 1)).
+    cfg.MODEL.FSRW.VECTOR_ACTIVATION = "none"
     # Channels of LightReweighter's convolution-ReLU-2x2-max-pool layers before its last
     # convolution (which gives the class vector).
     cfg.MODEL.FSRW.REWEIGHTER_DIMS = [32, 64, 128, 256]

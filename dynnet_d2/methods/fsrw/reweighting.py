@@ -26,6 +26,17 @@ registry for it.
 
 # channels each support input form contributes, in this order (Table 6.6)
 SUPPORT_INPUT_CHANNELS = {"image": 3, "mask": 1, "object": 3}
+# what the reweighting module's pooled output goes through (MODEL.FSRW.VECTOR_ACTIVATION):
+# FSRW's vectors are the pooled output itself, Meta R-CNN's its sigmoid (attention in (0, 1))
+VECTOR_ACTIVATIONS = {"none": nn.Identity, "sigmoid": nn.Sigmoid}
+
+
+def vector_activation(cfg) -> nn.Module:
+    name = cfg.MODEL.FSRW.VECTOR_ACTIVATION
+    if name not in VECTOR_ACTIVATIONS:
+        raise ValueError(f"MODEL.FSRW.VECTOR_ACTIVATION={name!r}: expected one of "
+                         f"{sorted(VECTOR_ACTIVATIONS)}")
+    return VECTOR_ACTIVATIONS[name]()
 
 
 def support_channels(forms: Sequence[str]) -> int:
@@ -66,13 +77,15 @@ class LightReweighter(nn.Module):
     stayed at ln N for its first 280 iterations)."""
 
     @configurable
-    def __init__(self, *, in_channels: int, out_channels: int, conv_dims: Sequence[int]):
+    def __init__(self, *, in_channels: int, out_channels: int, conv_dims: Sequence[int],
+                 activation: Optional[nn.Module] = None):
         """
         Args:
             in_channels: channels of a support input (see :func:`support_channels`).
             out_channels: length r of a class vector: the reweighted feature's channels (or the
                 part of them that is reweighted).
             conv_dims: channels of the convolution-ReLU-pool layers before the last one.
+            activation: applied to the pooled output (None: none).
         """
         super().__init__()
         layers, channels = [], in_channels
@@ -86,15 +99,17 @@ class LightReweighter(nn.Module):
             if isinstance(layer, nn.Conv2d):
                 c2_msra_fill(layer)
         self.out_channels = out_channels
+        self.activation = activation or nn.Identity()
 
     @classmethod
     def from_config(cls, cfg, out_channels: int, backbone: Optional[Backbone] = None):
         return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
-                "out_channels": out_channels, "conv_dims": tuple(cfg.MODEL.FSRW.REWEIGHTER_DIMS)}
+                "out_channels": out_channels, "conv_dims": tuple(cfg.MODEL.FSRW.REWEIGHTER_DIMS),
+                "activation": vector_activation(cfg)}
 
     def forward(self, supports: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""
-        return torch.amax(self.layers(supports), dim=(2, 3))
+        return self.activation(torch.amax(self.layers(supports), dim=(2, 3)))
 
 
 @FSRW_REWEIGHTER_REGISTRY.register()
@@ -108,12 +123,14 @@ class BackboneReweighter(nn.Module):
     owns it; checkpoints hold it once)."""
 
     @configurable
-    def __init__(self, *, in_channels: int, out_channels: int, backbone: Backbone):
+    def __init__(self, *, in_channels: int, out_channels: int, backbone: Backbone,
+                 activation: Optional[nn.Module] = None):
         """
         Args:
             in_channels: channels of a support input (see :func:`support_channels`).
             out_channels: length r of a class vector.
             backbone: the detector's backbone, taking 3-channel images.
+            activation: applied to the pooled output (None: none).
         """
         super().__init__()
         self.adapter = nn.Conv2d(in_channels, 3, 1)
@@ -127,6 +144,7 @@ class BackboneReweighter(nn.Module):
         c2_msra_fill(self.project)
         self._shared = (backbone,)  # a tuple: not registered as a submodule
         self.out_channels = out_channels
+        self.activation = activation or nn.Identity()
 
     @classmethod
     def from_config(cls, cfg, out_channels: int, backbone: Optional[Backbone] = None):
@@ -140,12 +158,13 @@ class BackboneReweighter(nn.Module):
                              f"backbone {cfg.MODEL.BACKBONE.NAME} needs a multiple of "
                              f"{divisibility}")
         return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
-                "out_channels": out_channels, "backbone": backbone}
+                "out_channels": out_channels, "backbone": backbone,
+                "activation": vector_activation(cfg)}
 
     def forward(self, supports: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""
         features = self._shared[0](self.adapter(supports))[self.level]
-        return torch.amax(self.project(features), dim=(2, 3))
+        return self.activation(torch.amax(self.project(features), dim=(2, 3)))
 
 
 def build_reweighter(cfg, out_channels: int, backbone: Optional[Backbone] = None) -> nn.Module:

@@ -213,3 +213,16 @@ def test_features_sorted_by_variance_across_classes_and_tsne_keeps_the_means(tmp
     plot_class_vectors(vectors, ["a", "b", "c"], str(tmp_path / "vectors.png"), "vectors")
     plot_tsne(points, labels, means, ["a", "b", "c"], str(tmp_path / "tsne.png"), "t-SNE")
     assert (tmp_path / "vectors.png").stat().st_size > 0 and (tmp_path / "tsne.png").is_file()
+
+
+def test_sigmoid_vectors_are_the_sigmoid_of_the_pooled_output_and_names_are_checked():
+    plain = load_config(CONFIG, ["MODEL.FSRW.REWEIGHTER_DIMS", [8]])
+    torch.manual_seed(0)
+    module = build_reweighter(plain, out_channels=4)
+    attention = build_reweighter(load_config(CONFIG, [
+        "MODEL.FSRW.REWEIGHTER_DIMS", [8], "MODEL.FSRW.VECTOR_ACTIVATION", "sigmoid"]), 4)
+    attention.load_state_dict(module.state_dict())
+    supports = torch.randn(3, 4, 16, 16)
+    torch.testing.assert_close(attention(supports), torch.sigmoid(module(supports)))
+    with pytest.raises(ValueError, match="VECTOR_ACTIVATION='tanh': expected one of"):
+        build_reweighter(load_config(CONFIG, ["MODEL.FSRW.VECTOR_ACTIVATION", "tanh"]), 4)
