@@ -10,7 +10,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from typing import Dict, List
+from typing import Dict, Iterable, List
 
 import torch
 from detectron2.data import MetadataCatalog
@@ -20,6 +20,21 @@ from detectron2.utils import comm
 logger = logging.getLogger(__name__)
 # Prefix of the per-class accuracies in evaluate()'s output (Detectron2's "AP-<class>" style).
 PER_CLASS_PREFIX = "acc-"
+
+
+def per_class_accuracy(labels: List[int], predicted: List[int], num_classes: int) -> List[float]:
+    """Top-1 accuracy in percent of each class's images (NaN for a class without images)."""
+    hits, counts = [0] * num_classes, [0] * num_classes
+    for y, p in zip(labels, predicted):
+        counts[y] += 1
+        hits[y] += p == y
+    return [100.0 * h / c if c else math.nan for h, c in zip(hits, counts)]
+
+
+def mean_over(classes: Iterable[int], accuracy: List[float]) -> float:
+    """The mean of ``accuracy`` over ``classes``, skipping NaN (classes without images)."""
+    values = [accuracy[c] for c in classes if not math.isnan(accuracy[c])]
+    return sum(values) / len(values) if values else math.nan
 
 
 class DynnetClassificationEvaluator(DatasetEvaluator):
@@ -120,40 +135,28 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
             logger.warning(f"[DynnetClassificationEvaluator] {self._dataset_name}: no images were "
                            "processed; nothing to evaluate")
             return {}
-        metrics = self._metrics(labels, topk, gflops, missing_gflops, sum(s[4] for s in states))
+        per_class = per_class_accuracy(labels, [t[0] for t in topk], len(self._classes))
+        metrics = self._metrics(labels, topk, per_class, gflops, missing_gflops,
+                                sum(s[4] for s in states))
         if self._unseen is not None:
-            metrics.update(self._zero_shot_metrics(labels, metrics, best_unseen))
+            metrics.update(self._zero_shot_metrics(labels, per_class, best_unseen))
         return {"classification": metrics}
 
-    def _zero_shot_metrics(self, labels, metrics, best_unseen) -> Dict[str, float]:
-        def mean_over(classes, accuracy):
-            values = [accuracy[c] for c in classes if not math.isnan(accuracy[c])]
-            return sum(values) / len(values) if values else math.nan
-
-        per_class = [metrics[f"{PER_CLASS_PREFIX}{name}"] for name in self._classes]
+    def _zero_shot_metrics(self, labels, per_class, best_unseen) -> Dict[str, float]:
         seen, unseen = mean_over(self._seen, per_class), mean_over(self._unseen, per_class)
         harmonic = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
-        hits, counts = [0] * len(self._classes), [0] * len(self._classes)
-        for y, best in zip(labels, best_unseen):
-            if y in self._unseen:
-                counts[y] += 1
-                hits[y] += best == y
-        zsl = [100.0 * h / c if c else math.nan for h, c in zip(hits, counts)]
+        unseen_images = [(y, best) for y, best in zip(labels, best_unseen) if y in self._unseen]
+        zsl = per_class_accuracy([y for y, _ in unseen_images], [b for _, b in unseen_images],
+                                 len(self._classes))
         return {"acc_seen": seen, "acc_unseen": unseen, "H": harmonic,
                 "zsl_top1": mean_over(self._unseen, zsl)}
 
-    def _metrics(self, labels, topk, gflops, missing_gflops, images_per_s) -> Dict[str, float]:
-        correct_top1 = [t[0] == y for y, t in zip(labels, topk)]
-        hits, counts = [0] * len(self._classes), [0] * len(self._classes)
-        for y, ok in zip(labels, correct_top1):
-            counts[y] += 1
-            hits[y] += ok
-        per_class = [100.0 * h / c if c else math.nan for h, c in zip(hits, counts)]
-        present = [a for a in per_class if not math.isnan(a)]
+    def _metrics(self, labels, topk, per_class, gflops, missing_gflops,
+                 images_per_s) -> Dict[str, float]:
         metrics = OrderedDict(
-            top1=100.0 * sum(correct_top1) / len(labels),
+            top1=100.0 * sum(t[0] == y for y, t in zip(labels, topk)) / len(labels),
             top5=100.0 * sum(y in t for y, t in zip(labels, topk)) / len(labels),
-            mean_class_acc=sum(present) / len(present),
+            mean_class_acc=mean_over(range(len(self._classes)), per_class),
         )
         if gflops and missing_gflops:
             raise ValueError(
