@@ -24,7 +24,6 @@ from typing import Dict, List, Sequence
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog
-from detectron2.data.detection_utils import read_image
 
 from ...config import load_config
 from ...engine.arms import REPO, Arm, machine, train_arms, write_record
@@ -32,6 +31,7 @@ from ...engine.fewshot_methods import FEWSHOT_METHODS, fewshot_base
 from ...engine.runs import load_trained_model
 from ...utils.measure import interleaved_median_s
 from .analysis import plot_class_vectors, plot_tsne, tsne_with_class_means
+from .support import read_image_tensor
 
 # sweep method -> label of the fine-tuned detectors compared
 DETECTORS = {"fsrw": "FSRW (one-stage)", "meta_rcnn": "Meta R-CNN style (two-stage)",
@@ -113,8 +113,7 @@ def batch_1_inputs(split: int, count: int) -> List[dict]:
     """The first ``count`` images of ``shapes_test_all<split>`` as batch-1 model inputs."""
     inputs = []
     for record in DatasetCatalog.get(f"shapes_test_all{split}")[:count]:
-        image = read_image(record["file_name"], format="RGB")
-        inputs.append({"image": torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1))),
+        inputs.append({"image": read_image_tensor(record["file_name"], "RGB"),
                        "height": record["height"], "width": record["width"]})
     return inputs
 

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.detection_utils import read_image
 from detectron2.modeling import META_ARCH_REGISTRY, GeneralizedRCNN
 from detectron2.utils.events import get_event_storage
 from torch import nn
@@ -33,7 +32,7 @@ from torch import nn
 from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architecture
 from .class_vectors import ClassVectors
 from .reweighting import build_reweighter
-from .support import SupportPool, box_xyxy, support_input
+from .support import SupportPool, box_xyxy, read_image_tensor, support_input
 from .two_stage import ReweightedOutputLayers
 
 SUPPORT_BATCH = 32  # supports per forward of the reweighting module when averaging
@@ -46,7 +45,8 @@ class SupportSource:
     def __init__(self, names: Sequence[str], image_format: str):
         self.names, self.image_format = tuple(names), image_format
         self._pool: Optional[SupportPool] = None
-        self.image = lru_cache(maxsize=256)(self._read)
+        self.image = lru_cache(maxsize=256)(
+            lambda file_name: read_image_tensor(file_name, self.image_format))
 
     @property
     def pool(self) -> SupportPool:
@@ -55,10 +55,6 @@ class SupportSource:
             classes = MetadataCatalog.get(self.names[0]).thing_classes
             self._pool = SupportPool(dicts, classes, " + ".join(self.names))
         return self._pool
-
-    def _read(self, file_name: str) -> torch.Tensor:
-        image = read_image(file_name, format=self.image_format)
-        return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class SupportReweighting:

@@ -109,6 +109,16 @@ def decode_boxes(offsets: torch.Tensor, anchors: torch.Tensor, stride: int) -> t
     return torch.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], dim=-1)
 
 
+def backbone_level(backbone, in_feature: str, backbone_name: str) -> ShapeSpec:
+    """The shape of the backbone's output ``in_feature``; an error naming the key and the levels
+    the backbone has when it has no such output."""
+    shapes = backbone.output_shape()
+    if in_feature not in shapes:
+        raise ValueError(f"MODEL.FSRW.IN_FEATURE={in_feature!r}: the backbone {backbone_name} "
+                         f"gives {sorted(shapes)}")
+    return shapes[in_feature]
+
+
 class ReweightedYOLOHead(nn.Module):
     """Meta features, Eq. 6.1 and the prediction module P (module docstring); holds the class
     vectors used at inference (``class_vectors``) and reads ``episode_vectors`` in training."""
@@ -189,10 +199,7 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
             score_thresh, nms_thresh, topk_candidates, max_detections_per_image: inference.
             support_branch: :meth:`SupportReweighting.init_support_branch`'s arguments.
         """
-        shapes = backbone.output_shape()
-        if in_feature not in shapes:
-            raise ValueError(f"MODEL.FSRW.IN_FEATURE={in_feature!r}: the backbone gives "
-                             f"{sorted(shapes)}")
+        level = backbone_level(backbone, in_feature, type(backbone).__name__)
         if loss not in CLASS_LOSSES:
             raise ValueError(f"MODEL.FSRW.LOSS={loss!r}: expected one of {CLASS_LOSSES}")
         anchors = torch.as_tensor(anchors, dtype=torch.float32)
@@ -202,7 +209,7 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
                              f"of [width, height] pairs > 0 in input pixels")
         super().__init__(backbone, head, [in_feature], pixel_mean=pixel_mean, pixel_std=pixel_std)
         self.init_support_branch(**support_branch)
-        self.stride = shapes[in_feature].stride
+        self.stride = level.stride
         self.register_buffer("anchors", anchors, persistent=False)
         self.loss, self.ignore_iou = loss, ignore_iou
         self.negatives_per_positive = negatives_per_positive
@@ -214,11 +221,8 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
     def from_config(cls, cfg):
         fsrw = cfg.MODEL.FSRW
         backbone = build_backbone(cfg)
-        shapes = backbone.output_shape()
-        if fsrw.IN_FEATURE not in shapes:
-            raise ValueError(f"MODEL.FSRW.IN_FEATURE={fsrw.IN_FEATURE!r}: the backbone "
-                             f"{cfg.MODEL.BACKBONE.NAME} gives {sorted(shapes)}")
-        head = ReweightedYOLOHead(cfg, shapes[fsrw.IN_FEATURE])
+        head = ReweightedYOLOHead(cfg, backbone_level(backbone, fsrw.IN_FEATURE,
+                                                      cfg.MODEL.BACKBONE.NAME))
         return {"backbone": backbone, "head": head, "in_feature": fsrw.IN_FEATURE,
                 "anchors": fsrw.ANCHORS, "loss": fsrw.LOSS, "ignore_iou": fsrw.IGNORE_IOU,
                 "negatives_per_positive": fsrw.NEGATIVES_PER_POSITIVE,

@@ -16,6 +16,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode
 from torchvision.ops import roi_align
 
@@ -24,6 +25,13 @@ from .reweighting import support_channels
 
 class SupportError(ValueError):
     """A support set that cannot be used; raised before any training."""
+
+
+def read_image_tensor(file_name: str, image_format: str) -> torch.Tensor:
+    """The image file as a ``(C, H, W)`` uint8 tensor in ``image_format`` (the model's input
+    layout)."""
+    image = read_image(file_name, format=image_format)
+    return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 def box_xyxy(annotation: dict) -> Tuple[float, float, float, float]:
