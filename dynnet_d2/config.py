@@ -26,6 +26,13 @@ def _add_device_config(cfg: CN) -> None:
     cfg.MODEL.DEVICE = default_device()
 
 
+def _add_optimizer_config(cfg: CN) -> None:
+    # The optimizer (DynnetTrainer.build_optimizer): "SGD" (Detectron2's, with SOLVER.MOMENTUM
+    # and SOLVER.NESTEROV) or "ADAM" (torch.optim.Adam, default betas); both over Detectron2's
+    # parameter groups (SOLVER.WEIGHT_DECAY*, SOLVER.BIAS_LR_FACTOR).
+    cfg.SOLVER.OPTIMIZER = "SGD"
+
+
 def _add_datasets_config(cfg: CN) -> None:
     # COCO-format datasets registered from the config, no code edits needed:
     # a list of [name, json_file, image_root]. The JSON is validated when registered.
@@ -152,6 +159,13 @@ def _add_classification_config(cfg: CN) -> None:
     cfg.MODEL.CLASSIFIER.IN_FEATURE = ""
     # Head on the pooled feature (dynnet_d2.modeling.classifier_heads.CLASSIFIER_HEAD_REGISTRY).
     cfg.MODEL.CLASSIFIER.HEAD = "LinearHead"
+    # Train and evaluate the head from the frozen backbone's pooled features, computed once per
+    # dataset and stored (dynnet_d2/engine/pooled_features.py); needs a frozen static backbone
+    # and no training augmentation.
+    cfg.MODEL.CLASSIFIER.CACHE_FEATURES = False
+    # Folder of those caches ("" = $DYNNET_CACHE, else ~/.cache/dynnet_d2); files are keyed by
+    # the backbone's weights, the input config and the dataset's records.
+    cfg.MODEL.CLASSIFIER.CACHE_DIR = ""
     # Classification data (dynnet_d2/data/classification.py).
     cfg.INPUT.CLASSIFICATION = CN()
     # Training augmentation: random translation by up to this many pixels, zero padded (0 = none);
@@ -181,6 +195,7 @@ def add_dynnet_config(cfg: CN) -> CN:
     """Add every dynnet_d2 key (with its default) to ``cfg`` in place and return it: the shared
     topics', then each method's."""
     _add_device_config(cfg)
+    _add_optimizer_config(cfg)
     _add_datasets_config(cfg)
     _add_evaluation_config(cfg)
     _add_visualization_config(cfg)

@@ -5,13 +5,16 @@
 ``digits_{train,test}``    scikit-learn's 8x8 digits (1797 images, shipped with scikit-learn):
                            1497 / 300 images by a permutation with seed 0; 1 channel,
                            pixel values 0..16 scaled to 0..255
-``shapes_cls_{train,test}``  every non-crowd instance of ``shapes_{train,test}`` as a crop of
-                           its box widened by the generator's ``crop_context`` (0.1 of the box
-                           side on each side, clipped to the image); 20 classes, BGR
+``shapes_cls_{split}``     split in {train, val, test}: every non-crowd instance of
+                           ``shapes_{split}`` as a crop of its box widened by the generator's
+                           ``crop_context`` (0.1 of the box side on each side, clipped to the
+                           image); 20 classes, BGR
 ``shapes_zsl{f}_train``    zero-shot view of few-shot split f in {1,2,3}: the crops of
                            ``shapes_cls_train`` of its 15 base classes only (the seen ones);
                            labels over all 20 classes; metadata ``seen_classes`` (base),
                            ``unseen_classes`` (novel)
+``shapes_zsl{f}_val``      every crop of ``shapes_cls_val``, the same labels and metadata
+                           (for choosing hyper-parameters)
 ``shapes_zsl{f}_test``     every crop of ``shapes_cls_test``, the same labels and metadata
                            (the evaluator adds the generalized zero-shot metrics)
 =========================  ==============================================================
@@ -102,6 +105,7 @@ def register_all_classification() -> None:
     for split in ("train", "test"):
         register(f"digits_{split}", functools.partial(load_digits_split, split),
                  thing_classes=digits, evaluator_type="classification", image_format="L")
+    for split in ("train", "val", "test"):
         source = f"shapes_{split}"
         register(f"shapes_cls_{split}", functools.partial(load_instance_crops, source),
                  thing_classes=list(MetadataCatalog.get(source).thing_classes),
@@ -109,6 +113,7 @@ def register_all_classification() -> None:
     for f in FEWSHOT_SPLITS:
         seen, unseen = base_classes(f), novel_classes(f)
         for split, load in (("train", functools.partial(load_seen_crops, "shapes_train", seen)),
+                            ("val", functools.partial(load_instance_crops, "shapes_val")),
                             ("test", functools.partial(load_instance_crops, "shapes_test"))):
             source = f"shapes_{split}"
             register(f"shapes_zsl{f}_{split}", load,

@@ -13,6 +13,9 @@
   checkpoint's predictor must fit) comes from the meta-architecture's declaration
   (:mod:`dynnet_d2.modeling.meta_arch`), and whether DDP must look for unused parameters from
   the dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`): the trainer knows no method;
+* ``SOLVER.OPTIMIZER`` picks SGD (Detectron2's) or Adam, and a module may scale the learning
+  rate of its parts (an ``lr_factors`` attribute, :func:`module_lr_factors`; TAFE-Net's task
+  embedding network trains at a tenth);
 * :func:`build_trainer` asks the trainer choosers methods register
   (:func:`register_trainer_chooser`; e.g. TFA's cached last-layer fine-tuning) and falls back to
   :class:`DynnetTrainer`.
@@ -32,6 +35,8 @@ from typing import Callable, Dict, List, Optional
 import torch
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
 from detectron2.evaluation import DatasetEvaluator
+from detectron2.solver import get_default_optimizer_params
+from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
 
 from ..compat import check_config_ops
@@ -102,6 +107,45 @@ def report_results(cfg, model, results) -> None:
         )
 
 
+OPTIMIZERS = ("SGD", "ADAM")
+
+
+def module_lr_factors(model: torch.nn.Module) -> Dict[str, float]:
+    """``{parameter name prefix: learning-rate factor}`` gathered from every module of ``model``
+    with an ``lr_factors`` attribute (``{prefix relative to that module: factor}``)."""
+    factors = {}
+    for name, module in model.named_modules():
+        for prefix, factor in getattr(module, "lr_factors", {}).items():
+            factors[f"{name}.{prefix}" if name else prefix] = float(factor)
+    return factors
+
+
+def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """``SOLVER.OPTIMIZER`` over Detectron2's parameter groups, each parameter's learning rate
+    times the factor of the longest :func:`module_lr_factors` prefix of its name (1 if none)."""
+    kind = cfg.SOLVER.OPTIMIZER
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"SOLVER.OPTIMIZER={kind!r}: expected one of {OPTIMIZERS}")
+    factors = module_lr_factors(model)
+
+    def lr_factor(name: str) -> float:
+        prefixes = [p for p in factors if name.startswith(p)]
+        return factors[max(prefixes, key=len)] if prefixes else 1.0
+
+    params = get_default_optimizer_params(
+        model, base_lr=cfg.SOLVER.BASE_LR, weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+        bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR, weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS,
+        lr_factor_func=lr_factor if factors else None)
+    if kind == "SGD":
+        optimizer = torch.optim.SGD(params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
+                                    nesterov=cfg.SOLVER.NESTEROV,
+                                    weight_decay=cfg.SOLVER.WEIGHT_DECAY, foreach=True)
+    else:
+        optimizer = torch.optim.Adam(params, lr=cfg.SOLVER.BASE_LR,
+                                     weight_decay=cfg.SOLVER.WEIGHT_DECAY, foreach=True)
+    return maybe_add_gradient_clipping(cfg, optimizer)
+
+
 class DynnetTrainer(DefaultTrainer):
     """DefaultTrainer whose construction order is Detectron2's, with the changes listed above."""
 
@@ -145,6 +189,11 @@ class DynnetTrainer(DefaultTrainer):
         logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} (CUDA available: "
                     f"{torch.cuda.is_available()}; {torch.get_num_threads()} intra-op thread(s))")
         return freeze_from_config(super().build_model(cfg), cfg)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """:func:`build_optimizer`: ``SOLVER.OPTIMIZER``, modules' learning-rate factors."""
+        return build_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):

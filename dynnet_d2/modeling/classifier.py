@@ -7,6 +7,9 @@ logits).
 
 Inputs are Detectron2-style lists of dicts: ``"image"`` a ``(C, H, W)`` tensor in
 ``INPUT.FORMAT`` (every image of a batch the same size), and in training ``"label"`` (int).
+Inputs may carry ``"features"`` instead, the pooled backbone features ``(C,)`` of
+:meth:`ImageClassifier.pooled_features` cached beforehand (:mod:`dynnet_d2.engine.feature_cache`):
+then only the head runs and the outputs carry no ``"gflops"``.
 Training returns ``{"loss_cls": mean cross-entropy}`` plus the head's own losses (a head with a
 ``losses(labels)`` method, e.g. TAFE-Net's embedding loss), plus, for a backbone of the
 dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the
@@ -116,10 +119,14 @@ class ImageClassifier(nn.Module):
                              f"MODEL.PIXEL_MEAN / PIXEL_STD")
         return (images - self.pixel_mean) / self.pixel_std
 
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The head's input (B, C): the backbone's ``in_feature`` of normalized ``images``,
+        average-pooled."""
+        return self.backbone(images)[self.in_feature].mean(dim=(2, 3))
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits (B, num_classes) of normalized ``images``."""
-        features = self.backbone(images)[self.in_feature]
-        return self.head(features.mean(dim=(2, 3)))
+        return self.head(self.pooled_features(images))
 
     def _static_logits(self, images: torch.Tensor) -> torch.Tensor:
         """:meth:`logits` with every part executed (for fvcore's static count)."""
@@ -128,12 +135,23 @@ class ImageClassifier(nn.Module):
         with self.dynamic.static_mode():
             return self.logits(images)
 
+    def _cached_logits(self, batched_inputs: List[Dict]) -> torch.Tensor:
+        """Logits of inputs carrying their pooled features (``"features"`` ``(C,)``)."""
+        if self.dynamic is not None:
+            raise ValueError("inputs with cached \"features\" skip the backbone, but this one "
+                             "executes part of itself per input; feed images")
+        return self.head(torch.stack([d["features"] for d in batched_inputs]).to(self.device))
+
     def forward(self, batched_inputs: List[Dict]):
-        images = self.preprocess(batched_inputs)
-        if not self.training:  # fvcore's static count first: its trace runs the backbone too
-            self.flops.static(tuple(images.shape[1:]), self.device)
-        logits = self.logits(images)
-        executed = None if self.dynamic is None else self.dynamic.executed_fraction
+        if "features" in batched_inputs[0]:
+            images, executed = None, None
+            logits = self._cached_logits(batched_inputs)
+        else:
+            images = self.preprocess(batched_inputs)
+            if not self.training:  # fvcore's static count first: its trace runs the backbone
+                self.flops.static(tuple(images.shape[1:]), self.device)
+            logits = self.logits(images)
+            executed = None if self.dynamic is None else self.dynamic.executed_fraction
         if self.training:
             labels = torch.as_tensor([d["label"] for d in batched_inputs], device=self.device)
             per_image = F.cross_entropy(logits, labels, reduction="none")
@@ -147,6 +165,8 @@ class ImageClassifier(nn.Module):
                                                float(executed.float().mean()))
             return losses
         scores = F.softmax(logits, dim=1)
+        if images is None:  # cached features: the backbone did not run here
+            return [{"scores": s} for s in scores]
         if executed is None:
             executed = torch.ones((images.shape[0], 0))
         flops = self.flops.per_image(tuple(images.shape[1:]), executed, self.device)

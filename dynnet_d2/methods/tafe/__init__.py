@@ -7,9 +7,9 @@ Importing this package registers ``TAFEHead`` and the bilinear compatibility bas
 :mod:`.head`) and ``add_tafe_config`` (the ``MODEL.TAFE`` keys,
 :mod:`.config`). Its pieces: Eq. 5.5 for all tasks at once and the meta learner (:mod:`.layers`),
 the embedding loss of Eq. 5.7 (:mod:`.losses`). The generalized zero-shot views of the shapes
-(``shapes_zsl{f}_{train,test}``) and their metrics are shared data and evaluation. Not yet: the
-compositional and few-shot tasks, cached-feature training, the other baselines, the benchmark
-(issue 25).
+(``shapes_zsl{f}_{train,val,test}``), their metrics and training on cached features
+(:mod:`dynnet_d2.engine.feature_cache`) are shared data, evaluation and engine. Not yet: the
+compositional and few-shot tasks, the other baselines, the benchmark (issue 25).
 """
 from . import config  # noqa: F401  (registers add_tafe_config)
 from .head import AttributeBilinearHead, TAFEHead, read_descriptions

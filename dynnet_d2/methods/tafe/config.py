@@ -21,3 +21,6 @@ def add_tafe_config(cfg: CN) -> None:
     cfg.MODEL.TAFE.FEATURE_DIMS = [256, 256, 256]
     # Weight beta of the embedding loss (Eq. 5.8; the thesis: 0.1).
     cfg.MODEL.TAFE.BETA = 0.1
+    # Learning rate of the task-embedding network relative to SOLVER.BASE_LR (the thesis: 0.1,
+    # Adam at 1e-4 for the rest and 1e-5 for it).
+    cfg.MODEL.TAFE.EMBEDDING_LR_FACTOR = 0.1

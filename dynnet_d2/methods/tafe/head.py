@@ -86,7 +86,7 @@ class TAFEHead(DescribedTasksHead):
     @configurable
     def __init__(self, *, in_channels: int, descriptions: torch.Tensor,
                  seen: Optional[torch.Tensor], embedding_dims: Sequence[int],
-                 feature_dims: Sequence[int], beta: float):
+                 feature_dims: Sequence[int], beta: float, embedding_lr_factor: float = 1.0):
         """
         Args:
             in_channels: C.
@@ -95,6 +95,8 @@ class TAFEHead(DescribedTasksHead):
             embedding_dims: the task-embedding MLP's layer sizes.
             feature_dims: the dynamic layers' output sizes (the last is d, the TAFE's).
             beta: weight of the embedding loss (Eq. 5.8).
+            embedding_lr_factor: the task-embedding network's learning rate relative to the
+                rest (read by the trainer's optimizer from ``lr_factors``).
         """
         super().__init__(descriptions, seen)
         if not feature_dims:
@@ -109,6 +111,7 @@ class TAFEHead(DescribedTasksHead):
         self.classifier = nn.Linear(feature_dims[-1], 1)
         self.task_projection = nn.Linear(embedding_dims[-1], feature_dims[-1])
         self.beta = beta
+        self.lr_factors = {"meta_learner.embedding.": embedding_lr_factor}
         self._last: Optional[Dict[str, torch.Tensor]] = None
 
     @classmethod
@@ -116,7 +119,8 @@ class TAFEHead(DescribedTasksHead):
         tafe = cfg.MODEL.TAFE
         return {"in_channels": in_channels, **task_config(cfg),
                 "embedding_dims": tuple(tafe.EMBEDDING_DIMS),
-                "feature_dims": tuple(tafe.FEATURE_DIMS), "beta": tafe.BETA}
+                "feature_dims": tuple(tafe.FEATURE_DIMS), "beta": tafe.BETA,
+                "embedding_lr_factor": tafe.EMBEDDING_LR_FACTOR}
 
     def embeddings(self, features: torch.Tensor):
         """``(TAFEs (B, T, d), task embeddings in the TAFE space (T, d))`` of ``features``."""

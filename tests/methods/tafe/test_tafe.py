@@ -135,8 +135,9 @@ def test_zero_shot_views_never_train_on_unseen_classes(split):
     train_labels = [r["label"] for r in DatasetCatalog.get(train)]
     assert train_labels == [y for y in every_train_crop if y not in unseen]
     assert set(every_train_crop) & unseen  # there were unseen crops to leave out
-    assert [r["label"] for r in DatasetCatalog.get(test)] == [
-        r["label"] for r in DatasetCatalog.get("shapes_cls_test")]
+    for split_name in ("val", "test"):
+        assert [r["label"] for r in DatasetCatalog.get(f"shapes_zsl{split}_{split_name}")] == [
+            r["label"] for r in DatasetCatalog.get(f"shapes_cls_{split_name}")]
     assert MetadataCatalog.get(test).thing_classes == classes
 
 
@@ -158,3 +159,21 @@ def test_bilinear_baseline_scores_x_w_t_and_masks_unseen_tasks_in_training():
     # x W = (1 + 6, 2) = (7, 2); scores against (1, 0), (0, 1), (1, 1): 7, 2, 9
     torch.testing.assert_close(head.eval()(x), torch.tensor([[7.0, 2.0, 9.0]]))
     assert head.train()(x)[0, 2] == float("-inf")
+
+
+@pytest.mark.parametrize("config", ["tafe_MobileNetV2_6000it_shapeszsl.yaml",
+                                    "bilinear_MobileNetV2_6000it_shapeszsl.yaml"])
+def test_zero_shot_configs_build_with_the_thesis_optimizer(config):
+    from dynnet_d2.engine.trainer import build_optimizer, trainer_class
+
+    cfg = load_config(f"configs/TAFE/{config}", ["FEWSHOT.SPLIT", 2, "MODEL.DEVICE", "cpu"])
+    assert cfg.DATASETS.TRAIN == ("shapes_zsl2_train",)
+    assert trainer_class(cfg).__name__ == "PooledFeatureTrainer"
+    model = trainer_class(cfg).build_model(cfg)
+    optimizer = build_optimizer(cfg, model)
+    assert isinstance(optimizer, torch.optim.Adam)
+    lr = {id(p): g["lr"] for g in optimizer.param_groups for p in g["params"]}
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            slow = name.startswith("head.meta_learner.embedding.")
+            assert lr[id(parameter)] == pytest.approx(1e-5 if slow else 1e-4), name

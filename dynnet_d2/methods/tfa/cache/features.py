@@ -31,10 +31,7 @@ runs it. Live training pads the images of a batch to a common size, which change
 features near the border of the smaller images when sizes differ; everything after the
 features (proposals, matching, sampling, predictor) is Detectron2's own code.
 """
-import hashlib
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -49,6 +46,7 @@ from tqdm import tqdm
 
 from ....config import config_value
 from ....data.mappers import CheckedDatasetMapper
+from ....utils.hashing import cache_root, flatten_config, hash_json, weights_hash
 from ....utils.io import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -76,9 +74,9 @@ class CacheBudgetError(MemoryError):
 
 
 def cache_dir(cfg) -> Path:
-    """``FEWSHOT.CACHE.DIR``, else ``$DYNNET_CACHE``, else ``~/.cache/dynnet_d2``."""
-    root = cfg.FEWSHOT.CACHE.DIR or os.environ.get("DYNNET_CACHE") or "~/.cache/dynnet_d2"
-    return Path(root).expanduser() / "last_layer"
+    """``last_layer`` in ``FEWSHOT.CACHE.DIR``, else ``$DYNNET_CACHE``, else
+    ``~/.cache/dynnet_d2``."""
+    return cache_root(cfg.FEWSHOT.CACHE.DIR) / "last_layer"
 
 
 def why_not_cacheable(cfg) -> Optional[str]:
@@ -157,40 +155,19 @@ def augmentation_mapper(cfg, augmentation: Optional[Augmentation]) -> CheckedDat
     return CheckedDatasetMapper(**{**kwargs, "augmentations": augs})
 
 
-def _hash_json(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
 def frozen_weights_hash(model: torch.nn.Module) -> str:
     """Hash of the parameters and buffers of :data:`FROZEN_PARTS`, names and bytes."""
-    digest = hashlib.sha256()
-    state = model.state_dict()
-    for name in sorted(state):
-        if not any(name.startswith(part + ".") for part in FROZEN_PARTS):
-            continue
-        digest.update(name.encode())
-        digest.update(state[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:20]
+    return weights_hash(model, FROZEN_PARTS)
 
 
 def cache_key(cfg, model: torch.nn.Module) -> str:
     """Folder name under :func:`cache_dir` for ``model`` under ``cfg``."""
-    config = {k: v for k, v in _flatten(cfg.MODEL, "MODEL").items()
+    config = {k: v for k, v in flatten_config(cfg.MODEL, "MODEL").items()
               if k not in KEYS_NOT_IN_CACHE_KEY and not k.endswith(".FREEZE")}
-    config.update(_flatten(cfg.INPUT, "INPUT"))
+    config.update(flatten_config(cfg.INPUT, "INPUT"))
     config["DATALOADER.FILTER_EMPTY_ANNOTATIONS"] = cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS
     config["FEWSHOT.CACHE.DTYPE"] = cfg.FEWSHOT.CACHE.DTYPE
-    return f"v{FORMAT_VERSION}-{frozen_weights_hash(model)}-{_hash_json(config)}"
-
-
-def _flatten(node, prefix: str) -> Dict[str, object]:
-    flat = {}
-    for key, value in node.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}.{key}"))
-        else:
-            flat[f"{prefix}.{key}"] = value
-    return flat
+    return f"v{FORMAT_VERSION}-{frozen_weights_hash(model)}-{hash_json(config)}"
 
 
 def record_key(record: dict) -> str:
@@ -200,7 +177,7 @@ def record_key(record: dict) -> str:
          int(a["category_id"]), int(a.get("iscrowd", 0))]
         for a in record.get("annotations", [])
     ]
-    return _hash_json([record["file_name"], record.get("height"), record.get("width"),
+    return hash_json([record["file_name"], record.get("height"), record.get("width"),
                        annotations])
 
 
@@ -357,7 +334,7 @@ def evaluation_cache(cfg, model, dataset_name: str, batch_size: int = 8) -> Eval
     records = DatasetCatalog.get(dataset_name)
     check_budget(cfg, f"test set {dataset_name}", len(records),
                  cfg.MODEL.RPN.POST_NMS_TOPK_TEST, feature_dim(model))
-    content = _hash_json([[r["file_name"], r.get("image_id"), r.get("height"), r.get("width")]
+    content = hash_json([[r["file_name"], r.get("image_id"), r.get("height"), r.get("width")]
                           for r in records])
     path = cache_dir(cfg) / cache_key(cfg, model) / "test" / f"{dataset_name}-{content}.pt"
     entries = _load(path) if path.is_file() else None
