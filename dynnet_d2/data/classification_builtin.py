@@ -17,6 +17,15 @@
                            (for choosing hyper-parameters)
 ``shapes_zsl{f}_test``     every crop of ``shapes_cls_test``, the same labels and metadata
                            (the evaluator adds the generalized zero-shot metrics)
+``shapes_pairs_{a}_{split}``  compositional view, a in {color, texture}: each crop of
+                           ``shapes_cls_{split}`` labelled by its (a, shape) pair, classes
+                           ``"<value> <shape>"`` value-major (8 x 20 colour, 6 x 20 texture
+                           pairs); a quarter of the pairs, drawn with seed 0, are unseen: the
+                           train view leaves their crops out, val and test keep every crop;
+                           metadata ``seen_classes``, ``unseen_classes``, ``pair_components``
+                           (per class: [value index, shape index]), ``attribute_values``,
+                           ``object_classes`` and ``class_descriptions`` (per class: one-hot
+                           value then one-hot shape)
 =========================  ==============================================================
 
 Every name has ``evaluator_type="classification"``; nothing is read at registration.
@@ -31,10 +40,15 @@ from detectron2.structures import BoxMode
 from .catalog import register
 from .fashion_mnist import register_fashion_mnist
 from .synthetic import FEWSHOT_SPLITS, SyntheticSpec, base_classes, novel_classes
+from .synthetic.categories import ALL_CLASSES, COLOR_NAMES, TEXTURES
 
 DIGITS_TEST_SIZE = 300
 DIGITS_SEED = 0
 CROP_CONTEXT = SyntheticSpec.crop_context  # as the synthetic generator's own crops
+# Compositional views: the attribute paired with the shape -> its values; the unseen pairs.
+PAIR_ATTRIBUTES = {"color": COLOR_NAMES, "texture": TEXTURES}
+UNSEEN_PAIR_FRACTION = 0.25
+PAIR_SPLIT_SEED = 0
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,6 +112,58 @@ def load_seen_crops(source: str, seen: List[str]) -> List[dict]:
     return [r for r in load_instance_crops(source) if r["label"] in keep]
 
 
+def pair_classes(attribute: str) -> List[str]:
+    """The ``"<value> <shape>"`` classes of the (``attribute``, shape) pairs, value-major."""
+    return [f"{value} {shape}" for value in PAIR_ATTRIBUTES[attribute] for shape in ALL_CLASSES]
+
+
+def unseen_pairs(attribute: str) -> List[str]:
+    """The unseen pairs: :data:`UNSEEN_PAIR_FRACTION` of :func:`pair_classes`, drawn with
+    :data:`PAIR_SPLIT_SEED`, in class order."""
+    classes = pair_classes(attribute)
+    count = round(UNSEEN_PAIR_FRACTION * len(classes))
+    drawn = np.random.RandomState(PAIR_SPLIT_SEED).choice(len(classes), count, replace=False)
+    return [classes[i] for i in sorted(drawn)]
+
+
+def pair_metadata(attribute: str) -> dict:
+    """The metadata of the ``shapes_pairs_{attribute}_*`` views (module docstring)."""
+    values, classes = PAIR_ATTRIBUTES[attribute], pair_classes(attribute)
+    unseen = unseen_pairs(attribute)
+    components = [[v, o] for v in range(len(values)) for o in range(len(ALL_CLASSES))]
+    descriptions = {c: [float(i == v) for i in range(len(values))]
+                    + [float(i == o) for i in range(len(ALL_CLASSES))]
+                    for c, (v, o) in zip(classes, components)}
+    return {"thing_classes": classes, "seen_classes": [c for c in classes if c not in unseen],
+            "unseen_classes": unseen, "pair_components": components,
+            "attribute_values": list(values), "object_classes": list(ALL_CLASSES),
+            "class_descriptions": descriptions}
+
+
+def load_pair_crops(source: str, attribute: str, seen_only: bool) -> List[dict]:
+    """The crop records of detection dataset ``source`` labelled by their (``attribute``,
+    shape) pair; with ``seen_only``, only those of seen pairs."""
+    values, objects = PAIR_ATTRIBUTES[attribute], list(MetadataCatalog.get(source).thing_classes)
+    index = {c: i for i, c in enumerate(pair_classes(attribute))}
+    unseen = set(unseen_pairs(attribute))
+    records, crops = [], iter(load_instance_crops(source))
+    for image in DatasetCatalog.get(source):
+        for ann in image["annotations"]:
+            if ann.get("iscrowd", 0):
+                continue
+            crop = next(crops)
+            value = ann.get("attributes", {}).get(attribute)
+            if value not in values:
+                raise ValueError(f"{source}: image {image['image_id']} has an object whose "
+                                 f"{attribute!r} attribute is {value!r}; expected one of "
+                                 f"{list(values)}")
+            pair = f"{value} {objects[ann['category_id']]}"
+            if seen_only and pair in unseen:
+                continue
+            records.append({**crop, "image_id": len(records), "label": index[pair]})
+    return records
+
+
 def register_all_classification() -> None:
     """Register every classification dataset name listed in the module docstring."""
     register_fashion_mnist()
@@ -119,4 +185,11 @@ def register_all_classification() -> None:
             register(f"shapes_zsl{f}_{split}", load,
                      thing_classes=list(MetadataCatalog.get(source).thing_classes),
                      seen_classes=seen, unseen_classes=unseen, evaluator_type="classification",
+                     source_dataset=source, image_format="BGR")
+    for attribute in PAIR_ATTRIBUTES:
+        for split in ("train", "val", "test"):
+            source = f"shapes_{split}"
+            register(f"shapes_pairs_{attribute}_{split}",
+                     functools.partial(load_pair_crops, source, attribute, split == "train"),
+                     **pair_metadata(attribute), evaluator_type="classification",
                      source_dataset=source, image_format="BGR")

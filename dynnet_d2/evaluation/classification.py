@@ -18,6 +18,8 @@ from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 logger = logging.getLogger(__name__)
+# k of the closed-world zero-shot top-k accuracies.
+ZSL_TOPK = (1, 2, 3)
 # Prefix of the per-class accuracies in evaluate()'s output (Detectron2's "AP-<class>" style).
 PER_CLASS_PREFIX = "acc-"
 
@@ -37,6 +39,17 @@ def mean_over(classes: Iterable[int], accuracy: List[float]) -> float:
     return sum(values) / len(values) if values else math.nan
 
 
+def mean_average_precision(truth: List[int], scores: torch.Tensor) -> float:
+    """In percent: the mean over the classes present in ``truth`` (indices into the columns of
+    ``scores`` ``(N, K)``) of the average precision of their column ranking their images."""
+    from sklearn.metrics import average_precision_score
+
+    truth = torch.as_tensor(truth)
+    present = sorted(set(truth.tolist()))
+    return 100.0 * sum(average_precision_score((truth == c).numpy(), scores[:, c].numpy())
+                       for c in present) / len(present)
+
+
 class DynnetClassificationEvaluator(DatasetEvaluator):
     """Accuracy of the scores against the labels of ``dataset_name``.
 
@@ -54,8 +67,11 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
     A zero-shot dataset (metadata ``seen_classes`` and ``unseen_classes``) adds the generalized
     zero-shot metrics of Xian et al. (the thesis' Table 5.2): ``acc_seen`` and ``acc_unseen``,
     the mean per-class top-1 over the seen / unseen classes present, predicting among all
-    classes; ``H``, their harmonic mean (0 when both are 0); and ``zsl_top1``, the mean
-    per-class top-1 of the unseen classes' images predicting among the unseen classes only.
+    classes; ``H``, their harmonic mean (0 when both are 0); and the closed-world metrics of the
+    unseen classes' images predicting among the unseen classes only (Tables 5.2 and 5.4):
+    ``zsl_top1``, ``zsl_top2``, ``zsl_top3``, the mean per-class top-k accuracy, and
+    ``zsl_mAP``, the mean over the unseen classes with images of the average precision of their
+    scores (scikit-learn's ``average_precision_score``).
     """
 
     def __init__(self, dataset_name: str, distributed: bool = True):
@@ -72,7 +88,7 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
     def reset(self):
         self._labels: List[int] = []
         self._topk: List[List[int]] = []  # the top-min(5, C) classes of each image, best first
-        self._best_unseen: List[int] = []  # zero-shot data: the best-scoring unseen class
+        self._unseen_scores: List[torch.Tensor] = []  # zero-shot data: the unseen classes' scores
         self._gflops: List[float] = []
         self._missing_gflops = 0
         self._reset_time = time.perf_counter()
@@ -99,7 +115,7 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
             scores = scores.detach().float().cpu()
             self._topk.append(torch.topk(scores, k).indices.tolist())
             if self._unseen is not None:
-                self._best_unseen.append(self._unseen[int(scores[self._unseen].argmax())])
+                self._unseen_scores.append(scores[self._unseen])
             if out.get("gflops") is None:
                 self._missing_gflops += 1
             else:
@@ -118,7 +134,7 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
 
     def evaluate(self):
         state = (self._labels, self._topk, self._gflops, self._missing_gflops,
-                 self._images_per_s(), self._best_unseen)
+                 self._images_per_s(), self._unseen_scores)
         if self._distributed:
             comm.synchronize()
             states = comm.gather(state, dst=0)
@@ -130,7 +146,7 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
         topk = list(itertools.chain.from_iterable(s[1] for s in states))
         gflops = list(itertools.chain.from_iterable(s[2] for s in states))
         missing_gflops = sum(s[3] for s in states)
-        best_unseen = list(itertools.chain.from_iterable(s[5] for s in states))
+        unseen_scores = list(itertools.chain.from_iterable(s[5] for s in states))
         if not labels:
             logger.warning(f"[DynnetClassificationEvaluator] {self._dataset_name}: no images were "
                            "processed; nothing to evaluate")
@@ -139,17 +155,26 @@ class DynnetClassificationEvaluator(DatasetEvaluator):
         metrics = self._metrics(labels, topk, per_class, gflops, missing_gflops,
                                 sum(s[4] for s in states))
         if self._unseen is not None:
-            metrics.update(self._zero_shot_metrics(labels, per_class, best_unseen))
+            metrics.update(self._zero_shot_metrics(labels, per_class, unseen_scores))
         return {"classification": metrics}
 
-    def _zero_shot_metrics(self, labels, per_class, best_unseen) -> Dict[str, float]:
+    def _zero_shot_metrics(self, labels, per_class, unseen_scores) -> Dict[str, float]:
         seen, unseen = mean_over(self._seen, per_class), mean_over(self._unseen, per_class)
         harmonic = 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
-        unseen_images = [(y, best) for y, best in zip(labels, best_unseen) if y in self._unseen]
-        zsl = per_class_accuracy([y for y, _ in unseen_images], [b for _, b in unseen_images],
-                                 len(self._classes))
-        return {"acc_seen": seen, "acc_unseen": unseen, "H": harmonic,
-                "zsl_top1": mean_over(self._unseen, zsl)}
+        metrics = {"acc_seen": seen, "acc_unseen": unseen, "H": harmonic}
+        position = {c: i for i, c in enumerate(self._unseen)}
+        rows = [i for i, y in enumerate(labels) if y in position]
+        if not rows:
+            return {**metrics, **{f"zsl_top{k}": math.nan for k in ZSL_TOPK}, "zsl_mAP": math.nan}
+        truth = [position[labels[i]] for i in rows]
+        scores = torch.stack([unseen_scores[i] for i in rows])
+        ranking = scores.argsort(dim=1, descending=True).tolist()
+        for k in ZSL_TOPK:
+            predicted = [t if t in r[:k] else r[0] for t, r in zip(truth, ranking)]
+            metrics[f"zsl_top{k}"] = mean_over(range(len(self._unseen)), per_class_accuracy(
+                truth, predicted, len(self._unseen)))
+        metrics["zsl_mAP"] = mean_average_precision(truth, scores)
+        return metrics
 
     def _metrics(self, labels, topk, per_class, gflops, missing_gflops,
                  images_per_s) -> Dict[str, float]:

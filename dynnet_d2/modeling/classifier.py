@@ -11,7 +11,8 @@ Inputs may carry ``"features"`` instead, the pooled backbone features ``(C,)`` o
 :meth:`ImageClassifier.pooled_features` cached beforehand (:mod:`dynnet_d2.engine.feature_cache`):
 then only the head runs and the outputs carry no ``"gflops"``.
 Training returns ``{"loss_cls": mean cross-entropy}`` plus the head's own losses (a head with a
-``losses(labels)`` method, e.g. TAFE-Net's embedding loss), plus, for a backbone of the
+``losses(labels)`` method, e.g. TAFE-Net's embedding loss; a head whose ``replaces_loss_cls`` is
+True is trained by those alone), plus, for a backbone of the
 dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the
 per-image losses (SkipNet's REINFORCE term), and logs its executed fraction. Inference
 returns, per image, ``{"scores": (num_classes,) softmax probabilities, "gflops": executed
@@ -155,7 +156,9 @@ class ImageClassifier(nn.Module):
         if self.training:
             labels = torch.as_tensor([d["label"] for d in batched_inputs], device=self.device)
             per_image = F.cross_entropy(logits, labels, reduction="none")
-            losses = {"loss_cls": per_image.mean()}
+            # a head trained by losses of its own only (replaces_loss_cls) has no loss_cls
+            losses = {} if getattr(self.head, "replaces_loss_cls", False) else {
+                "loss_cls": per_image.mean()}
             head_losses = getattr(self.head, "losses", None)
             if head_losses is not None:  # a head with losses of its own (classifier_heads)
                 losses.update(head_losses(labels))

@@ -102,3 +102,9 @@ def test_generalized_zero_shot_metrics_by_hand():
     assert m["acc_seen"] == pytest.approx(50.0) and m["acc_unseen"] == pytest.approx(25.0)
     assert m["H"] == pytest.approx(2 * 50 * 25 / 75)
     assert m["zsl_top1"] == pytest.approx(50.0)  # among d, e: d 2/2, e 0/1
+    assert m["zsl_top2"] == m["zsl_top3"] == pytest.approx(100.0)  # only two unseen classes
+    # AP among the unseen images (scores over d, e): d's column .3, .8, .4 ranks its images
+    # (the first two) 1st and 3rd -> precision 1 at recall 1/2, 2/3 at recall 1: AP 5/6; e's
+    # column .1, .2, .1 ranks the second image first, then its image tied with the first
+    # (scikit-learn: one threshold, 1 positive among 3 images) -> AP 1/3
+    assert m["zsl_mAP"] == pytest.approx(100 * (5 / 6 + 1 / 3) / 2)

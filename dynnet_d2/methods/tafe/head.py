@@ -12,7 +12,9 @@ beta times the embedding loss (Eq. 5.7-5.8).
 
 The descriptions come from ``MODEL.TAFE.DESCRIPTIONS``, a JSON file ``{class name: [D floats]}``
 with one entry per class of the training set's ``thing_classes`` (which order the labels).
-``AttributeBilinearHead`` is the bilinear compatibility baseline on the same descriptions.
+``AttributeBilinearHead`` is the bilinear compatibility baseline on the same descriptions (on
+(attribute, object) pair encodings: the label-embedding linear compatibility model of the
+compositional task), ``VisualProductHead`` the compositional task's independent classifiers.
 """
 import json
 from pathlib import Path
@@ -20,8 +22,9 @@ from typing import Dict, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, MetadataCatalog
 from torch import nn
+from torch.nn import functional as F
 
 from ...modeling.classifier_heads import CLASSIFIER_HEAD_REGISTRY
 from .layers import FactorizedLinear, TaskAwareMetaLearner
@@ -49,14 +52,39 @@ def read_descriptions(path: str, class_names: Sequence[str]) -> torch.Tensor:
 
 
 def task_config(cfg) -> dict:
-    """The descriptions ``(T, D)`` of the training set's classes (``MODEL.TAFE.DESCRIPTIONS``)
-    and which of them train (its metadata's ``seen_classes``; None: all)."""
-    metadata = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+    """The descriptions ``(T, D)`` of the training set's classes (the JSON file
+    ``MODEL.TAFE.DESCRIPTIONS``, else the training set's ``class_descriptions`` metadata) and
+    which of them train (its metadata's ``seen_classes``; None: all), after checking that no
+    unseen class trains (:func:`check_unseen_never_train`)."""
+    name = cfg.DATASETS.TRAIN[0]
+    check_unseen_never_train(name)
+    metadata = MetadataCatalog.get(name)
     classes = list(metadata.thing_classes)
     seen_names = metadata.get("seen_classes", None)
     seen = None if seen_names is None else torch.tensor([c in set(seen_names) for c in classes])
-    return {"descriptions": read_descriptions(cfg.MODEL.TAFE.DESCRIPTIONS, classes),
-            "seen": seen}
+    if cfg.MODEL.TAFE.DESCRIPTIONS:
+        descriptions = read_descriptions(cfg.MODEL.TAFE.DESCRIPTIONS, classes)
+    elif metadata.get("class_descriptions", None) is not None:
+        table = metadata.class_descriptions
+        descriptions = torch.tensor([table[c] for c in classes], dtype=torch.float32)
+    else:
+        raise ValueError(f"MODEL.TAFE.DESCRIPTIONS is empty and {name!r} has no "
+                         f"class_descriptions metadata: name a JSON file {{class name: [floats]}}")
+    return {"descriptions": descriptions, "seen": seen}
+
+
+def check_unseen_never_train(dataset_name: str) -> None:
+    """Raise if a record of ``dataset_name`` is of a class its metadata's ``unseen_classes``
+    lists (an unseen class or pair that appears in training), naming the classes."""
+    metadata = MetadataCatalog.get(dataset_name)
+    unseen = set(metadata.get("unseen_classes", []) or [])
+    if not unseen:
+        return
+    classes = metadata.thing_classes
+    found = sorted({classes[r["label"]] for r in DatasetCatalog.get(dataset_name)} & unseen)
+    if found:
+        raise ValueError(f"DATASETS.TRAIN {dataset_name!r} has images of {found}, which its "
+                         f"metadata lists as unseen_classes: unseen classes must not train")
 
 
 class DescribedTasksHead(nn.Module):
@@ -168,3 +196,60 @@ class AttributeBilinearHead(DescribedTasksHead):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.mask_unseen(self.bilinear(features) @ self.descriptions.T)
+
+
+@CLASSIFIER_HEAD_REGISTRY.register()
+class VisualProductHead(DescribedTasksHead):
+    """The "visual product" baseline of compositional zero-shot recognition (Misra et al.'s, the
+    thesis' Table 5.4): two independent linear classifiers on the same features ``(B, C)``, one
+    of the attribute value (V) and one of the object (O), each trained by its own cross-entropy
+    on the seen pairs' images (:meth:`losses`; they replace the classifier's loss over pairs);
+    pair t = (v, o) scores ``log p(v|x) + log p(o|x)``, logits ``(B, T)`` whose softmax is the
+    product of the two probabilities renormalised over the pairs. The pairs come from the
+    training set's ``pair_components`` metadata (per class: [value index, object index])."""
+
+    replaces_loss_cls = True
+
+    @configurable
+    def __init__(self, *, in_channels: int, descriptions: torch.Tensor,
+                 seen: Optional[torch.Tensor], components: torch.Tensor):
+        """
+        Args:
+            in_channels: C.
+            descriptions, seen: as :class:`TAFEHead`'s (kept for the masking).
+            components: ``(T, 2)`` long, each pair's value and object index.
+        """
+        super().__init__(descriptions, seen)
+        if components.shape != (len(descriptions), 2):
+            raise ValueError(f"pair_components of shape {tuple(components.shape)}; expected "
+                             f"({len(descriptions)}, 2): [value, object] per class")
+        self.register_buffer("components", components.long(), persistent=False)
+        self.value_classifier = nn.Linear(in_channels, int(components[:, 0].max()) + 1)
+        self.object_classifier = nn.Linear(in_channels, int(components[:, 1].max()) + 1)
+        self._last: Optional[Dict[str, torch.Tensor]] = None
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int):
+        name = cfg.DATASETS.TRAIN[0]
+        components = MetadataCatalog.get(name).get("pair_components", None)
+        if components is None:
+            raise ValueError(f"VisualProductHead needs (attribute, object) pairs: "
+                             f"{name!r} has no pair_components metadata")
+        return {"in_channels": in_channels, **task_config(cfg),
+                "components": torch.tensor(components)}
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(B, C)`` -> pair logits ``(B, T)``."""
+        values = torch.log_softmax(self.value_classifier(features), dim=1)
+        objects = torch.log_softmax(self.object_classifier(features), dim=1)
+        if self.training:
+            self._last = {"values": values, "objects": objects}
+        logits = values[:, self.components[:, 0]] + objects[:, self.components[:, 1]]
+        return self.mask_unseen(logits)
+
+    def losses(self, labels: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The value and object classifiers' cross-entropies for the last training forward."""
+        last, self._last = self._last, None
+        pairs = self.components[labels]
+        return {"loss_value": F.nll_loss(last["values"], pairs[:, 0]),
+                "loss_object": F.nll_loss(last["objects"], pairs[:, 1])}

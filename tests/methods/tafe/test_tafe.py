@@ -177,3 +177,82 @@ def test_zero_shot_configs_build_with_the_thesis_optimizer(config):
         if parameter.requires_grad:
             slow = name.startswith("head.meta_learner.embedding.")
             assert lr[id(parameter)] == pytest.approx(1e-5 if slow else 1e-4), name
+
+
+@pytest.mark.parametrize("attribute", ["color", "texture"])
+def test_pair_views_label_each_crop_by_its_pair_and_never_train_unseen_pairs(attribute):
+    from detectron2.data import DatasetCatalog
+
+    from dynnet_d2.data.synthetic.categories import ALL_CLASSES
+    meta = MetadataCatalog.get(f"shapes_pairs_{attribute}_train")
+    classes, unseen = meta.thing_classes, set(meta.unseen_classes)
+    assert len(classes) == len(meta.attribute_values) * 20 and len(unseen) == len(classes) // 4
+    assert set(meta.seen_classes) == set(classes) - unseen
+    train = DatasetCatalog.get(f"shapes_pairs_{attribute}_train")
+    assert train and not {classes[r["label"]] for r in train} & unseen
+    expected = [f"{a['attributes'][attribute]} {ALL_CLASSES[a['category_id']]}"
+                for image in DatasetCatalog.get("shapes_test") for a in image["annotations"]
+                if not a.get("iscrowd", 0)]
+    test = DatasetCatalog.get(f"shapes_pairs_{attribute}_test")
+    assert [classes[r["label"]] for r in test] == expected
+    assert {classes[r["label"]] for r in test} & unseen  # unseen pairs to test on
+    value, shape = meta.pair_components[len(classes) - 1]
+    one_hot = [0.0] * (len(meta.attribute_values) + 20)
+    one_hot[value] = one_hot[len(meta.attribute_values) + shape] = 1.0
+    assert meta.class_descriptions[classes[-1]] == one_hot
+    assert classes[-1] == f"{meta.attribute_values[value]} {ALL_CLASSES[shape]}"
+
+
+def test_an_unseen_class_in_the_training_set_is_refused():
+    from dynnet_d2.data.catalog import register
+    from dynnet_d2.methods.tafe.head import check_unseen_never_train
+    register("tafe_toy_leak", lambda: [{"label": 0}, {"label": 1}], thing_classes=["a", "b"],
+             seen_classes=["a"], unseen_classes=["b"], evaluator_type="classification")
+    with pytest.raises(ValueError, match=r"'tafe_toy_leak' has images of \['b'\].*unseen"):
+        check_unseen_never_train("tafe_toy_leak")
+
+
+def test_visual_product_scores_the_product_and_trains_its_two_classifiers():
+    from dynnet_d2.methods.tafe import VisualProductHead
+    components = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+    head = VisualProductHead(in_channels=2, descriptions=torch.eye(4),
+                             seen=torch.tensor([True, True, True, False]), components=components)
+    with torch.no_grad():
+        head.value_classifier.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        head.value_classifier.bias.zero_()
+        head.object_classifier.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 0.0]]))
+        head.object_classifier.bias.zero_()
+    x = torch.tensor([[1.0, 0.0]])
+    # p(value) = softmax(1, 0), p(object) = softmax(2, 0)
+    pv, po = F.softmax(torch.tensor([1.0, 0.0]), 0), F.softmax(torch.tensor([2.0, 0.0]), 0)
+    product = torch.stack([pv[0] * po[0], pv[0] * po[1], pv[1] * po[0], pv[1] * po[1]])
+    torch.testing.assert_close(head.eval()(x).exp()[0], product)
+    logits = head.train()(x)
+    assert logits[0, 3] == float("-inf")
+    losses = head.losses(torch.tensor([2]))  # pair (1, 0)
+    torch.testing.assert_close(losses["loss_value"], -pv[1].log())
+    torch.testing.assert_close(losses["loss_object"], -po[0].log())
+
+
+@pytest.mark.parametrize("head", ["tafe", "bilinear", "visualproduct"])
+def test_pair_heads_build_from_their_configs_forward_and_backward(head):
+    cfg = load_config(f"configs/TAFE/{head}_MobileNetV2_6000it_shapestexturepairs.yaml",
+                      ["MODEL.DEVICE", "cpu"])
+    model = build_model(cfg)
+    assert model.head.out_features == 120
+    torch.manual_seed(0)
+    seen = torch.nonzero(model.head.seen)[:, 0].tolist()
+    batch = [{"features": torch.randn(320), "label": label} for label in seen[:3]]
+    model.train()
+    with EventStorage():
+        losses = model(batch)
+    expected = {"loss_value", "loss_object"} if head == "visualproduct" else {"loss_cls"}
+    assert expected <= set(losses) and (head == "visualproduct") != ("loss_cls" in losses)
+    sum(losses.values()).backward()
+    trained = [p for p in model.head.parameters() if p.requires_grad]
+    assert trained and all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained
+                           if p.dim() > 1)
+    model.eval()
+    with torch.no_grad():
+        scores = model(batch)[0]["scores"]
+    assert scores.shape == (120,) and torch.isfinite(scores).all()
