@@ -20,35 +20,13 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from ..utils.io import atomic_open, atomic_write_json
+from ..utils.stats import CI_METHODS, Z_95, ci95  # noqa: F401  (re-exported)
 from .sweep.records import read_run
 
 # Table 7.5's columns.
 TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
-Z_95 = 1.96
-# How the 95 % confidence interval of a mean is computed: name -> what tables say about it.
-CI_METHODS = {
-    "t": "Student-t: t(0.975, n-1) · s / √n, s the sample standard deviation",
-    "fsdet": "fsdet's: 1.96 · σ / √n, σ the population standard deviation (narrower than "
-             "Student-t's, for comparing with published tables)",
-}
-
-
-def ci95(std: float, n: int, method: str = "t") -> float:
-    """Half-width of the 95 % confidence interval of the mean of ``n`` values whose sample
-    standard deviation (ddof = 1) is ``std``, by ``method`` (:data:`CI_METHODS`); nan for
-    n < 2."""
-    if method not in CI_METHODS:
-        raise ValueError(f"confidence interval {method!r}: expected one of {sorted(CI_METHODS)}")
-    if n < 2:
-        return math.nan
-    if method == "fsdet":
-        return Z_95 * std * math.sqrt((n - 1) / n) / math.sqrt(n)
-    return float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
-
-
 @dataclass
 class Stats:
     """Summary of one metric over seeds."""

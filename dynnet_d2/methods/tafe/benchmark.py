@@ -1,0 +1,123 @@
+"""TAFE-Net's benchmark on the synthetic shapes (projects/TAFE/README.md): the generalized
+zero-shot task (thesis Table 5.2 metrics) on each few-shot split's novel classes, and the
+compositional zero-shot tasks, (colour, shape) and (texture, shape) pairs (Table 5.4 analogue),
+each against its baselines on the same cached features, and the embedding-loss ablation
+(Table 5.3: beta = 0).
+
+Every arm trains with tools/train_net.py into ``<work dir>/<arm>`` through
+:func:`dynnet_d2.engine.arms.train_arms` (a finished arm is not trained again, an interrupted
+one resumes, a failed one is recorded and the others go on); its metrics are read back from the
+run's own ``inference/<dataset>/results.json``, validation and test. Nothing is chosen on the
+test crops: every arm uses its config's settings (the thesis' optimizer), unchanged.
+"""
+import json
+import math
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+from ...engine.arms import Arm, train_arms, write_record
+from ...utils.stats import mean_and_ci
+
+ZSL_SPLITS = (1, 2, 3)
+ZSL_HEADS = ("tafe", "bilinear")
+PAIR_ATTRIBUTES = ("texture", "color")
+PAIR_HEADS = ("tafe", "bilinear", "visualproduct")
+HEAD_NAMES = {"tafe": "TAFE-Net", "tafe_beta0": "TAFE-Net, no embedding loss (beta 0)",
+              "bilinear": "bilinear compatibility (label embedding)",
+              "visualproduct": "visual product"}
+ZSL_METRICS = ("zsl_top1", "acc_seen", "acc_unseen", "H")
+PAIR_METRICS = ("zsl_top1", "zsl_top2", "zsl_top3", "zsl_mAP", "H")
+
+
+def zsl_config(head: str) -> str:
+    return f"configs/TAFE/{head}_MobileNetV2_6000it_shapeszsl.yaml"
+
+
+def pair_config(head: str, attribute: str) -> str:
+    return f"configs/TAFE/{head}_MobileNetV2_6000it_shapes{attribute}pairs.yaml"
+
+
+def arms(ablation: bool = True) -> Dict[str, Arm]:
+    """The benchmark's arms: ``zsl{split}_{head}`` and ``pairs_{attribute}_{head}``, with
+    ``_tafe_beta0`` beside every TAFE-Net arm when ``ablation``."""
+    table: Dict[str, Arm] = {}
+    for split in ZSL_SPLITS:
+        for head in ZSL_HEADS:
+            table[f"zsl{split}_{head}"] = Arm(zsl_config(head), ["FEWSHOT.SPLIT", split,
+                                                                 "SEED", 0])
+        if ablation:
+            table[f"zsl{split}_tafe_beta0"] = Arm(zsl_config("tafe"), [
+                "FEWSHOT.SPLIT", split, "SEED", 0, "MODEL.TAFE.BETA", 0.0])
+    for attribute in PAIR_ATTRIBUTES:
+        for head in PAIR_HEADS:
+            table[f"pairs_{attribute}_{head}"] = Arm(pair_config(head, attribute), ["SEED", 0])
+        if ablation:
+            table[f"pairs_{attribute}_tafe_beta0"] = Arm(pair_config("tafe", attribute),
+                                                         ["SEED", 0, "MODEL.TAFE.BETA", 0.0])
+    return table
+
+
+def run_metrics(folder: Path) -> Dict[str, Dict[str, float]]:
+    """``{"val": metrics, "test": metrics}`` of a finished run (its per-dataset results)."""
+    found = {}
+    for dataset in sorted((folder / "inference").glob("*/results.json")):
+        split = dataset.parent.name.rsplit("_", 1)[-1]
+        metrics = json.loads(dataset.read_text())["classification"]
+        found[split] = {k: v for k, v in metrics.items()
+                        if k in set(ZSL_METRICS) | set(PAIR_METRICS) | {"top1", "num_images"}}
+    return found
+
+
+def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
+            workers: int = 1, threads: int = 2) -> None:
+    """Train ``table``'s arms and record every finished arm's metrics in
+    ``record["results"]``; ``out`` is rewritten after every arm and at the end."""
+    train_arms(table, work_dir, record, out, workers=workers, threads=threads)
+    results = record.setdefault("results", {})
+    for name in table:
+        if (work_dir / name / "inference" / "results.json").is_file():
+            results[name] = run_metrics(work_dir / name)
+    write_record(out, record)
+
+
+def _cell(values: List[float]) -> str:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    mean, half = mean_and_ci(values)
+    return f"{mean:.1f} ± {half:.1f}"
+
+
+def report(record: dict) -> str:
+    """The README's Markdown tables from ``record["results"]`` (test crops; validation in
+    parentheses for the headline metric)."""
+    results = record.get("results", {})
+    lines = ["Generalized zero-shot, few-shot split f's 5 novel shapes unseen (test crops; "
+             "mean ± 95 % Student-t CI over the splits present):", "",
+             "| method | splits | " + " | ".join(ZSL_METRICS) + " | val H |",
+             "|---|---|" + "---|" * (len(ZSL_METRICS) + 1)]
+    for head in (*ZSL_HEADS, "tafe_beta0"):
+        runs = [results[f"zsl{s}_{head}"] for s in ZSL_SPLITS if f"zsl{s}_{head}" in results]
+        if runs:
+            cells = [_cell([r["test"].get(m) for r in runs]) for m in ZSL_METRICS]
+            lines.append(f"| {HEAD_NAMES[head]} | {len(runs)} | " + " | ".join(cells)
+                         + f" | {_cell([r['val'].get('H') for r in runs])} |")
+    for attribute in PAIR_ATTRIBUTES:
+        lines += ["", f"Compositional zero-shot, ({attribute}, shape) pairs, a quarter unseen "
+                  f"(test crops; zsl_*: among the unseen pairs only):", "",
+                  "| method | " + " | ".join(PAIR_METRICS) + " | val zsl_top1 |",
+                  "|---|" + "---|" * (len(PAIR_METRICS) + 1)]
+        for head in (*PAIR_HEADS, "tafe_beta0"):
+            run = results.get(f"pairs_{attribute}_{head}")
+            if run:
+                cells = [_cell([run["test"].get(m)]) for m in PAIR_METRICS]
+                lines.append(f"| {HEAD_NAMES[head]} | " + " | ".join(cells)
+                             + f" | {_cell([run['val'].get('zsl_top1')])} |")
+    return "\n".join(lines)
+
+
+def selected(table: Dict[str, Arm], names: Sequence[str]) -> Dict[str, Arm]:
+    """The arms of ``table`` whose name starts with one of ``names`` (all when empty)."""
+    return {k: v for k, v in table.items() if not names or k.startswith(tuple(names))}

@@ -1,0 +1,47 @@
+"""TAFE-Net's benchmark (dynnet_d2/methods/tafe/benchmark.py): every arm's config builds with its
+options, the metrics are read back per split from a run folder, and the report's cells are the
+mean ± Student-t interval over the splits."""
+import json
+
+from dynnet_d2.config import load_config
+from dynnet_d2.methods.tafe import benchmark
+
+
+def test_every_arm_is_a_config_with_its_options():
+    table = benchmark.arms()
+    assert {"zsl1_tafe", "zsl3_bilinear", "zsl2_tafe_beta0", "pairs_color_visualproduct",
+            "pairs_texture_tafe_beta0"} <= set(table)
+    for name, arm in table.items():
+        cfg = load_config(arm.config, list(arm.opts))
+        if name.startswith("zsl"):
+            assert cfg.DATASETS.TRAIN == (f"shapes_zsl{name[3]}_train",)
+        else:
+            assert cfg.DATASETS.TRAIN == (f"shapes_pairs_{name.split('_')[1]}_train",)
+        assert cfg.MODEL.TAFE.BETA == (0.0 if name.endswith("beta0") else 0.1)
+    assert set(benchmark.selected(table, ["pairs_texture"])) == {
+        f"pairs_texture_{h}" for h in ("tafe", "bilinear", "visualproduct", "tafe_beta0")}
+
+
+def _write_run(folder, values):
+    for split, h in values.items():
+        path = folder / "inference" / f"shapes_zsl1_{split}" / "results.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"classification": {
+            "top1": 1.0, "zsl_top1": h + 1, "acc_seen": 50.0, "acc_unseen": 10.0, "H": h,
+            "acc-circle": 3.0, "num_images": 7}}))
+    (folder / "inference" / "results.json").write_text("{}")
+
+
+def test_metrics_are_read_back_per_split_and_reported_with_a_t_interval(tmp_path):
+    for split, h in ((1, 10.0), (2, 20.0), (3, 30.0)):
+        _write_run(tmp_path / f"zsl{split}_tafe", {"val": h - 5, "test": h})
+    metrics = benchmark.run_metrics(tmp_path / "zsl1_tafe")
+    assert metrics["test"] == {"top1": 1.0, "zsl_top1": 11.0, "acc_seen": 50.0,
+                               "acc_unseen": 10.0, "H": 10.0, "num_images": 7}
+    assert metrics["val"]["H"] == 5.0
+    record = {"results": {f"zsl{s}_tafe": benchmark.run_metrics(tmp_path / f"zsl{s}_tafe")
+                          for s in (1, 2, 3)}}
+    table = benchmark.report(record)
+    # H over the splits: mean 20, sample std 10, t(0.975, 2) = 4.303 -> 4.303 * 10 / sqrt(3)
+    assert "| TAFE-Net | 3 | 21.0 ± 24.8 | 50.0 ± 0.0 | 10.0 ± 0.0 | 20.0 ± 24.8 | 15.0 ± 24.8 |" \
+        in table
