@@ -5,6 +5,10 @@
 ``fashion_mnist_calib``  5,000 training images held out by a permutation with seed 0, for
                          calibrating IDK cascades (disjoint from ``fashion_mnist_train``)
 ``fashion_mnist_test``   the 10,000 test images
+``fashion_mnist_fewshot_base_{train,calib}``  few-shot view (TAFE-Net, thesis Table 5.6
+                         analogue): the images of the base classes only, labels over all 10;
+                         :data:`FEWSHOT_NOVEL` classes (drawn with seed 0) are novel; metadata
+                         ``seen_classes`` (base), ``unseen_classes`` (novel)
 =======================  ================================================================
 
 Images are 1-channel 28x28 uint8 (``INPUT.FORMAT: "L"``), labels 0..9 in :data:`CLASSES` order.
@@ -41,6 +45,9 @@ FILES = {
 IMAGE_SIZE = 28
 CALIB_SIZE = 5000
 CALIB_SEED = 0
+# The few-shot view: how many classes are novel, drawn with this seed.
+FEWSHOT_NOVEL_COUNT = 4
+FEWSHOT_NOVEL_SEED = 0
 HOW_TO_GET = (
     "get Fashion-MNIST with `apt-get install dataset-fashion-mnist` (installs it in "
     f"{SYSTEM_FOLDER}), or download the four *-ubyte.gz files of "
@@ -166,9 +173,29 @@ def load_fashion_mnist(name: str) -> List[dict]:
              "height": IMAGE_SIZE, "width": IMAGE_SIZE} for i in indices]
 
 
+def fewshot_novel_classes() -> List[str]:
+    """The novel classes of the few-shot view, in :data:`CLASSES` order."""
+    drawn = np.random.RandomState(FEWSHOT_NOVEL_SEED).choice(len(CLASSES), FEWSHOT_NOVEL_COUNT,
+                                                             replace=False)
+    return [CLASSES[i] for i in sorted(drawn)]
+
+
+def load_base_images(name: str) -> List[dict]:
+    """The records of ``name`` (a ``fashion_mnist_*`` split) of the base classes only."""
+    novel = {CLASSES.index(c) for c in fewshot_novel_classes()}
+    return [r for r in load_fashion_mnist(name) if r["label"] not in novel]
+
+
 def register_fashion_mnist() -> None:
-    """Register ``fashion_mnist_{train,calib,test}`` (files are read only when loaded)."""
+    """Register ``fashion_mnist_{train,calib,test}`` and the few-shot base views (files are read
+    only when loaded)."""
+    novel = fewshot_novel_classes()
     for part, source in (("train", "train"), ("calib", "train"), ("test", "test")):
         name = f"fashion_mnist_{part}"
         register(name, functools.partial(load_fashion_mnist, name), thing_classes=list(CLASSES),
                  evaluator_type="classification", source_split=source, image_format="L")
+        if part != "test":
+            register(f"fashion_mnist_fewshot_base_{part}",
+                     functools.partial(load_base_images, name), thing_classes=list(CLASSES),
+                     seen_classes=[c for c in CLASSES if c not in novel], unseen_classes=novel,
+                     evaluator_type="classification", source_split=source, image_format="L")

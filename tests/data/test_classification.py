@@ -133,6 +133,20 @@ def test_fashion_mnist_names_from_fake_files(fake_fashion, monkeypatch):
         assert out["image"][0, 0, :2].tolist() == [record["index"] % 256, record["index"] // 256]
 
 
+def test_the_fewshot_base_views_leave_the_seeded_novel_classes_out(fake_fashion, monkeypatch):
+    from dynnet_d2.data.fashion_mnist import fewshot_novel_classes
+    monkeypatch.setenv("DYNNET_FASHION_MNIST", str(fake_fashion))
+    novel = fewshot_novel_classes()
+    expected = sorted(np.random.RandomState(0).choice(10, 4, replace=False).tolist())
+    assert novel == [CLASSES[i] for i in expected]
+    for part in ("train", "calib"):
+        meta = MetadataCatalog.get(f"fashion_mnist_fewshot_base_{part}")
+        assert meta.unseen_classes == novel and len(meta.seen_classes) == 6
+        every = DatasetCatalog.get(f"fashion_mnist_{part}")
+        base = DatasetCatalog.get(f"fashion_mnist_fewshot_base_{part}")
+        assert base == [r for r in every if r["label"] not in expected]
+
+
 @pytest.mark.skipif(not os.path.isfile("/usr/share/datasets/fashion-mnist/"
                                        "train-images-idx3-ubyte.gz"),
                     reason="real Fashion-MNIST files are not installed here")

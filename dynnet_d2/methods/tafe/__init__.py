@@ -10,8 +10,9 @@ Importing this package registers ``TAFEHead``, the bilinear compatibility baseli
 the embedding loss of Eq. 5.7 (:mod:`.losses`). The generalized zero-shot views of the shapes
 (``shapes_zsl{f}_{train,val,test}``), the compositional ones (``shapes_pairs_{color,texture}_*``),
 their metrics and training on cached features (:mod:`dynnet_d2.engine.feature_cache`) are
-shared data, evaluation and engine. Not yet: the few-shot task, its baselines, the benchmark
-(issue 25).
+shared data, evaluation and engine. Few-shot classification with example images as task
+descriptions and its baselines on cached features: :mod:`.fewshot`; the benchmark:
+:mod:`.benchmark`.
 """
 from . import config  # noqa: F401  (registers add_tafe_config)
 from .head import AttributeBilinearHead, TAFEHead, VisualProductHead, read_descriptions

@@ -2,7 +2,9 @@
 zero-shot task (thesis Table 5.2 metrics) on each few-shot split's novel classes, and the
 compositional zero-shot tasks, (colour, shape) and (texture, shape) pairs (Table 5.4 analogue),
 each against its baselines on the same cached features, and the embedding-loss ablation
-(Table 5.3: beta = 0).
+(Table 5.3: beta = 0); and few-shot Fashion-MNIST (Table 5.6 analogue, :mod:`.fewshot`): a
+ResNet-20 trained on the 6 base classes, its features cached, every few-shot method on the same
+episodes (K shots of each of the 4 novel classes, one episode per seed).
 
 Every arm trains with tools/train_net.py into ``<work dir>/<arm>`` through
 :func:`dynnet_d2.engine.arms.train_arms` (a finished arm is not trained again, an interrupted
@@ -15,8 +17,14 @@ import math
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from detectron2.data import MetadataCatalog
+
 from ...engine.arms import Arm, train_arms, write_record
+from ...engine.feature_cache import pooled_features
+from ...engine.runs import load_trained_model
+from ...modeling.freeze import freeze_module
 from ...utils.stats import mean_and_ci
+from . import fewshot
 
 ZSL_SPLITS = (1, 2, 3)
 ZSL_HEADS = ("tafe", "bilinear")
@@ -27,6 +35,10 @@ HEAD_NAMES = {"tafe": "TAFE-Net", "tafe_beta0": "TAFE-Net, no embedding loss (be
               "visualproduct": "visual product"}
 ZSL_METRICS = ("zsl_top1", "acc_seen", "acc_unseen", "H")
 PAIR_METRICS = ("zsl_top1", "zsl_top2", "zsl_top3", "zsl_mAP", "H")
+FEWSHOT_BACKBONE = "fewshot_backbone"
+FEWSHOT_SHOTS = (1, 2, 5)
+FEWSHOT_SEEDS = tuple(range(10))
+FEWSHOT_METRICS = ("novel", "novel_among_novel", "base", "all")
 
 
 def zsl_config(head: str) -> str:
@@ -54,6 +66,8 @@ def arms(ablation: bool = True) -> Dict[str, Arm]:
         if ablation:
             table[f"pairs_{attribute}_tafe_beta0"] = Arm(pair_config("tafe", attribute),
                                                          ["SEED", 0, "MODEL.TAFE.BETA", 0.0])
+    table[FEWSHOT_BACKBONE] = Arm("configs/TAFE/classifier_R20cifar_3000it_fashionmnistbase.yaml",
+                                  ["SEED", 0])
     return table
 
 
@@ -75,9 +89,43 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
     train_arms(table, work_dir, record, out, workers=workers, threads=threads)
     results = record.setdefault("results", {})
     for name in table:
-        if (work_dir / name / "inference" / "results.json").is_file():
+        if name != FEWSHOT_BACKBONE and (work_dir / name / "inference/results.json").is_file():
             results[name] = run_metrics(work_dir / name)
     write_record(out, record)
+    if FEWSHOT_BACKBONE in table and (work_dir / FEWSHOT_BACKBONE / "model_final.pth").is_file():
+        measure_fewshot(work_dir / FEWSHOT_BACKBONE, record, out)
+
+
+def fewshot_features(run: Path):
+    """``(train features, train labels, test features, test labels, novel classes, C)`` of
+    Fashion-MNIST under the trained backbone of ``run`` (frozen, cached)."""
+    cfg, model = load_trained_model(run)
+    model.backbone = freeze_module(model.backbone)
+    train = pooled_features(cfg, model, "fashion_mnist_train")
+    test = pooled_features(cfg, model, "fashion_mnist_test")
+    meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
+    classes = list(meta.thing_classes)
+    novel = [classes.index(c) for c in meta.unseen_classes]
+    return train.features, train.labels, test.features, test.labels, novel, len(classes)
+
+
+def measure_fewshot(run: Path, record: dict, out: Path, methods: Sequence[str] = (),
+                    shots: Sequence[int] = FEWSHOT_SHOTS,
+                    seeds: Sequence[int] = FEWSHOT_SEEDS) -> None:
+    """Every few-shot method on every (K, seed) episode; ``record["fewshot"]["<method>/K<k>/
+    seed<s>"]`` = :func:`.fewshot.accuracies`; an episode already recorded is skipped, ``out``
+    is rewritten after each."""
+    train_x, train_y, test_x, test_y, novel, num_classes = fewshot_features(run)
+    done = record.setdefault("fewshot", {})
+    for k in shots:
+        for seed in seeds:
+            ep = fewshot.episode(train_x, train_y, novel, k, seed, num_classes)
+            for method in methods or fewshot.FEWSHOT_METHODS:
+                key = f"{method}/K{k}/seed{seed}"
+                if key not in done:
+                    scores = fewshot.FEWSHOT_METHODS[method](ep, test_x)
+                    done[key] = fewshot.accuracies(scores, test_y, novel)
+                    write_record(out, record)
 
 
 def _cell(values: List[float]) -> str:
@@ -115,6 +163,24 @@ def report(record: dict) -> str:
                 cells = [_cell([run["test"].get(m)]) for m in PAIR_METRICS]
                 lines.append(f"| {HEAD_NAMES[head]} | " + " | ".join(cells)
                              + f" | {_cell([run['val'].get('zsl_top1')])} |")
+    return "\n".join(lines + ["", fewshot_report(record)])
+
+
+def fewshot_report(record: dict) -> str:
+    """The few-shot table: per method and K, mean ± 95 % Student-t CI over the seeds."""
+    done = record.get("fewshot", {})
+    if not done:
+        return ""
+    lines = ["Few-shot Fashion-MNIST, 4 novel classes given by K images each (test images; "
+             "mean ± 95 % Student-t CI over the seeds; novel: novel images predicted among all "
+             "10 classes):", "", "| method | K | seeds | " + " | ".join(FEWSHOT_METRICS) + " |",
+             "|---|---|---|" + "---|" * len(FEWSHOT_METRICS)]
+    for method in fewshot.FEWSHOT_METHODS:
+        for k in FEWSHOT_SHOTS:
+            runs = [v for key, v in done.items() if key.startswith(f"{method}/K{k}/")]
+            if runs:
+                lines.append(f"| {method} | {k} | {len(runs)} | " + " | ".join(
+                    _cell([r[m] for r in runs]) for m in FEWSHOT_METRICS) + " |")
     return "\n".join(lines)
 
 

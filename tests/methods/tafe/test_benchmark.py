@@ -11,6 +11,8 @@ def test_every_arm_is_a_config_with_its_options():
     table = benchmark.arms()
     assert {"zsl1_tafe", "zsl3_bilinear", "zsl2_tafe_beta0", "pairs_color_visualproduct",
             "pairs_texture_tafe_beta0"} <= set(table)
+    backbone = load_config(table.pop(benchmark.FEWSHOT_BACKBONE).config)
+    assert backbone.DATASETS.TRAIN == ("fashion_mnist_fewshot_base_train",)
     for name, arm in table.items():
         cfg = load_config(arm.config, list(arm.opts))
         if name.startswith("zsl"):
