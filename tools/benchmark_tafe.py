@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--no-ablation", action="store_true", help="no beta = 0 arms")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--plots", default="projects/TAFE", help="folder of the figures")
     parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
     args = parser.parse_args()
     out, work_dir = REPO / args.output, REPO / args.work_dir
@@ -37,6 +38,7 @@ def main():
         table = benchmark.selected(benchmark.arms(not args.no_ablation), args.only)
         benchmark.measure(table, record, out, work_dir, workers=args.workers,
                           threads=args.threads)
+        record["figures"] = [str(p) for p in benchmark.figures(work_dir, REPO / args.plots)]
         write_record(out, record)
     print(benchmark.report(record))
 

@@ -17,6 +17,7 @@ import math
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+import torch
 from detectron2.data import MetadataCatalog
 
 from ...engine.arms import Arm, train_arms, write_record
@@ -25,6 +26,7 @@ from ...engine.runs import load_trained_model
 from ...modeling.freeze import freeze_module
 from ...utils.stats import mean_and_ci
 from . import fewshot
+from .analysis import plot_task_embeddings
 
 ZSL_SPLITS = (1, 2, 3)
 ZSL_HEADS = ("tafe", "bilinear")
@@ -94,6 +96,33 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
     write_record(out, record)
     if FEWSHOT_BACKBONE in table and (work_dir / FEWSHOT_BACKBONE / "model_final.pth").is_file():
         measure_fewshot(work_dir / FEWSHOT_BACKBONE, record, out)
+
+
+def figures(work_dir: Path, plots: Path) -> List[Path]:
+    """The figures of the finished arms: Fig. 5.3's analogue from ``zsl1_tafe``."""
+    run = work_dir / "zsl1_tafe"
+    if not (run / "model_final.pth").is_file():
+        return []
+    return [embedding_figure(run, plots / "tafe_embeddings_zsl1.png")]
+
+
+def embedding_figure(run: Path, path: Path, tasks_per_group: int = 2,
+                     images_per_class: int = 60) -> Path:
+    """Fig. 5.3 analogue from a trained zero-shot TAFE-Net run: the test crops of
+    ``tasks_per_group`` seen and as many unseen classes, under those classes' tasks
+    (:func:`.analysis.plot_task_embeddings`)."""
+    cfg, model = load_trained_model(run)
+    model.backbone = freeze_module(model.backbone)
+    test = cfg.DATASETS.TEST[-1]
+    rows = pooled_features(cfg, model, test)
+    meta = MetadataCatalog.get(test)
+    classes = list(meta.thing_classes)
+    tasks = ([classes.index(c) for c in meta.seen_classes[:tasks_per_group]]
+             + [classes.index(c) for c in meta.unseen_classes[:tasks_per_group]])
+    keep = torch.cat([torch.nonzero(rows.labels == t)[:images_per_class, 0] for t in tasks])
+    names = [f"{c} (unseen)" if c in set(meta.unseen_classes) else c for c in classes]
+    return plot_task_embeddings(model.head, rows.features[keep], rows.labels[keep], tasks,
+                                names, path)
 
 
 def fewshot_features(run: Path):

@@ -47,3 +47,22 @@ def test_metrics_are_read_back_per_split_and_reported_with_a_t_interval(tmp_path
     # H over the splits: mean 20, sample std 10, t(0.975, 2) = 4.303 -> 4.303 * 10 / sqrt(3)
     assert "| TAFE-Net | 3 | 21.0 ± 24.8 | 50.0 ± 0.0 | 10.0 ± 0.0 | 20.0 ± 24.8 | 15.0 ± 24.8 |" \
         in table
+
+
+def test_task_embedding_points_are_each_images_embedding_under_each_task(tmp_path):
+    import torch
+
+    from dynnet_d2.methods.tafe import TAFEHead
+    from dynnet_d2.methods.tafe.analysis import plot_task_embeddings, task_embedding_points
+    torch.manual_seed(0)
+    head = TAFEHead(in_channels=4, descriptions=torch.rand(3, 2), seen=None,
+                    embedding_dims=(8,), feature_dims=(5,), beta=0.1).train()
+    features = torch.rand(12, 4)
+    points = task_embedding_points(head, features, [2, 0])
+    assert points.shape == (24, 5) and head.training  # its mode restored
+    tafe, _ = head.eval().embeddings(features)
+    torch.testing.assert_close(torch.from_numpy(points[:12]), tafe[:, 2].detach())
+    torch.testing.assert_close(torch.from_numpy(points[12:]), tafe[:, 0].detach())
+    path = plot_task_embeddings(head, features, torch.arange(12) % 3, [2, 0], list("abc"),
+                                tmp_path / "fig.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
