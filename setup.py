@@ -40,9 +40,12 @@ setup(
         "submitit==1.5.4",
         # SkipNet's batch-1 RNN gates as one compiled function (modeling/skipnet/gates.py).
         "numba==0.68.1",
-        # Small real image data for classification tests (sklearn.datasets.load_digits).
+        # Small real image data for classification tests (sklearn.datasets.load_digits); AP,
+        # logistic regression and t-SNE of TAFE-Net's benchmark.
         "scikit-learn==1.9.1",
-        # Student-t quantiles of the seed statistics' confidence intervals (seed_stats.py).
+        # One thread for t-SNE's OpenMP loops on a few hundred points (methods/tafe/analysis.py).
+        "threadpoolctl>=3.1",
+        # Student-t quantiles of the seed statistics' confidence intervals (utils/stats.py).
         "scipy>=1.10",
         # detectron2.model_zoo imports pkg_resources, removed in setuptools 81.
         "setuptools<81",

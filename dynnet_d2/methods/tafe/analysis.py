@@ -37,10 +37,12 @@ def plot_task_embeddings(head, features: torch.Tensor, labels: torch.Tensor,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     points = task_embedding_points(head, features, tasks)
-    mapped = TSNE(n_components=2, random_state=seed, init="pca",
-                  perplexity=min(30.0, len(points) / 4)).fit_transform(points)
+    with threadpool_limits(1):  # a few hundred points: OpenMP threads only contend
+        mapped = TSNE(n_components=2, random_state=seed, init="pca",
+                      perplexity=min(30.0, len(points) / 4)).fit_transform(points)
     per_task = np.split(mapped, len(tasks))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4 * len(tasks), 4), sharex=True,
                              sharey=True)
