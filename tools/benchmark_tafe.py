@@ -38,7 +38,8 @@ def main():
         table = benchmark.selected(benchmark.arms(not args.no_ablation), args.only)
         benchmark.measure(table, record, out, work_dir, workers=args.workers,
                           threads=args.threads)
-        record["figures"] = [str(p) for p in benchmark.figures(work_dir, REPO / args.plots)]
+        record["figures"] = [str(p.relative_to(REPO)) if p.is_relative_to(REPO) else str(p)
+                             for p in benchmark.figures(work_dir, REPO / args.plots)]
         write_record(out, record)
     print(benchmark.report(record))
 
