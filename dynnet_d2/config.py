@@ -160,7 +160,7 @@ def _add_classification_config(cfg: CN) -> None:
     # Head on the pooled feature (dynnet_d2.modeling.classifier_heads.CLASSIFIER_HEAD_REGISTRY).
     cfg.MODEL.CLASSIFIER.HEAD = "LinearHead"
     # Train and evaluate the head from the frozen backbone's pooled features, computed once per
-    # dataset and stored (dynnet_d2/engine/pooled_features.py); needs a frozen static backbone
+    # dataset and stored (dynnet_d2/engine/feature_cache.py); needs a frozen static backbone
     # and no training augmentation.
     cfg.MODEL.CLASSIFIER.CACHE_FEATURES = False
     # Folder of those caches ("" = $DYNNET_CACHE, else ~/.cache/dynnet_d2); files are keyed by

@@ -31,7 +31,7 @@
 Every name has ``evaluator_type="classification"``; nothing is read at registration.
 """
 import functools
-from typing import List
+from typing import Iterator, List, Tuple
 
 import numpy as np
 from detectron2.data import DatasetCatalog, MetadataCatalog
@@ -87,22 +87,27 @@ def crop_box(bbox, bbox_mode, height: int, width: int) -> List[float]:
             min(y1 + dy, float(height))]
 
 
-def load_instance_crops(source: str) -> List[dict]:
-    """One crop record per non-crowd instance of detection dataset ``source``; ``label`` is its
-    ``category_id``, ``image_id`` its position in this list, ``source_image_id`` the image's."""
-    records = []
+def instance_crops(source: str) -> Iterator[Tuple[dict, dict]]:
+    """``(annotation, crop record)`` of every non-crowd instance of detection dataset ``source``,
+    in order; the record's ``label`` is the ``category_id``, ``source_image_id`` the image's
+    (no ``image_id``: the views number their own records)."""
     for image in DatasetCatalog.get(source):
         for ann in image["annotations"]:
             if ann.get("iscrowd", 0):
                 continue
-            records.append({
-                "image_id": len(records), "source_image_id": image["image_id"],
-                "file_name": image["file_name"], "height": image["height"],
-                "width": image["width"], "label": int(ann["category_id"]),
+            yield ann, {
+                "source_image_id": image["image_id"], "file_name": image["file_name"],
+                "height": image["height"], "width": image["width"],
+                "label": int(ann["category_id"]),
                 "crop_box": crop_box(ann["bbox"], ann["bbox_mode"], image["height"],
                                      image["width"]),
-            })
-    return records
+            }
+
+
+def load_instance_crops(source: str) -> List[dict]:
+    """One crop record per non-crowd instance of detection dataset ``source``; ``label`` is its
+    ``category_id``, ``image_id`` its position in this list, ``source_image_id`` the image's."""
+    return [{"image_id": i, **crop} for i, (_, crop) in enumerate(instance_crops(source))]
 
 
 def load_seen_crops(source: str, seen: List[str]) -> List[dict]:
@@ -146,21 +151,16 @@ def load_pair_crops(source: str, attribute: str, seen_only: bool) -> List[dict]:
     values, objects = PAIR_ATTRIBUTES[attribute], list(MetadataCatalog.get(source).thing_classes)
     index = {c: i for i, c in enumerate(pair_classes(attribute))}
     unseen = set(unseen_pairs(attribute))
-    records, crops = [], iter(load_instance_crops(source))
-    for image in DatasetCatalog.get(source):
-        for ann in image["annotations"]:
-            if ann.get("iscrowd", 0):
-                continue
-            crop = next(crops)
-            value = ann.get("attributes", {}).get(attribute)
-            if value not in values:
-                raise ValueError(f"{source}: image {image['image_id']} has an object whose "
-                                 f"{attribute!r} attribute is {value!r}; expected one of "
-                                 f"{list(values)}")
-            pair = f"{value} {objects[ann['category_id']]}"
-            if seen_only and pair in unseen:
-                continue
-            records.append({**crop, "image_id": len(records), "label": index[pair]})
+    records = []
+    for ann, crop in instance_crops(source):
+        value = ann.get("attributes", {}).get(attribute)
+        if value not in values:
+            raise ValueError(f"{source}: image {crop['source_image_id']} has an object whose "
+                             f"{attribute!r} attribute is {value!r}; expected one of "
+                             f"{list(values)}")
+        pair = f"{value} {objects[ann['category_id']]}"
+        if not (seen_only and pair in unseen):
+            records.append({"image_id": len(records), **crop, "label": index[pair]})
     return records
 
 

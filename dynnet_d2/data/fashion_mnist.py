@@ -7,7 +7,7 @@
 ``fashion_mnist_test``   the 10,000 test images
 ``fashion_mnist_fewshot_base_{train,calib}``  few-shot view (TAFE-Net, thesis Table 5.6
                          analogue): the images of the base classes only, labels over all 10;
-                         :data:`FEWSHOT_NOVEL` classes (drawn with seed 0) are novel; metadata
+                         :data:`FEWSHOT_NOVEL_COUNT` classes (drawn with seed 0) are novel; metadata
                          ``seen_classes`` (base), ``unseen_classes`` (novel)
 =======================  ================================================================
 

@@ -22,33 +22,11 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..utils.io import atomic_open, atomic_write_json
-from ..utils.stats import CI_METHODS, Z_95, ci95  # noqa: F401  (re-exported)
+from ..utils.stats import CI_METHODS, Z_95, Stats, ci95, describe  # noqa: F401  (re-exported)
 from .sweep.records import read_run
 
 # Table 7.5's columns.
 TABLE_METRICS = ("AP", "AP50", "AP75", "bAP", "bAP50", "bAP75", "nAP", "nAP50", "nAP75")
-@dataclass
-class Stats:
-    """Summary of one metric over seeds."""
-
-    n: int
-    mean: float
-    std: float  # sample standard deviation (nan for n = 1)
-    ci95: float  # half-width of the 95 % CI of the mean (ci95())
-    q1: float
-    median: float
-    q3: float
-
-
-def describe(values: Sequence[float], ci: str = "t") -> Stats:
-    """:class:`Stats` of ``values`` (nan entries, i.e. undefined APs, are left out), the interval
-    by ``ci`` (:data:`CI_METHODS`)."""
-    v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
-    if len(v) == 0:
-        return Stats(0, *([math.nan] * 6))
-    std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
-    q1, median, q3 = (float(q) for q in np.percentile(v, [25, 50, 75]))
-    return Stats(len(v), float(v.mean()), std, ci95(std, len(v), ci), q1, median, q3)
 
 
 def cumulative(values: Sequence[float], ci: str = "t") -> List[Tuple[float, float]]:

@@ -1,11 +1,12 @@
-"""The 95 % confidence interval of a mean over seeds, shared by the sweeps' statistics
-(:mod:`dynnet_d2.experiments.seed_stats`) and the methods' benchmarks.
+"""Summary statistics over seeds and the 95 % confidence interval of their mean, shared by the
+sweeps' statistics (:mod:`dynnet_d2.experiments.seed_stats`) and the methods' benchmarks.
 
 Student-t's by default, ``t(0.975, n - 1) * std / sqrt(n)``, right for every n; ``"fsdet"`` is
 fsdet's ``aggregate_seeds.py``, ``1.96 * population std / sqrt(n)``, to compare with published
 tables."""
 import math
-from typing import Sequence, Tuple
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy import stats as scipy_stats
@@ -32,11 +33,25 @@ def ci95(std: float, n: int, method: str = "t") -> float:
     return float(scipy_stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n)
 
 
-def mean_and_ci(values: Sequence[float], method: str = "t") -> Tuple[float, float]:
-    """``(mean, 95 % CI half-width)`` of ``values`` (NaN entries left out; the half-width is nan
-    for fewer than two values)."""
+@dataclass
+class Stats:
+    """Summary of one metric over seeds."""
+
+    n: int
+    mean: float
+    std: float  # sample standard deviation (nan for n = 1)
+    ci95: float  # half-width of the 95 % CI of the mean (ci95())
+    q1: float
+    median: float
+    q3: float
+
+
+def describe(values: Sequence[float], ci: str = "t") -> Stats:
+    """:class:`Stats` of ``values`` (nan entries, i.e. undefined APs, are left out), the interval
+    by ``ci`` (:data:`CI_METHODS`)."""
     v = np.asarray([x for x in values if x is not None and not math.isnan(x)], dtype=np.float64)
     if len(v) == 0:
-        return math.nan, math.nan
+        return Stats(0, *([math.nan] * 6))
     std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
-    return float(v.mean()), ci95(std, len(v), method)
+    q1, median, q3 = (float(q) for q in np.percentile(v, [25, 50, 75]))
+    return Stats(len(v), float(v.mean()), std, ci95(std, len(v), ci), q1, median, q3)

@@ -13,7 +13,6 @@ run's own ``inference/<dataset>/results.json``, validation and test. Nothing is 
 test crops: every arm uses its config's settings (the thesis' optimizer), unchanged.
 """
 import json
-import math
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -24,7 +23,7 @@ from ...engine.arms import Arm, train_arms, write_record
 from ...engine.feature_cache import pooled_features
 from ...engine.runs import load_trained_model
 from ...modeling.freeze import freeze_module
-from ...utils.stats import mean_and_ci
+from ...utils.stats import describe
 from . import fewshot
 from .analysis import plot_task_embeddings
 
@@ -106,13 +105,20 @@ def figures(work_dir: Path, plots: Path) -> List[Path]:
     return [embedding_figure(run, plots / "tafe_embeddings_zsl1.png")]
 
 
+def frozen_trained_model(run: Path):
+    """``(cfg, model)`` of the finished run ``run`` (its own config and weights), the backbone
+    frozen so its pooled features can be cached."""
+    cfg, model = load_trained_model(run)
+    model.backbone = freeze_module(model.backbone)
+    return cfg, model
+
+
 def embedding_figure(run: Path, path: Path, tasks_per_group: int = 2,
                      images_per_class: int = 60) -> Path:
     """Fig. 5.3 analogue from a trained zero-shot TAFE-Net run: the test crops of
     ``tasks_per_group`` seen and as many unseen classes, under those classes' tasks
     (:func:`.analysis.plot_task_embeddings`)."""
-    cfg, model = load_trained_model(run)
-    model.backbone = freeze_module(model.backbone)
+    cfg, model = frozen_trained_model(run)
     test = cfg.DATASETS.TEST[-1]
     rows = pooled_features(cfg, model, test)
     meta = MetadataCatalog.get(test)
@@ -128,8 +134,7 @@ def embedding_figure(run: Path, path: Path, tasks_per_group: int = 2,
 def fewshot_features(run: Path):
     """``(train features, train labels, test features, test labels, novel classes, C)`` of
     Fashion-MNIST under the trained backbone of ``run`` (frozen, cached)."""
-    cfg, model = load_trained_model(run)
-    model.backbone = freeze_module(model.backbone)
+    cfg, model = frozen_trained_model(run)
     train = pooled_features(cfg, model, "fashion_mnist_train")
     test = pooled_features(cfg, model, "fashion_mnist_test")
     meta = MetadataCatalog.get(cfg.DATASETS.TRAIN[0])
@@ -158,13 +163,12 @@ def measure_fewshot(run: Path, record: dict, out: Path, methods: Sequence[str] =
 
 
 def _cell(values: List[float]) -> str:
-    values = [v for v in values if v is not None and not math.isnan(v)]
-    if not values:
+    stats = describe(values)  # undefined values left out
+    if stats.n == 0:
         return "–"
-    if len(values) == 1:
-        return f"{values[0]:.1f}"
-    mean, half = mean_and_ci(values)
-    return f"{mean:.1f} ± {half:.1f}"
+    if stats.n == 1:
+        return f"{stats.mean:.1f}"
+    return f"{stats.mean:.1f} ± {stats.ci95:.1f}"
 
 
 def report(record: dict) -> str:

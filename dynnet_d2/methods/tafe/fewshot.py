@@ -24,6 +24,7 @@ Methods (:data:`FEWSHOT_METHODS`), all on the same features:
   drawn as a novel class's), a class scoring the attention on its supports.
 """
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable, Dict, List, Sequence
 
 import numpy as np
@@ -62,15 +63,18 @@ class Episode:
         return torch.stack([self.features[self.labels == c].mean(0)
                             for c in range(self.num_classes)])
 
+    @cached_property
+    def members(self) -> List[torch.Tensor]:
+        """Per class, the rows of its training images (found once: :meth:`supports` draws from
+        them every TAFE-Net iteration)."""
+        return [torch.nonzero(self.labels == c)[:, 0] for c in range(self.num_classes)]
+
     def supports(self, shots: int, generator: torch.Generator) -> torch.Tensor:
         """``(C, shots, D)``: ``shots`` training features of every class drawn with
         ``generator`` (a novel class's are its shots, in a drawn order)."""
-        rows = []
-        for c in range(self.num_classes):
-            members = torch.nonzero(self.labels == c)[:, 0]
-            rows.append(self.features[members[torch.randperm(len(members),
-                                                             generator=generator)[:shots]]])
-        return torch.stack(rows)
+        return torch.stack([
+            self.features[rows[torch.randperm(len(rows), generator=generator)[:shots]]]
+            for rows in self.members])
 
 
 def draw_shots(labels: torch.Tensor, novel: Sequence[int], shots: int, seed: int

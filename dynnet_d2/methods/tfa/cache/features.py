@@ -178,7 +178,7 @@ def record_key(record: dict) -> str:
         for a in record.get("annotations", [])
     ]
     return hash_json([record["file_name"], record.get("height"), record.get("width"),
-                       annotations])
+                      annotations])
 
 
 def feature_dim(model) -> int:
@@ -335,7 +335,7 @@ def evaluation_cache(cfg, model, dataset_name: str, batch_size: int = 8) -> Eval
     check_budget(cfg, f"test set {dataset_name}", len(records),
                  cfg.MODEL.RPN.POST_NMS_TOPK_TEST, feature_dim(model))
     content = hash_json([[r["file_name"], r.get("image_id"), r.get("height"), r.get("width")]
-                          for r in records])
+                         for r in records])
     path = cache_dir(cfg) / cache_key(cfg, model) / "test" / f"{dataset_name}-{content}.pt"
     entries = _load(path) if path.is_file() else None
     if entries is None or len(entries) != len(records):
