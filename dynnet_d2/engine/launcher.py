@@ -7,7 +7,11 @@ GPU is visible, so ``--num-gpus 2`` with ``MODEL.DEVICE cpu`` dies on a one-GPU 
 * ``MODEL.DEVICE`` cpu with N > 1 processes: the GPUs are hidden from the workers
   (``CUDA_VISIBLE_DEVICES=""``), so they use gloo, and each worker gets ``cpus // N`` intra-op
   threads (N processes with the default thread count each oversubscribe the cores: measured
-  7-10x slower on 2 cores). An ``OMP_NUM_THREADS`` set in the environment wins.
+  7-10x slower on 2 cores). An ``OMP_NUM_THREADS`` set in the environment wins;
+* every worker of a multi-process run leaves the process group together with the others once
+  its main function returns (a barrier, then ``destroy_process_group``). Detectron2's worker
+  just returns, so rank 0, which hosts the rendezvous store, could exit while another rank
+  still tore down its gloo connections; CI saw such a rank die with SIGABRT after training.
 """
 import os
 from contextlib import contextmanager, nullcontext
@@ -15,7 +19,9 @@ from functools import partial
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 from detectron2.engine import launch as detectron2_launch
+from detectron2.utils import comm
 
 
 def available_cpus() -> int:
@@ -35,6 +41,15 @@ def _cpu_worker(main_func: Callable, threads: int, *args):
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(threads)
     return main_func(*args)
+
+
+def _run_then_leave_process_group(main_func: Callable, *args):
+    """``main_func(*args)``, then a barrier and ``destroy_process_group`` (all groups)."""
+    result = main_func(*args)
+    if dist.is_available() and dist.is_initialized():
+        comm.synchronize()
+        dist.destroy_process_group()
+    return result
 
 
 @contextmanager
@@ -69,7 +84,10 @@ def launch(main_func: Callable, num_processes: int, *, device: str, num_machines
                 f"device(s) are visible. Use --num-gpus {visible} or fewer, or add "
                 f"`MODEL.DEVICE cpu` to train {num_processes} CPU processes."
             )
-    cpu_processes = torch.device(device).type == "cpu" and num_processes * num_machines > 1
+    several_processes = num_processes * num_machines > 1
+    cpu_processes = torch.device(device).type == "cpu" and several_processes
+    if several_processes:
+        main_func = partial(_run_then_leave_process_group, main_func)
     if cpu_processes:
         main_func = partial(_cpu_worker, main_func, threads_per_process(num_processes))
     with _gpus_hidden_from_children() if cpu_processes else nullcontext():

@@ -33,6 +33,13 @@ def test_two_cpu_workers_use_gloo_split_threads_and_see_no_gpu(tmp_path, monkeyp
     assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the parent's environment is restored
 
 
+def test_a_worker_leaves_the_process_group_once_its_main_returns(tmp_path):
+    torch.distributed.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}",
+                                         rank=0, world_size=1)
+    assert launch_module._run_then_leave_process_group(lambda x: x + 1, 41) == 42
+    assert not torch.distributed.is_initialized()
+
+
 def test_explicit_thread_count_wins(monkeypatch):
     calls = []
     monkeypatch.setattr(torch, "set_num_threads", calls.append)
