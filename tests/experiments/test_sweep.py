@@ -453,15 +453,25 @@ def test_ctrl_c_or_sigterm_ends_the_sweep_and_its_workers_with_code_130(tmp_path
          "--shots", "1", "--seeds", "0", "--methods", "cos", "--base-config", str(config),
          "--workers", "1", "--threads", "1"], cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = tmp_path / "base" / "log.txt"
     deadline = time.monotonic() + 240
-    while not (tmp_path / "base" / "log.txt").is_file() and time.monotonic() < deadline:
+    while not log.is_file() and time.monotonic() < deadline and sweep.poll() is None:
         time.sleep(0.5)
+    if not log.is_file():
+        os.killpg(sweep.pid, signal.SIGKILL)
+        pytest.fail(f"the base training never started: {sweep.communicate()[1][-3000:]}")
     time.sleep(2)  # the worker is inside the base training
     if stop == "ctrl-c":
         os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     else:
         os.kill(sweep.pid, signal.SIGTERM)  # `kill PID`, a scheduler's limit: the sweep alone
-    _, stderr = sweep.communicate(timeout=120)
+    try:
+        _, stderr = sweep.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(sweep.pid, signal.SIGKILL)  # leave nothing running for the other tests
+        _, stderr = sweep.communicate()
+        pytest.fail(f"the sweep did not end within 120 s of the {stop}; its stderr: "
+                    f"{stderr[-3000:]}; the run's log: {log.read_text()[-3000:]}")
     assert sweep.returncode == 130, stderr[-3000:]
     assert "interrupted; run the same command again to resume" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
@@ -475,3 +485,21 @@ def test_ctrl_c_or_sigterm_ends_the_sweep_and_its_workers_with_code_130(tmp_path
     else:
         pytest.fail("a process of the sweep is still running")
     assert "leaked" not in stderr  # the worker exited cleanly
+
+
+def test_the_sweep_never_blocks_on_its_workers_longer_than_the_poll(monkeypatch):
+    """A Ctrl-C delivered to another thread is handled only when the main thread runs Python
+    again: the local backend waits on its workers in steps of POLL_S, in completion order."""
+    import concurrent.futures as futures
+
+    from dynnet_d2.experiments.sweep import backends
+
+    timeouts = []
+    wait = futures.wait
+    monkeypatch.setattr(backends.futures, "wait",
+                        lambda fs, timeout, return_when: timeouts.append(timeout) or wait(
+                            fs, timeout=timeout, return_when=return_when))
+    with futures.ThreadPoolExecutor(2) as pool:
+        slow, fast = pool.submit(time.sleep, 1.2), pool.submit(time.sleep, 0.1)
+        assert list(backends._completed({slow: "slow", fast: "fast"})) == [fast, slow]
+    assert len(timeouts) >= 3 and set(timeouts) == {backends.POLL_S}

@@ -5,11 +5,12 @@ record when the worker itself died (the function records its own exceptions).
 * :class:`LocalBackend`: N worker processes on this machine, the CPU threads split between them
   (``cpus // N`` each; ``OMP_NUM_THREADS`` set by hand wins). A worker that dies (killed, out of
   memory) fails its run only: the pool is rebuilt and the other runs go on. Ctrl-C is the
-  sweep's: the workers ignore SIGINT, and an interrupted ``map`` ends their runs with SIGTERM
-  (which a worker turns into ``SystemExit``, so its exit handlers run) and waits for them; the
-  runs resume from their last checkpoints next time. A SIGTERM to the sweep's process (``kill``,
-  a scheduler's time limit) is an interruption too: without it the workers would go on
-  training, orphaned, and write into the runs' folders.
+  sweep's: the workers ignore SIGINT, the sweep's main thread never blocks on them for more than
+  half a second (so the interrupt is handled at once), and an interrupted ``map`` ends their
+  runs with SIGTERM (which a worker turns into ``SystemExit``, so its exit handlers run) and
+  waits for them; the runs resume from their last checkpoints next time. A SIGTERM to the
+  sweep's process (``kill``, a scheduler's time limit) is an interruption too: without it the
+  workers would go on training, orphaned, and write into the runs' folders.
 * :class:`SubmititBackend`: one job per run, submitted as one job array through ``submitit``
   (Slurm, or its local executor for tests and single machines).
 
@@ -62,6 +63,24 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+#: Seconds the sweep's main thread waits on its workers before it looks at signals again.
+POLL_S = 0.5
+
+
+def _completed(running: Dict[futures.Future, Any]) -> Iterator[futures.Future]:
+    """The futures of ``running`` as they complete (those completing together in submission
+    order, so that when a worker dies the run it was running is reported first), like
+    ``futures.as_completed``, but never blocked for more than :data:`POLL_S`: Ctrl-C sent to the
+    process group may be delivered to another thread of this process (the pool's), and Python
+    runs the handler only once the main thread executes bytecode again, which a main thread
+    blocked on a lock until a multi-hour run ends never does (CI saw a sweep ignore Ctrl-C)."""
+    order, waiting = list(running), set(running)
+    while waiting:
+        done, waiting = futures.wait(waiting, timeout=POLL_S,
+                                     return_when=futures.FIRST_COMPLETED)
+        yield from (f for f in order if f in done)
+
+
 class LocalBackend(Backend):
     """``workers`` spawned processes with ``threads`` intra-op threads each."""
 
@@ -90,7 +109,7 @@ class LocalBackend(Backend):
             running: Dict[futures.Future, Any] = {pool.submit(fn, item): item for item in pending}
             pending = []
             try:
-                for future in futures.as_completed(running):
+                for future in _completed(running):
                     item = running.pop(future)
                     try:
                         result = future.result()
