@@ -8,4 +8,4 @@ outside a method's package imports it by name: the shared parts declare what a m
 (meta-architecture needs, trainer choosers, few-shot sweep methods, the dynamic-compute protocol,
 registries) and the method registers itself there.
 """
-from . import fsrw, idk, shapeprop, skipnet, tafe, tfa  # noqa: F401  (registration side effects)
+from . import deepmoe, fsrw, idk, shapeprop, skipnet, tafe, tfa  # noqa: F401  (registration)

@@ -14,7 +14,8 @@ Training returns ``{"loss_cls": mean cross-entropy}`` plus the head's own losses
 ``losses(labels)`` method, e.g. TAFE-Net's embedding loss; a head whose ``replaces_loss_cls`` is
 True is trained by those alone), plus, for a backbone of the
 dynamic-compute protocol (:mod:`dynnet_d2.modeling.dynamic`), its own losses from the
-per-image losses (SkipNet's REINFORCE term), and logs its executed fraction. Inference
+per-image losses and the labels (SkipNet's REINFORCE term, DeepMoE's gate and embedding losses),
+and logs its executed fraction. Inference
 returns, per image, ``{"scores": (num_classes,) softmax probabilities, "gflops": executed
 GFLOPs}``: fvcore's count of the static network, minus what a dynamic backbone did not execute
 for that image (:mod:`dynnet_d2.modeling.flops`).
@@ -163,7 +164,7 @@ class ImageClassifier(nn.Module):
             if head_losses is not None:  # a head with losses of its own (classifier_heads)
                 losses.update(head_losses(labels))
             if self.dynamic is not None:
-                losses.update(self.dynamic.losses(per_image))
+                losses.update(self.dynamic.losses(per_image, labels))
                 get_event_storage().put_scalar(f"{self.dynamic.metric_prefix}/executed_fraction",
                                                float(executed.float().mean()))
             return losses

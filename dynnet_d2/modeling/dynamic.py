@@ -8,8 +8,9 @@ input implements :class:`DynamicCompute`, and the shared layers read it, never i
 * :attr:`~DynamicCompute.executed_fraction`: after each forward, ``(B, M)`` in [0, 1], the
   fraction of each costed part's variable work that ran for each input (SkipNet's 0/1 block
   decisions; fractional for channel gating);
-* :meth:`~DynamicCompute.losses`: extra losses from the per-image task loss ``(B,)`` (SkipNet's
-  REINFORCE term), ``{}`` by default;
+* :meth:`~DynamicCompute.losses`: extra losses from the per-image task loss ``(B,)`` and the
+  images' targets (SkipNet's REINFORCE term; DeepMoE's gate sparsity and embedding
+  classification), ``{}`` by default;
 * :meth:`~DynamicCompute.leaves_parameters_unused`: whether a training step may give some
   parameters no gradient (DDP must then look for unused parameters);
 * :meth:`~DynamicCompute.static_mode`: a context in which every part runs in full (fvcore's
@@ -39,8 +40,11 @@ class DynamicCompute(abc.ABC):
     def costed_modules(self) -> Dict[str, Sequence[str]]:
         """``{module path: sub-paths whose cost stays}`` of the M costed parts, in order."""
 
-    def losses(self, per_image_loss: torch.Tensor) -> Dict[str, torch.Tensor]:
-        """Extra training losses from the per-image task loss ``(B,)`` of the last forward."""
+    def losses(self, per_image_loss: torch.Tensor,
+               targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Extra training losses from the per-image task loss ``(B,)`` of the last forward and
+        the images' ``targets``: ``(B,)`` class indices (image classification) or ``(B, K)``
+        0/1 presence of each class (detection, segmentation); None when the caller has none."""
         return {}
 
     def leaves_parameters_unused(self) -> bool:

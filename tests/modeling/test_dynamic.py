@@ -45,7 +45,8 @@ class HalfGated(Backbone, DynamicCompute):
     def costed_modules(self):
         return {"part": ()}
 
-    def losses(self, per_image_loss):
+    def losses(self, per_image_loss, targets=None):
+        self.targets = targets
         return {"loss_toy": per_image_loss.sum() * 0 + 1.5}
 
     def leaves_parameters_unused(self):
@@ -83,6 +84,7 @@ def test_the_classifier_adds_the_protocols_losses_and_logs_its_metric():
         losses = model(batch)
         assert storage.latest()["toy/executed_fraction"][0] == pytest.approx(0.5)
     assert set(losses) == {"loss_cls", "loss_toy"} and float(losses["loss_toy"]) == 1.5
+    assert model.backbone.targets.tolist() == [1, 2]  # the images' labels reach the backbone
     assert leaves_parameters_unused(model)
     assert not leaves_parameters_unused(nn.Sequential(nn.Linear(2, 2)))
 

@@ -38,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...modeling.dynamic import DynamicCompute
+from ...modeling.residual import residual_blocks
 from .gates import GATE_TYPES, RNNGate
 
 STAGES = ("SP", "SOFT", "HRL", "SDV")
@@ -149,17 +150,6 @@ class GatedBlock(nn.Module):
         out[executed] = y
         out[skipped] = self.skip_path(x.index_select(0, skipped)).to(y.dtype)
         return out
-
-
-def residual_blocks(module: nn.Module):
-    """(parent, child name, block) of every residual block (a Detectron2 ``CNNBlockBase`` with a
-    ``shortcut`` attribute) in ``module``, in registration (= execution) order."""
-    found = []
-    for parent in module.modules():
-        for name, child in parent.named_children():
-            if isinstance(child, CNNBlockBase) and hasattr(child, "shortcut"):
-                found.append((parent, name, child))
-    return found
 
 
 class SkipNetBackbone(Backbone, DynamicCompute):
@@ -313,9 +303,10 @@ class SkipNetBackbone(Backbone, DynamicCompute):
         finally:
             self.static = static
 
-    def losses(self, task_loss: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def losses(self, task_loss: torch.Tensor,
+               targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """HRL training: ``{"loss_policy": REINFORCE loss}`` for the per-input prediction losses
-        ``task_loss`` (B,) of the last forward; otherwise ``{}``."""
+        ``task_loss`` (B,) of the last forward; otherwise ``{}`` (``targets`` are not used)."""
         if self.gate_log_probs is None:
             return {}
         return {"loss_policy": reinforce_loss(self.gate_decisions, self.gate_log_probs,
