@@ -352,9 +352,6 @@ class DeepMoEBackbone(Backbone, DynamicCompute):
         return {f"{path}.block.{conv}": fixed for path, block in self.moe_blocks.items()
                 for conv, fixed in block.costed().items()}
 
-    def leaves_parameters_unused(self) -> bool:
-        return False
-
     @contextlib.contextmanager
     def static_mode(self) -> Iterator[None]:
         """Every convolution in full (``"mask"``), gates and embedding included."""
