@@ -1,10 +1,13 @@
 """TAFE-Net's benchmark on the synthetic shapes (projects/TAFE/README.md): the generalized
 zero-shot task (thesis Table 5.2 metrics) on each few-shot split's novel classes, and the
 compositional zero-shot tasks, (colour, shape) and (texture, shape) pairs (Table 5.4 analogue),
-each against its baselines on the same cached features, and the embedding-loss ablation
-(Table 5.3: beta = 0); and few-shot Fashion-MNIST (Table 5.6 analogue, :mod:`.fewshot`): a
-ResNet-20 trained on the 6 base classes, its features cached, every few-shot method on the same
-episodes (K shots of each of the 4 novel classes, one episode per seed).
+each against its baselines on the same cached features, the embedding-loss ablation
+(Table 5.3: beta = 0) and, on the pairs, the task-encoding and feature-extractor ablation
+(Table 5.5: one-hot vs attribute-structured descriptions, :mod:`.descriptions`; the ImageNet
+MobileNetV2 vs the same network fine-tuned on the seen pairs); and few-shot Fashion-MNIST
+(Table 5.6 analogue, :mod:`.fewshot`): a ResNet-20 trained on the 6 base classes, its features
+cached, every few-shot method on the same episodes (K shots of each of the 4 novel classes, one
+episode per seed).
 
 Every arm trains with tools/train_net.py into ``<work dir>/<arm>`` through
 :func:`dynnet_d2.engine.arms.train_arms` (a finished arm is not trained again, an interrupted
@@ -31,6 +34,8 @@ ZSL_SPLITS = (1, 2, 3)
 ZSL_HEADS = ("tafe", "bilinear")
 PAIR_ATTRIBUTES = ("texture", "color")
 PAIR_HEADS = ("tafe", "bilinear", "visualproduct")
+ENCODINGS = {"onehot": "one-hot", "structured": "attribute-structured"}
+FEATURES = {"imagenet": "ImageNet MobileNetV2", "seen": "fine-tuned on the seen pairs"}
 HEAD_NAMES = {"tafe": "TAFE-Net", "tafe_beta0": "TAFE-Net, no embedding loss (beta 0)",
               "bilinear": "bilinear compatibility (label embedding)",
               "visualproduct": "visual product"}
@@ -40,6 +45,13 @@ FEWSHOT_BACKBONE = "fewshot_backbone"
 FEWSHOT_SHOTS = (1, 2, 5)
 FEWSHOT_SEEDS = tuple(range(10))
 FEWSHOT_METRICS = ("novel", "novel_among_novel", "base", "all")
+#: Training seeds of the zero-shot and compositional main arms (the ablations: seed 0 only).
+SEEDS = (0, 1, 2)
+
+
+def seeded(name: str, seed: int) -> str:
+    """The arm ``name`` trained with ``SEED`` ``seed`` (seed 0 keeps the plain name)."""
+    return name if seed == 0 else f"{name}_seed{seed}"
 
 
 def zsl_config(head: str) -> str:
@@ -50,23 +62,70 @@ def pair_config(head: str, attribute: str) -> str:
     return f"configs/TAFE/{head}_MobileNetV2_6000it_shapes{attribute}pairs.yaml"
 
 
+def structured_descriptions(attribute: str) -> str:
+    """The attribute-structured descriptions file of the (``attribute``, shape) pairs."""
+    return f"configs/TAFE/shapes_{attribute}pairs_structured.json"
+
+
+def seen_backbone_arm(attribute: str) -> str:
+    return f"pairs_{attribute}_seenbackbone"
+
+
+def pair_arm(attribute: str, head: str, encoding: str = "onehot",
+             features: str = "imagenet") -> str:
+    """``pairs_{attribute}_{head}``, ``_structured`` and/or ``_seenfeatures`` appended for the
+    Table 5.5 variants."""
+    return (f"pairs_{attribute}_{head}" + ("_structured" if encoding == "structured" else "")
+            + ("_seenfeatures" if features == "seen" else ""))
+
+
+def table55_rows(attribute: str) -> List[tuple]:
+    """``(encoding, features, head)`` of the Table 5.5 analogue of ``attribute``: TAFE-Net under
+    every encoding and feature extractor, the label-embedding model under every encoding and the
+    visual product (which reads no description) under every feature extractor."""
+    rows = []
+    for features in FEATURES:
+        for encoding in ENCODINGS:
+            rows += [(encoding, features, head) for head in ("tafe", "bilinear")
+                     if head == "tafe" or features == "imagenet" or encoding == "onehot"]
+        rows.append(("onehot", features, "visualproduct"))
+    return rows
+
+
 def arms(ablation: bool = True) -> Dict[str, Arm]:
-    """The benchmark's arms: ``zsl{split}_{head}`` and ``pairs_{attribute}_{head}``, with
-    ``_tafe_beta0`` beside every TAFE-Net arm when ``ablation``."""
+    """The benchmark's arms: ``zsl{split}_{head}`` and ``pairs_{attribute}_{head}`` (``_seed{s}``
+    appended for the seeds after 0, :data:`SEEDS`); when
+    ``ablation``, ``_tafe_beta0`` beside every TAFE-Net arm and the pairs' Table 5.5 arms
+    (:func:`table55_rows`, the seen-trained features from ``pairs_{attribute}_seenbackbone``)."""
     table: Dict[str, Arm] = {}
     for split in ZSL_SPLITS:
         for head in ZSL_HEADS:
-            table[f"zsl{split}_{head}"] = Arm(zsl_config(head), ["FEWSHOT.SPLIT", split,
-                                                                 "SEED", 0])
+            for seed in SEEDS:
+                table[seeded(f"zsl{split}_{head}", seed)] = Arm(
+                    zsl_config(head), ["FEWSHOT.SPLIT", split, "SEED", seed])
         if ablation:
             table[f"zsl{split}_tafe_beta0"] = Arm(zsl_config("tafe"), [
                 "FEWSHOT.SPLIT", split, "SEED", 0, "MODEL.TAFE.BETA", 0.0])
     for attribute in PAIR_ATTRIBUTES:
         for head in PAIR_HEADS:
-            table[f"pairs_{attribute}_{head}"] = Arm(pair_config(head, attribute), ["SEED", 0])
+            for seed in SEEDS:
+                table[seeded(f"pairs_{attribute}_{head}", seed)] = Arm(
+                    pair_config(head, attribute), ["SEED", seed])
         if ablation:
             table[f"pairs_{attribute}_tafe_beta0"] = Arm(pair_config("tafe", attribute),
                                                          ["SEED", 0, "MODEL.TAFE.BETA", 0.0])
+            backbone = seen_backbone_arm(attribute)
+            table[backbone] = Arm(
+                f"configs/TAFE/classifier_MobileNetV2_2000it_shapes{attribute}pairs.yaml",
+                ["SEED", 0])
+            for encoding, features, head in table55_rows(attribute):
+                name = pair_arm(attribute, head, encoding, features)
+                if name not in table:
+                    opts = ["SEED", 0] + (["MODEL.TAFE.DESCRIPTIONS",
+                                           structured_descriptions(attribute)]
+                                          if encoding == "structured" else [])
+                    table[name] = Arm(pair_config(head, attribute), opts,
+                                      after=backbone if features == "seen" else None)
     table[FEWSHOT_BACKBONE] = Arm("configs/TAFE/classifier_R20cifar_3000it_fashionmnistbase.yaml",
                                   ["SEED", 0])
     return table
@@ -176,27 +235,60 @@ def report(record: dict) -> str:
     parentheses for the headline metric)."""
     results = record.get("results", {})
     lines = ["Generalized zero-shot, few-shot split f's 5 novel shapes unseen (test crops; "
-             "mean ± 95 % Student-t CI over the splits present):", "",
-             "| method | splits | " + " | ".join(ZSL_METRICS) + " | val H |",
+             "mean ± 95 % Student-t CI over the runs present: splits x training seeds):", "",
+             "| method | runs | " + " | ".join(ZSL_METRICS) + " | val H |",
              "|---|---|" + "---|" * (len(ZSL_METRICS) + 1)]
     for head in (*ZSL_HEADS, "tafe_beta0"):
-        runs = [results[f"zsl{s}_{head}"] for s in ZSL_SPLITS if f"zsl{s}_{head}" in results]
+        runs = [results[name] for s in ZSL_SPLITS for seed in SEEDS
+                if (name := seeded(f"zsl{s}_{head}", seed)) in results]
         if runs:
             cells = [_cell([r["test"].get(m) for r in runs]) for m in ZSL_METRICS]
             lines.append(f"| {HEAD_NAMES[head]} | {len(runs)} | " + " | ".join(cells)
                          + f" | {_cell([r['val'].get('H') for r in runs])} |")
     for attribute in PAIR_ATTRIBUTES:
         lines += ["", f"Compositional zero-shot, ({attribute}, shape) pairs, a quarter unseen "
-                  f"(test crops; zsl_*: among the unseen pairs only):", "",
-                  "| method | " + " | ".join(PAIR_METRICS) + " | val zsl_top1 |",
-                  "|---|" + "---|" * (len(PAIR_METRICS) + 1)]
+                  f"(test crops; zsl_*: among the unseen pairs only; mean ± 95 % Student-t CI "
+                  f"over the training seeds present):", "",
+                  "| method | seeds | " + " | ".join(PAIR_METRICS) + " | val zsl_top1 |",
+                  "|---|---|" + "---|" * (len(PAIR_METRICS) + 1)]
         for head in (*PAIR_HEADS, "tafe_beta0"):
-            run = results.get(f"pairs_{attribute}_{head}")
+            runs = [results[name] for seed in SEEDS
+                    if (name := seeded(f"pairs_{attribute}_{head}", seed)) in results]
+            if runs:
+                cells = [_cell([r["test"].get(m) for r in runs]) for m in PAIR_METRICS]
+                lines.append(f"| {HEAD_NAMES[head]} | {len(runs)} | " + " | ".join(cells)
+                             + f" | {_cell([r['val'].get('zsl_top1') for r in runs])} |")
+    return "\n".join(lines + ["", table55_report(record), "", fewshot_report(record)])
+
+
+def table55_report(record: dict) -> str:
+    """The Table 5.5 analogue: per attribute, every finished (encoding, features, method) arm;
+    the seen-trained backbone's own top-1 on the validation crops of seen pairs alongside."""
+    results, lines = record.get("results", {}), []
+    for attribute in PAIR_ATTRIBUTES:
+        rows = [(row, results.get(pair_arm(attribute, row[2], *row[:2])))
+                for row in table55_rows(attribute)]
+        if not any(run for (encoding, features, _), run in rows
+                   if (encoding, features) != ("onehot", "imagenet")):
+            continue
+        lines += [f"Task encodings and feature extractors, ({attribute}, shape) pairs (Table 5.5 "
+                  f"analogue; test crops, zsl_*: among the unseen pairs):", "",
+                  "| task encoding | features | method | zsl_mAP | zsl_top1 | zsl_top2 | "
+                  "zsl_top3 | H | val zsl_top1 |", "|---|---|---|---|---|---|---|---|---|"]
+        for (encoding, features, head), run in rows:
             if run:
-                cells = [_cell([run["test"].get(m)]) for m in PAIR_METRICS]
-                lines.append(f"| {HEAD_NAMES[head]} | " + " | ".join(cells)
-                             + f" | {_cell([run['val'].get('zsl_top1')])} |")
-    return "\n".join(lines + ["", fewshot_report(record)])
+                cells = [_cell([run["test"].get(m)]) for m in
+                         ("zsl_mAP", "zsl_top1", "zsl_top2", "zsl_top3", "H")]
+                encoding_cell = "–" if head == "visualproduct" else ENCODINGS[encoding]
+                lines.append(f"| {encoding_cell} | {FEATURES[features]} | {HEAD_NAMES[head]} | "
+                             + " | ".join(cells) + f" | {_cell([run['val'].get('zsl_top1')])} |")
+        backbone = results.get(seen_backbone_arm(attribute))
+        if backbone:
+            lines += ["", f"The fine-tuned backbone's own linear classifier: top-1 "
+                      f"{_cell([backbone['val'].get('top1')])} on the validation crops (all "
+                      f"pairs; unseen pairs never trained), zsl_top1 "
+                      f"{_cell([backbone['test'].get('zsl_top1')])} on test.", ""]
+    return "\n".join(lines)
 
 
 def fewshot_report(record: dict) -> str:
