@@ -230,3 +230,31 @@ def test_widen_doubles_the_base_and_its_gates():
     assert wide.output_shape()["res4"].channels == 2 * narrow.output_shape()["res4"].channels
     assert [h.out_features for h in wide.gating.heads] == [
         2 * h.out_features for h in narrow.gating.heads]
+
+
+def _train_digits_closed_worker(output_dir):
+    import torch.distributed as dist
+
+    from dynnet_d2.config import load_config
+    from dynnet_d2.engine import DynnetTrainer
+
+    cfg = load_config("configs/DeepMoE/deepmoe_R8cifar_200it_digits.yaml",
+                      ["OUTPUT_DIR", output_dir, "MODEL.DEVICE", "cpu", "DATASETS.TEST", "()",
+                       "SOLVER.MAX_ITER", 3, "SOLVER.IMS_PER_BATCH", 8])
+    trainer = DynnetTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    if dist.get_rank() == 0:  # rank 0 closes every channel of every block; rank 1 keeps them
+        with torch.no_grad():
+            for head in trainer.model.module.backbone.gating.heads:
+                head.weight.fill_(-1.0)
+    trainer.train()
+
+
+def test_ddp_training_with_every_channel_closed_on_one_rank(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from dynnet_d2.engine.launcher import launch
+
+    monkeypatch.chdir(Path(__file__).resolve().parents[3])
+    launch(_train_digits_closed_worker, 2, device="cpu", dist_url="auto", args=(str(tmp_path),))
+    assert (tmp_path / "model_final.pth").is_file()
