@@ -20,8 +20,9 @@ with ``a``, ``b`` the fractions of open channels of the first and second gate. E
 * ``"mask"`` (the reference, and always in training): every convolution in full, the channels
   multiplied by the gates (zeros included);
 * ``"slice"`` (evaluation): a gated convolution computes only its open output channels (its
-  weight, bias and normalization sliced to them) and the next one reads only those input
-  channels (its weight sliced along the input axis), as smaller dense convolutions. At batch 1
+  weight and bias, with the evaluation-mode normalization folded in, sliced to them) and the
+  next one reads only those input channels (its weight sliced along the input axis), as smaller
+  dense convolutions. At batch 1
   the open channels are the image's; at batch > 1 ``MODEL.DEEPMOE.BATCH_EXECUTION`` picks
   ``"union"`` (the channels open for any image of the batch, one convolution) or ``"group"``
   (the images grouped by their pattern of open channels, one convolution per group).
@@ -62,34 +63,32 @@ CONVS = {"basic": ("conv1", "conv2"), "A": ("conv1", "conv2", "conv3"),
          "B": ("conv1", "conv2", "conv3")}
 
 
-def _conv_slice(conv: nn.Module, x: torch.Tensor, inputs: Optional[torch.Tensor],
-                outputs: Optional[torch.Tensor]) -> torch.Tensor:
-    """Detectron2 ``Conv2d`` (with its norm) computing only the output channels ``outputs``
-    from the input channels ``inputs`` (index tensors; None = all) of ``x``, whose channels are
-    already only ``inputs``. A normalization sliced to ``outputs`` must be in evaluation mode."""
-    weight, bias = conv.weight, conv.bias
+def folded(conv: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Detectron2 ``Conv2d`` ``conv`` with its evaluation-mode normalization (BatchNorm, FrozenBN)
+    folded in: ``(weight, bias)`` of one affine convolution computing ``norm(conv(x))``."""
+    weight = conv.weight
+    bias = conv.bias if conv.bias is not None else weight.new_zeros(weight.shape[0])
+    norm = conv.norm
+    if norm is None:
+        return weight, bias
+    scale = norm.weight * (norm.running_var + norm.eps).rsqrt()
+    return weight * scale.view(-1, 1, 1, 1), norm.bias - norm.running_mean * scale + bias * scale
+
+
+def _conv_slice(weight: torch.Tensor, bias: torch.Tensor, conv: nn.Module, x: torch.Tensor,
+                inputs: Optional[torch.Tensor], outputs: Optional[torch.Tensor]) -> torch.Tensor:
+    """The convolution ``(weight, bias)`` (``conv``'s, normalization folded in) computing only
+    the output channels ``outputs`` from the input channels ``inputs`` (index tensors; None =
+    all) of ``x``, whose channels are already only ``inputs``."""
     if outputs is not None:
-        weight = weight.index_select(0, outputs)
-        bias = None if bias is None else bias.index_select(0, outputs)
+        weight, bias = weight.index_select(0, outputs), bias.index_select(0, outputs)
     if inputs is not None:
         weight = weight.index_select(1, inputs)
     if weight.shape[0] == 0 or weight.shape[1] == 0:  # nothing open: the input contributes 0
         size = [(s + 2 * p - d * (k - 1) - 1) // st + 1 for s, p, d, k, st in zip(
             x.shape[2:], conv.padding, conv.dilation, conv.kernel_size, conv.stride)]
-        y = x.new_zeros((x.shape[0], weight.shape[0], *size))
-        if bias is not None:
-            y = y + bias.view(1, -1, 1, 1)
-    else:
-        y = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-    norm = conv.norm
-    if norm is None:
-        return y
-    if outputs is None:
-        return norm(y)
-    return F.batch_norm(y, norm.running_mean.index_select(0, outputs),
-                        norm.running_var.index_select(0, outputs),
-                        norm.weight.index_select(0, outputs), norm.bias.index_select(0, outputs),
-                        False, 0.0, norm.eps)
+        return bias.view(1, -1, 1, 1).expand(x.shape[0], -1, *size).contiguous()
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
 
 class GateRun:
@@ -111,6 +110,7 @@ class MoEBlock(nn.Module):
         super().__init__()
         self.block, self.kind, self.gate_indices = block, kind, tuple(gate_indices)
         self._owner = [owner]  # a list, so the owner is not registered as a submodule
+        self._folded_cache: Dict[str, tuple] = {}
 
     def gated_channels(self) -> List[int]:
         return [getattr(self.block, name).out_channels for name in GATED_OUTPUTS[self.kind]]
@@ -172,7 +172,8 @@ class MoEBlock(nn.Module):
         last, inputs = CONVS[self.kind][-1], None
         for name in CONVS[self.kind]:
             outputs = open_.get(name)
-            x = _conv_slice(getattr(self.block, name), x, inputs, outputs)
+            conv = getattr(self.block, name)
+            x = _conv_slice(*self._folded(name, conv), conv, x, inputs, outputs)
             if name != last:
                 x = F.relu(x)
             if outputs is not None:
@@ -181,6 +182,19 @@ class MoEBlock(nn.Module):
         batch = x.shape[0]
         return x, {n: torch.full((batch,), len(o) / gates[n].shape[1], device=x.device)
                    for n, o in open_.items()}
+
+    def _folded(self, name: str, conv: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
+        """:func:`folded` of the block's ``name`` convolution, cached until a weight or a
+        statistic changes (their version counters)."""
+        tensors = [conv.weight] + ([] if conv.norm is None else [
+            conv.norm.weight, conv.norm.bias, conv.norm.running_mean, conv.norm.running_var])
+        versions = tuple((id(t), t._version) for t in tensors)
+        cached = self._folded_cache.get(name)
+        if cached is None or cached[0] != versions:
+            with torch.no_grad():
+                cached = (versions, *folded(conv))
+            self._folded_cache[name] = cached
+        return cached[1], cached[2]
 
     def _grouped(self, x: torch.Tensor, gates: Dict[str, torch.Tensor]
                  ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
