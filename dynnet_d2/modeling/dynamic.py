@@ -14,14 +14,16 @@ input implements :class:`DynamicCompute`, and the shared layers read it, never i
 * :meth:`~DynamicCompute.leaves_parameters_unused`: whether a training step may give some
   parameters no gradient (DDP must then look for unused parameters);
 * :meth:`~DynamicCompute.static_mode`: a context in which every part runs in full (fvcore's
-  static count, and the reference for timings);
+  static count, and the reference for timings); by default it sets ``static`` True, which the
+  module's forward reads;
 * :attr:`~DynamicCompute.metric_prefix`: the prefix of the training metrics logged for it
   (``<prefix>/executed_fraction``).
 
 Executed FLOPs are counted from :attr:`executed_fraction` (:mod:`dynnet_d2.modeling.flops`).
 """
 import abc
-from typing import ContextManager, Dict, Optional, Sequence
+import contextlib
+from typing import Dict, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -51,9 +53,18 @@ class DynamicCompute(abc.ABC):
         """Whether a training step may leave some parameters without a gradient."""
         return False
 
-    @abc.abstractmethod
-    def static_mode(self) -> ContextManager[None]:
-        """A context inside which every part runs in full."""
+    #: True inside :meth:`static_mode` (the default implementation): every part runs in full.
+    static: bool = False
+
+    @contextlib.contextmanager
+    def static_mode(self) -> Iterator[None]:
+        """A context inside which every part runs in full; by default it sets :attr:`static`,
+        which the module's forward reads."""
+        static, self.static = self.static, True
+        try:
+            yield
+        finally:
+            self.static = static
 
 
 def dynamic_parts(model: nn.Module) -> Dict[str, DynamicCompute]:

@@ -37,8 +37,7 @@ The forward of each block follows Detectron2's ``BasicBlock.forward`` / ``Bottle
 (detectron2 0.7.2) with the gates in between; ``tests/methods/deepmoe`` pins that a block whose
 gates are all 1 gives the upstream block's output.
 """
-import contextlib
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import configurable
@@ -290,7 +289,7 @@ class DeepMoEBackbone(Backbone, DynamicCompute):
             for module in self.gating_modules():
                 for p in module.parameters():
                     p.requires_grad_(False)
-        self.static = False
+        self.static = False  # DynamicCompute.static_mode sets it
         self.run = GateRun([], "mask", batch_execution)
         self.gates: List[torch.Tensor] = []
         self.embedding_out: Optional[torch.Tensor] = None
@@ -365,15 +364,6 @@ class DeepMoEBackbone(Backbone, DynamicCompute):
         """Every costed convolution of every block (``<path>.block.<conv>``)."""
         return {f"{path}.block.{conv}": fixed for path, block in self.moe_blocks.items()
                 for conv, fixed in block.costed().items()}
-
-    @contextlib.contextmanager
-    def static_mode(self) -> Iterator[None]:
-        """Every convolution in full (``"mask"``), gates and embedding included."""
-        static, self.static = self.static, True
-        try:
-            yield
-        finally:
-            self.static = static
 
     def losses(self, per_image_loss: torch.Tensor,
                targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:

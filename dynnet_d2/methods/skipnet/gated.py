@@ -26,8 +26,7 @@ multiplied by 0/1). In HRL the BatchNorm statistics are also frozen by default
 statistics gathered under sampling do not fit the deterministic gates of inference.
 ``MODEL.SKIPNET.INFERENCE "mask"`` evaluates the reference way, for timing comparisons.
 """
-import contextlib
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from detectron2.config import configurable
@@ -220,7 +219,7 @@ class SkipNetBackbone(Backbone, DynamicCompute):
             else:
                 gate = GATE_TYPES[gate_type](block.in_channels, norm=norm)
             setattr(parent, name, GatedBlock(block, gate, self))
-        self.static = False
+        self.static = False  # DynamicCompute.static_mode sets it
         self.run = GateRun("static", self.lstm, sdv_skip_rate)
         self.gate_decisions: Optional[torch.Tensor] = None
         self.gate_log_probs: Optional[torch.Tensor] = None
@@ -293,15 +292,6 @@ class SkipNetBackbone(Backbone, DynamicCompute):
         """HRL and SDV run a block only on the inputs that execute it: a block every input of
         a batch skipped has no gradient."""
         return self.stage in ("HRL", "SDV")
-
-    @contextlib.contextmanager
-    def static_mode(self) -> Iterator[None]:
-        """Every block and gate runs on every input (fvcore's static count)."""
-        static, self.static = self.static, True
-        try:
-            yield
-        finally:
-            self.static = static
 
     def losses(self, task_loss: torch.Tensor,
                targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
