@@ -227,7 +227,7 @@ def block_kind(block: nn.Module, bottleneck_variant: str) -> str:
 class DeepMoEBackbone(Backbone, DynamicCompute):
     """A residual backbone with DeepMoE's embedding and gating networks (module docstring).
 
-    After each forward: ``gates`` ``[(B, C_l)]`` and ``embedding`` ``(B, E)``; :meth:`losses`
+    After each forward: ``gates`` ``[(B, C_l)]`` and ``embedding_out`` ``(B, E)``; :meth:`losses`
     gives ``lambda`` x Eq. 3.8 and ``mu`` x the embedding classifier's cross-entropy (Eq. 3.7).
     """
 
