@@ -37,7 +37,7 @@ The forward of each block follows Detectron2's ``BasicBlock.forward`` / ``Bottle
 (detectron2 0.7.2) with the gates in between; ``tests/methods/deepmoe`` pins that a block whose
 gates are all 1 gives the upstream block's output.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -95,7 +95,16 @@ class GateRun:
 
     def __init__(self, gates: List[torch.Tensor], mode: str, batch_execution: str):
         self.gates, self.mode, self.batch_execution = gates, mode, batch_execution
-        self.fractions: List[torch.Tensor] = []  # (B,) per costed convolution, in order
+        # per costed convolution, in order: a float (the same for every image) or (B,)
+        self.fractions: List[Union[float, torch.Tensor]] = []
+
+    def executed_fraction(self, batch: int, device) -> torch.Tensor:
+        """``(B, M)`` from :attr:`fractions`, built once (no tensor per block when every image
+        ran the same)."""
+        if all(isinstance(f, float) for f in self.fractions):
+            return torch.tensor(self.fractions, device=device).expand(batch, -1)
+        return torch.stack([f if torch.is_tensor(f) else torch.full((batch,), f, device=device)
+                            for f in self.fractions], dim=1)
 
 
 class MoEBlock(nn.Module):
@@ -126,9 +135,10 @@ class MoEBlock(nn.Module):
                 costed[name] = ("norm",)
         return costed
 
-    def conv_fractions(self, open_fraction: Dict[str, torch.Tensor]) -> List[torch.Tensor]:
-        """The executed fraction ``(B,)`` of each costed convolution (:meth:`costed` order) from
-        the fraction of open channels of each gate (``{gated conv name: (B,)}``)."""
+    def conv_fractions(self, open_fraction: Dict[str, Union[float, torch.Tensor]]
+                       ) -> List[Union[float, torch.Tensor]]:
+        """The executed fraction of each costed convolution (:meth:`costed` order) from the
+        fraction of open channels of each gate (``{gated conv name: float or (B,)}``)."""
         convs, fractions = CONVS[self.kind], []
         for name in self.costed():
             i = convs.index(name)
@@ -144,7 +154,7 @@ class MoEBlock(nn.Module):
                                                        self.gate_indices)}
         if run.mode == "mask":
             out = self._masked(x, gates)
-            opened = {n: torch.ones_like(g[:, 0]) for n, g in gates.items()}
+            opened = {n: 1.0 for n in gates}
         elif x.shape[0] == 1 or run.batch_execution == "union":
             out, opened = self._sliced(x, gates)
         else:
@@ -164,9 +174,9 @@ class MoEBlock(nn.Module):
         return x
 
     def _sliced(self, x: torch.Tensor, gates: Dict[str, torch.Tensor]
-                ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+                ) -> Tuple[torch.Tensor, Dict[str, float]]:
         """The channels open for any image of the batch, one smaller convolution each; returns
-        the output and the fraction of open channels per gate ``(B,)``."""
+        the output and the fraction of open channels per gate (the same for every image)."""
         open_ = {n: (g > 0).any(0).nonzero().squeeze(1) for n, g in gates.items()}
         last, inputs = CONVS[self.kind][-1], None
         for name in CONVS[self.kind]:
@@ -178,9 +188,7 @@ class MoEBlock(nn.Module):
             if outputs is not None:
                 x = x * gates[name].index_select(1, outputs)[:, :, None, None]
             inputs = outputs
-        batch = x.shape[0]
-        return x, {n: torch.full((batch,), len(o) / gates[n].shape[1], device=x.device)
-                   for n, o in open_.items()}
+        return x, {n: len(o) / gates[n].shape[1] for n, o in open_.items()}
 
     def _folded(self, name: str, conv: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
         """:func:`folded` of the block's ``name`` convolution, cached until a weight or a
@@ -348,7 +356,7 @@ class DeepMoEBackbone(Backbone, DynamicCompute):
         if self.training:  # what per-image "slice" evaluation of these images would run
             self.executed_fraction = self._open_fractions()
         else:
-            self.executed_fraction = torch.stack(self.run.fractions, dim=1)
+            self.executed_fraction = self.run.executed_fraction(x.shape[0], x.device)
         return outputs
 
     def _open_fractions(self) -> torch.Tensor:
