@@ -122,3 +122,14 @@ def fix_lvis_numpy2() -> bool:
         return False
     lvis_eval.np = _NumpyWithRemovedAliases()
     return True
+
+
+def read_label_png(path: str, dtype=int) -> np.ndarray:
+    """A label map file as an array of ``dtype``: what Detectron2's ``SemSegEvaluator`` reads
+    with ``load_image_into_numpy_array``, which passes ``copy=False`` to ``np.array`` and so
+    fails on NumPy >= 2 (given to the evaluator as its ``sem_seg_loading_fn``)."""
+    from detectron2.utils.file_io import PathManager
+    from PIL import Image
+
+    with PathManager.open(path, "rb") as f:
+        return np.asarray(Image.open(f), dtype=dtype).copy()

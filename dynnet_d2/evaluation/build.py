@@ -3,15 +3,15 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
+from detectron2.evaluation import DatasetEvaluator, SemSegEvaluator
 
-from ..compat import fix_lvis_numpy2
+from ..compat import fix_lvis_numpy2, read_label_png
 from .classification import DynnetClassificationEvaluator
 from .coco import DynnetCOCOEvaluator
 from .lvis import DynnetLVISEvaluator
 from .pascal_voc import DynnetPascalVOCEvaluator
 
-EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis", "classification")
+EVALUATOR_TYPES = ("coco", "pascal_voc", "lvis", "classification", "sem_seg")
 
 
 def evaluator_type(dataset_name: str) -> str:
@@ -56,7 +56,8 @@ def coco_tasks(cfg) -> Optional[Tuple[str, ...]]:
 
 def build_evaluator(cfg, dataset_name: str,
                     output_folder: Optional[str] = None) -> DatasetEvaluator:
-    """COCO / Pascal VOC / LVIS / classification evaluator for ``dataset_name`` according to its
+    """COCO / Pascal VOC / LVIS / classification / semantic-segmentation (Detectron2's
+    ``SemSegEvaluator``: mIoU, fwIoU, mACC, pACC) evaluator for ``dataset_name`` according to its
     metadata; for a few-shot dataset (metadata ``base_classes`` and ``novel_classes``) each
     detection evaluator also reports ``bAP*`` / ``nAP*`` (:mod:`dynnet_d2.evaluation.fewshot`),
     and a COCO evaluator of a model trained with partial masks the tasks ``segm_novel`` /
@@ -71,5 +72,8 @@ def build_evaluator(cfg, dataset_name: str,
         return DynnetPascalVOCEvaluator(dataset_name)
     if kind == "classification":
         return DynnetClassificationEvaluator(dataset_name)
+    if kind == "sem_seg":
+        return SemSegEvaluator(dataset_name, output_dir=output_folder,
+                               sem_seg_loading_fn=read_label_png)
     fix_lvis_numpy2()
     return DynnetLVISEvaluator(dataset_name, output_dir=output_folder)
