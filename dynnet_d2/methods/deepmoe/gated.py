@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from ...modeling.dynamic import DynamicCompute
 from ...modeling.meta_arch import meta_architecture_needs
-from ...modeling.residual import residual_blocks
+from ...modeling.residual import WrappedBackbone, residual_blocks
 from .embedding import MultiHeadGating, ShallowEmbedding, gate_l1_loss
 
 INFERENCE_MODES = ("slice", "mask")
@@ -232,7 +232,7 @@ def block_kind(block: nn.Module, bottleneck_variant: str) -> str:
                      f"BottleneckBlock, not {type(block).__name__}")
 
 
-class DeepMoEBackbone(Backbone, DynamicCompute):
+class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
     """A residual backbone with DeepMoE's embedding and gating networks (module docstring).
 
     After each forward: ``gates`` ``[(B, C_l)]`` and ``embedding_out`` ``(B, E)``; :meth:`losses`
@@ -389,17 +389,6 @@ class DeepMoEBackbone(Backbone, DynamicCompute):
                 embedding_loss = F.binary_cross_entropy_with_logits(logits, targets.float())
             losses["loss_embedding"] = self.mu * embedding_loss
         return losses
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return self.base.output_shape()
-
-    @property
-    def size_divisibility(self) -> int:
-        return self.base.size_divisibility
-
-    @property
-    def padding_constraints(self) -> Dict[str, int]:
-        return self.base.padding_constraints
 
 
 def widened(cfg, factor: int):

@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ...modeling.dynamic import DynamicCompute
-from ...modeling.residual import residual_blocks
+from ...modeling.residual import WrappedBackbone, residual_blocks
 from .gates import GATE_TYPES, RNNGate
 
 STAGES = ("SP", "SOFT", "HRL", "SDV")
@@ -151,7 +151,7 @@ class GatedBlock(nn.Module):
         return out
 
 
-class SkipNetBackbone(Backbone, DynamicCompute):
+class SkipNetBackbone(WrappedBackbone, DynamicCompute):
     """A residual backbone whose every residual block is a :class:`GatedBlock`.
 
     After each forward, ``gate_decisions`` (B, N) holds the decisions of the ``N`` gates (1 =
@@ -302,17 +302,6 @@ class SkipNetBackbone(Backbone, DynamicCompute):
         return {"loss_policy": reinforce_loss(self.gate_decisions, self.gate_log_probs,
                                               task_loss.detach(), alpha=self.alpha,
                                               beta=self.beta)}
-
-    def output_shape(self) -> Dict[str, ShapeSpec]:
-        return self.base.output_shape()
-
-    @property
-    def size_divisibility(self) -> int:
-        return self.base.size_divisibility
-
-    @property
-    def padding_constraints(self) -> Dict[str, int]:
-        return self.base.padding_constraints
 
 
 @BACKBONE_REGISTRY.register()
