@@ -452,7 +452,10 @@ def test_ctrl_c_or_sigterm_ends_the_sweep_and_its_workers_with_code_130(tmp_path
         [sys.executable, "tools/run_experiments.py", "--sweep-dir", str(tmp_path / "s"),
          "--shots", "1", "--seeds", "0", "--methods", "cos", "--base-config", str(config),
          "--workers", "1", "--threads", "1"], cwd=REPO, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        # as from a terminal: a test run started in the background (`make test &`) ignores
+        # SIGINT, and its children would inherit that
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log = tmp_path / "base" / "log.txt"
     deadline = time.monotonic() + 240
     while not log.is_file() and time.monotonic() < deadline and sweep.poll() is None:

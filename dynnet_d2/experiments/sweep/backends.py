@@ -70,10 +70,10 @@ POLL_S = 0.5
 def _completed(running: Dict[futures.Future, Any]) -> Iterator[futures.Future]:
     """The futures of ``running`` as they complete (those completing together in submission
     order, so that when a worker dies the run it was running is reported first), like
-    ``futures.as_completed``, but never blocked for more than :data:`POLL_S`: Ctrl-C sent to the
-    process group may be delivered to another thread of this process (the pool's), and Python
-    runs the handler only once the main thread executes bytecode again, which a main thread
-    blocked on a lock until a multi-hour run ends never does (CI saw a sweep ignore Ctrl-C)."""
+    ``futures.as_completed``, but never blocked for more than :data:`POLL_S`: the kernel may
+    deliver a Ctrl-C sent to the process group to another thread of this process (the pool's),
+    and Python runs the handler only once the main thread executes bytecode again, which a main
+    thread blocked on a lock until a multi-hour run ends would not do."""
     order, waiting = list(running), set(running)
     while waiting:
         done, waiting = futures.wait(waiting, timeout=POLL_S,
