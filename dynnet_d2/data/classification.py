@@ -158,3 +158,18 @@ def build_classification_test_loader(cfg, dataset_name: str):
         dataset=DatasetCatalog.get(dataset_name), mapper=ClassificationMapper(cfg, is_train=False),
         batch_size=cfg.TEST.IMS_PER_BATCH, num_workers=cfg.DATALOADER.NUM_WORKERS,
     )
+
+
+def map_for_inference(cfg, dataset_name: str, limit: int = 0) -> List[dict]:
+    """The records of ``dataset_name`` (its first ``limit``; all when 0) mapped by ``cfg``'s test
+    :class:`ClassificationMapper`, in dataset order."""
+    mapper = ClassificationMapper(cfg, is_train=False)
+    records = DatasetCatalog.get(dataset_name)
+    return [mapper(r) for r in (records[:limit] if limit else records)]
+
+
+def image_tensors(cfg, dataset_name: str):
+    """``(images (N, C, H, W) uint8, labels (N,))`` of :func:`map_for_inference`."""
+    mapped = map_for_inference(cfg, dataset_name)
+    return (torch.stack([m["image"] for m in mapped]),
+            torch.tensor([m["label"] for m in mapped]))

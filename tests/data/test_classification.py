@@ -301,3 +301,21 @@ def test_loaders_batch_lists_of_mapped_dicts():
     assert len(batch) == 4 and all(d["image"].shape == (1, 8, 8) for d in batch)
     ids = [d["image_id"] for b in build_classification_test_loader(cfg, "digits_test") for d in b]
     assert sorted(ids) == sorted(r["image_id"] for r in DatasetCatalog.get("digits_test"))
+
+
+def test_inference_mapping_of_a_whole_dataset():
+    from dynnet_d2.config import load_config
+    from dynnet_d2.data.classification import image_tensors, map_for_inference
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = load_config(os.path.join(repo, "configs", "Classification",
+                                   "classifier_R8cifar_200it_digits.yaml"))
+    records = DatasetCatalog.get("digits_test")
+    by_hand = [ClassificationMapper(cfg, is_train=False)(r) for r in records[:4]]
+    first = map_for_inference(cfg, "digits_test", limit=4)
+    assert [m["image_id"] for m in first] == [m["image_id"] for m in by_hand]
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, by_hand))
+    images, labels = image_tensors(cfg, "digits_test")
+    assert images.shape == (len(records), 1, 8, 8) and images.dtype == torch.uint8
+    assert torch.equal(images[:4], torch.stack([m["image"] for m in by_hand]))
+    assert labels.tolist() == [r["label"] for r in records]

@@ -21,17 +21,18 @@ plain network and the DeepMoE arms are timed at batch 1 and 64, masked vs sliced
 ``group``), interleaved over rounds (:func:`time_arms`).
 """
 import math
+from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
-from detectron2.data import DatasetCatalog
 
 from ...config import load_config
-from ...data.classification import ClassificationMapper
+from ...data.classification import image_tensors
 from ...engine.arms import REPO, Arm, train_arms, write_record
 from ...engine.runs import load_trained_model
 from ...utils.measure import interleaved_median_s
+from .gated import DeepMoEBackbone
 
 PLAIN = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
 DEEPMOE = "configs/DeepMoE/deepmoe_R38cifar_3000it_fashionmnist.yaml"
@@ -70,18 +71,15 @@ def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WID
     return table
 
 
+@lru_cache(maxsize=None)
 def test_images(config: str = PLAIN, dataset: str = TEST):
-    """``(images (N, C, H, W), labels (N,))`` of ``dataset`` as ``config``'s test mapper makes
-    them."""
-    mapper = ClassificationMapper(load_config(str(REPO / config)), is_train=False)
-    mapped = [mapper(r) for r in DatasetCatalog.get(dataset)]
-    return (torch.stack([m["image"] for m in mapped]),
-            torch.tensor([m["label"] for m in mapped]))
+    """``(images (N, C, H, W) uint8, labels (N,))`` of ``dataset`` as ``config``'s test mapper
+    makes them (mapped once per process: every arm's evaluation reads them)."""
+    return image_tensors(load_config(str(REPO / config)), dataset)
 
 
-def _deepmoe(model):
-    backbone = model.backbone
-    return backbone if hasattr(backbone, "gating") else None
+def _deepmoe(model) -> Optional[DeepMoEBackbone]:
+    return model.backbone if isinstance(model.backbone, DeepMoEBackbone) else None
 
 
 def evaluate(run: Path, batch: int = 256) -> dict:

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import MetadataCatalog
 
-from ...data.classification import ClassificationMapper
+from ...data.classification import map_for_inference
 from ...engine.arms import Arm, machine, train_arms, write_record
 from ...engine.runs import run_config
 from ...modeling.flops import static_flops
@@ -87,9 +87,7 @@ TRAIN_SUBSET = 5000  # training images whose entropy is plotted (Fig. 4.5)
 
 def mapped(dataset: str, work: Path, limit: int = 0):
     """``dataset`` mapped for inference as the ResNet-8 run reads images."""
-    mapper = ClassificationMapper(run_config(work / "R8_plain"), is_train=False)
-    records = DatasetCatalog.get(dataset)
-    return [mapper(r) for r in (records[:limit] if limit else records)]
+    return map_for_inference(run_config(work / "R8_plain"), dataset, limit)
 
 
 def train_linear(work: Path, record: dict) -> None:

@@ -16,7 +16,7 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...config import config_value, load_config
-from ...data.classification import ClassificationMapper
+from ...data.classification import map_for_inference
 from ...utils.io import atomic_write_json, ensure_writable_dir
 from .cascade import (
     CascadeData,
@@ -121,9 +121,8 @@ def build_stages(cfg) -> List[Stage]:
 
 def map_inputs(cfg, stages: Sequence[Stage], dataset: str) -> List[Dict]:
     """``dataset`` mapped for inference by the first config stage's mapper (else ``cfg``'s)."""
-    mapper_cfg = next((s.cfg for s in stages if isinstance(s, ModelStage)), cfg)
-    mapper = ClassificationMapper(mapper_cfg, is_train=False)
-    return [mapper(r) for r in DatasetCatalog.get(dataset)]
+    return map_for_inference(next((s.cfg for s in stages if isinstance(s, ModelStage)), cfg),
+                             dataset)
 
 
 def collect(stages: Sequence[Stage], inputs: List[Dict], batch_size: int) -> CascadeData:

@@ -27,10 +27,10 @@ from typing import Dict, Sequence
 
 import numpy as np
 import torch
-from detectron2.data import DatasetCatalog, MetadataCatalog
+from detectron2.data import MetadataCatalog
 
 from ...config import load_config
-from ...data.classification import ClassificationMapper
+from ...data.classification import image_tensors
 from ...engine.arms import REPO, Arm, train_arms, write_record
 from ...engine.runs import load_trained_model
 from .analysis import (
@@ -60,10 +60,7 @@ def sweep_arm(depth: int, alpha: float) -> str:
 @lru_cache(maxsize=None)
 def test_images(dataset: str = TEST, config: str = PLAIN):
     """``(images (N, C, H, W) uint8, labels (N,))`` of ``dataset`` as ``config`` maps them."""
-    mapper = ClassificationMapper(load_config(str(REPO / config)), is_train=False)
-    mapped = [mapper(r) for r in DatasetCatalog.get(dataset)]
-    return (torch.stack([m["image"] for m in mapped]),
-            torch.tensor([m["label"] for m in mapped]))
+    return image_tensors(load_config(str(REPO / config)), dataset)
 
 
 def sdv_opts(hrl_run: Path) -> list:
