@@ -47,6 +47,7 @@ from detectron2.modeling.backbone.resnet import BasicBlock, BottleneckBlock
 from torch import nn
 from torch.nn import functional as F
 
+from ...config import config_value
 from ...modeling.dynamic import DynamicCompute
 from ...modeling.meta_arch import meta_architecture_needs
 from ...modeling.residual import WrappedBackbone, residual_blocks
@@ -60,6 +61,25 @@ GATED_OUTPUTS = {"basic": ("conv1",), "A": ("conv2",), "B": ("conv1", "conv2")}
 #: The convolutions of a block in forward order, and which follow a ReLU.
 CONVS = {"basic": ("conv1", "conv2"), "A": ("conv1", "conv2", "conv3"),
          "B": ("conv1", "conv2", "conv3")}
+
+
+def _costed_convolutions(kind: str) -> Dict[str, Tuple[Tuple[str, ...], Optional[str]]]:
+    """``{conv name: (fixed sub-parts, the gated conv whose outputs are its inputs or None)}``
+    of the costed convolutions of a ``kind`` block, in forward order: a gated one (its
+    normalization scales with its outputs) and one reading a gated one (its normalization runs
+    in full)."""
+    gated, convs, costed = GATED_OUTPUTS[kind], CONVS[kind], {}
+    for i, name in enumerate(convs):
+        input_gate = convs[i - 1] if i > 0 and convs[i - 1] in gated else None
+        if name in gated:
+            costed[name] = ((), input_gate)
+        elif input_gate is not None:
+            costed[name] = (("norm",), input_gate)
+    return costed
+
+
+#: :func:`_costed_convolutions` of every block kind.
+COSTED = {kind: _costed_convolutions(kind) for kind in GATED_OUTPUTS}
 
 
 def folded(conv: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -125,26 +145,17 @@ class MoEBlock(nn.Module):
 
     def costed(self) -> Dict[str, Tuple[str, ...]]:
         """``{conv name: fixed sub-parts}`` of this block's costed convolutions, in order."""
-        gated = GATED_OUTPUTS[self.kind]
-        convs = CONVS[self.kind]
-        costed = {}
-        for i, name in enumerate(convs):
-            if name in gated:  # its outputs sliced: the normalization scales with them
-                costed[name] = ()
-            elif i > 0 and convs[i - 1] in gated:  # only its inputs sliced
-                costed[name] = ("norm",)
-        return costed
+        return {name: fixed for name, (fixed, _) in COSTED[self.kind].items()}
 
     def conv_fractions(self, open_fraction: Dict[str, Union[float, torch.Tensor]]
                        ) -> List[Union[float, torch.Tensor]]:
         """The executed fraction of each costed convolution (:meth:`costed` order) from the
         fraction of open channels of each gate (``{gated conv name: float or (B,)}``)."""
-        convs, fractions = CONVS[self.kind], []
-        for name in self.costed():
-            i = convs.index(name)
+        fractions = []
+        for name, (_, input_gate) in COSTED[self.kind].items():
             fraction = open_fraction.get(name, 1.0)
-            if i > 0 and convs[i - 1] in open_fraction:
-                fraction = fraction * open_fraction[convs[i - 1]]
+            if input_gate is not None:
+                fraction = fraction * open_fraction[input_gate]
             fractions.append(fraction)
         return fractions
 
@@ -316,11 +327,8 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
                              "MODEL.WEIGHTS to the first stage's model_final.pth")
         base_cfg = widened(cfg, moe.WIDEN)
         base = BACKBONE_REGISTRY.get(moe.BASE_BACKBONE)(base_cfg, input_shape)
-        key = meta_architecture_needs(cfg).class_count_key
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        return {"base": base, "in_channels": input_shape.channels, "num_classes": int(node),
+        num_classes = config_value(cfg, meta_architecture_needs(cfg).class_count_key)
+        return {"base": base, "in_channels": input_shape.channels, "num_classes": num_classes,
                 "num_experts": moe.NUM_EXPERTS, "embedding_layers": moe.EMBEDDING_LAYERS,
                 "embedding_channels": moe.EMBEDDING_CHANNELS, "embedding_norm": moe.EMBEDDING_NORM,
                 "lam": moe.LAMBDA, "mu": moe.MU, "bottleneck_variant": moe.BOTTLENECK_VARIANT,
