@@ -21,6 +21,7 @@ from pycocotools import mask as mask_util
 
 from ..utils.io import atomic_open
 from . import synthetic
+from .builtin import ensure_shapes
 from .catalog import register
 from .synthetic import ALL_CLASSES, COCO_SPLITS
 
@@ -54,8 +55,6 @@ def semantic_dir(split: str, root: Optional[str] = None) -> Path:
 
 def load_shapes_semantic(split: str, root: Optional[str] = None) -> List[dict]:
     """The records of ``shapes_sem_{split}``, making the label maps that are not there yet."""
-    from .builtin import ensure_shapes
-
     ensure_shapes(root)
     dicts = load_coco_json(str(synthetic.coco_json_path(split, root)),
                            str(synthetic.image_root(root)))
