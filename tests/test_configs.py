@@ -66,6 +66,8 @@ def test_leaf_config_builds_and_loads_weights(path):
     model = build_model(cfg)
     if is_classifier(cfg):
         assert model.head.out_features == cfg.MODEL.CLASSIFIER.NUM_CLASSES
+    elif hasattr(model, "sem_seg_head"):  # a semantic segmentor
+        assert model.sem_seg_head.predictor.out_channels == cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES
     elif not hasattr(model, "roi_heads"):  # FSRW's one-stage detector
         assert len(model.class_vectors.vectors) == cfg.MODEL.FSRW.NUM_CLASSES
     else:

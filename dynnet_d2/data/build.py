@@ -84,14 +84,15 @@ def load_datasets(names: Sequence[str], key: str) -> Dict[str, List[dict]]:
     return loaded
 
 
-def check_num_classes(cfg, names: Sequence[str], key: str, count_key: Optional[str]) -> None:
-    """Check that the datasets' classes fit the class count in config ``count_key`` (None: the
-    model has no classes)."""
+def check_num_classes(cfg, names: Sequence[str], key: str, count_key: Optional[str],
+                      class_names_metadata: str = "thing_classes") -> None:
+    """Check that the datasets' classes (metadata ``class_names_metadata``) fit the class count
+    in config ``count_key`` (None: the model has no classes)."""
     if count_key is None:
         return
     num_classes = config_value(cfg, count_key)
     for name in names:
-        classes = MetadataCatalog.get(name).get("thing_classes")
+        classes = MetadataCatalog.get(name).get(class_names_metadata)
         if classes is not None and len(classes) != num_classes:
             raise ValueError(
                 f"dataset {name!r} (in {key}) has {len(classes)} classes {list(classes)}, but "
@@ -155,19 +156,22 @@ def check_images(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
     raise_for_image_problems(problems, f"{key}={list(loaded)}")
 
 
-def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str,
-                   count_key: Optional[str]) -> None:
+def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str, count_key: Optional[str],
+                   class_names_metadata: str = "thing_classes") -> None:
     """Every check above on the datasets of config ``key`` (``count_key``: the config key of the
-    model's class count, None for none)."""
-    check_num_classes(cfg, list(loaded), key, count_key)
+    model's class count, None for none; ``class_names_metadata``: the metadata key of the class
+    names it counts)."""
+    check_num_classes(cfg, list(loaded), key, count_key, class_names_metadata)
     check_annotations(cfg, loaded, count_key)
     check_masks(cfg, loaded)
     check_images(cfg, loaded, key)
 
 
-def training_dataset_dicts(cfg, class_count_key: Optional[str] = None) -> List[dict]:
-    """``DATASETS.TRAIN`` loaded once, checked (its classes against the model's class count in
-    config ``class_count_key``, when given), then prepared as Detectron2's loader does.
+def training_dataset_dicts(cfg, class_count_key: Optional[str] = None,
+                           class_names_metadata: str = "thing_classes") -> List[dict]:
+    """``DATASETS.TRAIN`` loaded once, checked (its classes, metadata ``class_names_metadata``,
+    against the model's class count in config ``class_count_key``, when given), then prepared as
+    Detectron2's loader does.
 
     The preparation after loading follows ``detectron2.data.build.get_detection_dataset_dicts``
     (Detectron2 main, 2024): proposals, crowd-only filtering, keypoint filtering, the class
@@ -176,7 +180,7 @@ def training_dataset_dicts(cfg, class_count_key: Optional[str] = None) -> List[d
     """
     names = list(cfg.DATASETS.TRAIN)
     loaded = load_datasets(names, "DATASETS.TRAIN")
-    check_datasets(cfg, loaded, "DATASETS.TRAIN", class_count_key)
+    check_datasets(cfg, loaded, "DATASETS.TRAIN", class_count_key, class_names_metadata)
     per_dataset = [loaded[name] for name in names]
     if cfg.MODEL.LOAD_PROPOSALS:
         per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file
@@ -207,9 +211,11 @@ def training_dataset_dicts(cfg, class_count_key: Optional[str] = None) -> List[d
     return dicts
 
 
-def check_test_datasets(cfg, class_count_key: Optional[str], *, required: bool) -> None:
-    """Load and check every ``DATASETS.TEST`` entry before training or evaluation (its classes
-    against the model's class count in config ``class_count_key``).
+def check_test_datasets(cfg, class_count_key: Optional[str], *, required: bool,
+                        class_names_metadata: str = "thing_classes") -> None:
+    """Load and check every ``DATASETS.TEST`` entry before training or evaluation (its classes,
+    metadata ``class_names_metadata``, against the model's class count in config
+    ``class_count_key``).
 
     An empty ``DATASETS.TEST`` is an error when ``required`` (``--eval-only``); otherwise it
     means training without evaluation.
@@ -220,4 +226,4 @@ def check_test_datasets(cfg, class_count_key: Optional[str], *, required: bool) 
                                     "registered dataset(s) to evaluate on")
         return
     check_datasets(cfg, load_datasets(cfg.DATASETS.TEST, "DATASETS.TEST"), "DATASETS.TEST",
-                   class_count_key)
+                   class_count_key, class_names_metadata)

@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer, TrainerBase
-from detectron2.evaluation import DatasetEvaluator
+from detectron2.evaluation import DatasetEvaluator, DatasetEvaluators
 from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 from detectron2.utils import comm
@@ -44,6 +44,7 @@ from ..data.build import check_dataset_names, check_test_datasets, training_data
 from ..data.from_config import register_datasets_from_config
 from ..evaluation import build_evaluator, evaluator_type
 from ..evaluation.fewshot import generalized_table
+from ..evaluation.flops import ExecutedFlopsEvaluator
 from ..modeling import freeze_from_config
 from ..modeling.dynamic import leaves_parameters_unused
 from ..modeling.meta_arch import meta_architecture_needs
@@ -74,13 +75,15 @@ def check_test_data(cfg, *, required: bool) -> None:
                 f"DATASETS.TEST: dataset {name!r} is evaluated by a {kind!r} evaluator, but "
                 f"MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE!r} makes predictions for "
                 f"{list(needs.evaluator_types)} evaluators; test it on a dataset of that kind")
-    check_test_datasets(cfg, needs.class_count_key, required=required)
+    check_test_datasets(cfg, needs.class_count_key, required=required,
+                        class_names_metadata=needs.class_names_metadata)
 
 
 def training_data(cfg):
     """``DATASETS.TRAIN`` loaded and checked against the meta-architecture (its class count),
     before any training starts."""
-    return training_dataset_dicts(cfg, meta_architecture_needs(cfg).class_count_key)
+    needs = meta_architecture_needs(cfg)
+    return training_dataset_dicts(cfg, needs.class_count_key, needs.class_names_metadata)
 
 
 def report_results(cfg, model, results) -> None:
@@ -207,7 +210,12 @@ class DynnetTrainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder=None) -> DatasetEvaluator:
-        return build_evaluator(cfg, dataset_name, output_folder)
+        """The dataset's evaluator (:func:`~dynnet_d2.evaluation.build_evaluator`), with the
+        mean executed backbone FLOPs for a meta-architecture that reports them."""
+        evaluator = build_evaluator(cfg, dataset_name, output_folder)
+        if meta_architecture_needs(cfg).reports_backbone_flops:
+            return DatasetEvaluators([evaluator, ExecutedFlopsEvaluator()])
+        return evaluator
 
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:

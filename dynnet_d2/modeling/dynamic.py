@@ -42,11 +42,12 @@ class DynamicCompute(abc.ABC):
     def costed_modules(self) -> Dict[str, Sequence[str]]:
         """``{module path: sub-paths whose cost stays}`` of the M costed parts, in order."""
 
-    def losses(self, per_image_loss: torch.Tensor,
+    def losses(self, per_image_loss: Optional[torch.Tensor],
                targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
-        """Extra training losses from the per-image task loss ``(B,)`` of the last forward and
-        the images' ``targets``: ``(B,)`` class indices (image classification) or ``(B, K)``
-        0/1 presence of each class (detection, segmentation); None when the caller has none."""
+        """Extra training losses from the per-image task loss ``(B,)`` of the last forward (None
+        where the task has none per image: detection, segmentation) and the images' ``targets``:
+        ``(B,)`` class indices (image classification) or ``(B, K)`` 0/1 presence of each class
+        (detection, segmentation); None when the caller has none."""
         return {}
 
     def leaves_parameters_unused(self) -> bool:

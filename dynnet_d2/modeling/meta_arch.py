@@ -35,6 +35,10 @@ class MetaArchitectureNeeds:
             predictor already shaped for the config's classes (else: run checkpoint surgery).
         check_before_test: ``(model, dataset name) -> None``, raising when the model cannot be
             evaluated on that test set (e.g. state it stores for other classes); None: no check.
+        class_names_metadata: the datasets' metadata key of the class names counted by
+            ``class_count_key`` (``thing_classes``; ``stuff_classes`` for semantic segmentation).
+        reports_backbone_flops: its outputs hold ``"backbone_gflops"`` per image, averaged by the
+            evaluation (:mod:`dynnet_d2.modeling.dynamic_meta_arch`).
     """
 
     class_count_key: Optional[str]
@@ -45,6 +49,8 @@ class MetaArchitectureNeeds:
     draws_predictions: bool = True
     predictor_must_fit: Callable[[object], bool] = _fine_tuning_a_k_shot_set
     check_before_test: Optional[Callable[[object, str], None]] = None
+    class_names_metadata: str = "thing_classes"
+    reports_backbone_flops: bool = False
 
 
 META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {
@@ -52,6 +58,9 @@ META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {
     "PanopticFPN": MetaArchitectureNeeds("MODEL.ROI_HEADS.NUM_CLASSES"),
     "RetinaNet": MetaArchitectureNeeds("MODEL.RETINANET.NUM_CLASSES"),
     "ProposalNetwork": MetaArchitectureNeeds(None),
+    "SemanticSegmentor": MetaArchitectureNeeds(
+        "MODEL.SEM_SEG_HEAD.NUM_CLASSES", evaluator_types=("sem_seg",), draws_predictions=False,
+        predictor_must_fit=lambda cfg: False, class_names_metadata="stuff_classes"),
 }
 
 

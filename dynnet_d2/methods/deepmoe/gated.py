@@ -381,7 +381,7 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
         return {f"{path}.block.{conv}": fixed for path, block in self.moe_blocks.items()
                 for conv, fixed in block.costed().items()}
 
-    def losses(self, per_image_loss: torch.Tensor,
+    def losses(self, per_image_loss: Optional[torch.Tensor],
                targets: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Eq. 3.7's extra terms: ``lambda`` x Eq. 3.8 and ``mu`` x the embedding classifier's
         cross-entropy on ``targets`` (class indices ``(B,)``; binary cross-entropy for ``(B, K)``
