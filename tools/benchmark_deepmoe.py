@@ -1,47 +1,64 @@
 #!/usr/bin/env python
-"""DeepMoE benchmark on Fashion-MNIST (projects/DeepMoE/README.md): train every arm, then measure
+"""DeepMoE benchmark (projects/DeepMoE/README.md): train every arm of a suite, then measure
 accuracy, executed FLOPs and wall-clock time of all of them in one process on the same images.
 
-    python tools/benchmark_deepmoe.py --output benchmarks/deepmoe_fashionmnist_2cpu.json
-    python tools/benchmark_deepmoe.py --output X.json --report-only   # Markdown tables of X.json
+    python tools/benchmark_deepmoe.py --suite fashionmnist   # Table 3.2 / Fig. 3.3-3.4 analogues
+    python tools/benchmark_deepmoe.py --suite widening       # Fig. 3.5 analogue
+    python tools/benchmark_deepmoe.py --suite shapes         # detection and segmentation
+    python tools/benchmark_deepmoe.py --suite shapes --report-only   # Markdown tables
 
-The arms and what is measured: ``dynnet_d2/methods/deepmoe/benchmark.py``. Every arm trains with
-tools/train_net.py into ``--work-dir/<arm>``; a finished arm is not trained again, an
-interrupted one resumes, a failed one is recorded and the others go on. The JSON is rewritten
+The suites, arms and what is measured: ``dynnet_d2/methods/deepmoe/benchmark.py``. Every arm
+trains with tools/train_net.py into ``--work-dir/<arm>``; a finished arm is not trained again,
+an interrupted one resumes, a failed one is recorded and the others go on. The JSON is rewritten
 atomically after every step.
 """
 import argparse
 
-from dynnet_d2.engine.arms import REPO, machine, read_record, write_record
+from dynnet_d2.engine.arms import REPO, machine, read_record, train_arms, write_record
 from dynnet_d2.methods.deepmoe import benchmark
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", default="benchmarks/deepmoe_fashionmnist_2cpu.json")
-    parser.add_argument("--work-dir", default="output/DeepMoE/benchmark")
+    parser.add_argument("--suite", choices=sorted(benchmark.SUITES), default="fashionmnist")
+    parser.add_argument("--output", help="the record (default: the suite's in benchmarks/)")
+    parser.add_argument("--work-dir", help="default: output/DeepMoE/<suite>")
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(benchmark.LAMBDAS))
     parser.add_argument("--wide-lambdas", type=float, nargs="*",
                         default=list(benchmark.WIDE_LAMBDAS))
     parser.add_argument("--no-finetune", action="store_true")
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="arms trained at once (1 thread "
+                        "each)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                         help="intra-op thread counts to time with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch1-images", type=int, default=1000)
+    parser.add_argument("--plots", default="projects/DeepMoE", help="folder of the figures")
     parser.add_argument("--timing-only", action="store_true", help="skip training")
     parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
     args = parser.parse_args()
-    out, work_dir = REPO / args.output, REPO / args.work_dir
+    make_arms, default_output = benchmark.SUITES[args.suite]
+    out = REPO / (args.output or default_output)
+    work_dir = REPO / (args.work_dir or f"output/DeepMoE/{args.suite}")
     record = read_record(out)
     if not args.report_only:
         record["machine"] = machine()
-        table = benchmark.arms(args.lambdas, args.wide_lambdas, not args.no_finetune)
-        benchmark.measure(table, record, out, work_dir, workers=args.workers,
-                          threads=args.threads, rounds=args.rounds,
-                          batch1_images=args.batch1_images, train=not args.timing_only)
+        if args.suite == "fashionmnist":
+            table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune)
+        else:
+            table = make_arms()
+        if args.suite == "shapes":
+            train_arms(table, work_dir, record, out, workers=args.workers, threads=1)
+        else:
+            benchmark.measure(table, record, out, work_dir, workers=args.workers,
+                              threads=args.threads, rounds=args.rounds,
+                              batch1_images=args.batch1_images, train=not args.timing_only,
+                              timing=args.suite == "fashionmnist",
+                              external=benchmark.skipnet_runs()
+                              if args.suite == "fashionmnist" else None)
+            benchmark.plot(record, REPO / args.plots, args.suite)
         write_record(out, record)
-    print(benchmark.report(record))
+    print(benchmark.report(record, args.suite))
 
 
 if __name__ == "__main__":

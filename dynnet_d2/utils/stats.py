@@ -55,3 +55,11 @@ def describe(values: Sequence[float], ci: str = "t") -> Stats:
     std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
     q1, median, q3 = (float(q) for q in np.percentile(v, [25, 50, 75]))
     return Stats(len(v), float(v.mean()), std, ci95(std, len(v), ci), q1, median, q3)
+
+
+def per_class_mean(values, labels, num_classes: int) -> np.ndarray:
+    """``(num_classes, L)``: the mean of the rows of ``values`` ``(N, L)`` over each class's
+    images (``labels`` ``(N,)``), NaN for a class without images."""
+    values, labels = np.asarray(values, dtype=float), np.asarray(labels)
+    return np.stack([values[labels == c].mean(0) if (labels == c).any()
+                     else np.full(values.shape[1], np.nan) for c in range(num_classes)])

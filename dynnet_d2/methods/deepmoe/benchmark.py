@@ -1,37 +1,59 @@
-"""DeepMoE benchmark on Fashion-MNIST (projects/DeepMoE/README.md; tools/benchmark_deepmoe.py is
-its command line): Table 3.2 / Fig. 3.3 analogues.
+"""DeepMoE benchmark (projects/DeepMoE/README.md; tools/benchmark_deepmoe.py is its command
+line): three suites (:data:`SUITES`), each its own record.
 
-Arms (:func:`arms`), every one 3000 iterations at batch 128 like the plain ResNet-38:
+``fashionmnist`` (Table 3.2 / Fig. 3.3 analogues; :func:`arms`), every arm 3000 iterations at
+batch 128 like the plain ResNet-38, in the order they start (the most telling first, so a
+partial run already compares):
 
 * ``R38_plain``: the plain ResNet-38 (the SkipNet and IDK benchmarks' config);
 * ``R38_lam{l}``: narrow-DeepMoE-38 (the plain widths) over a lambda sweep (:data:`LAMBDAS`), the
   top-1 vs executed-FLOPs curve; ``R38_lam{l}_ft``: each after the fine-tuning stage
   (lambda = mu = 0, the gating fixed, 1000 iterations from the first stage's weights);
-* ``R38w2_lam{l}``: wide-DeepMoE-38 (``WIDEN 2``) over :data:`WIDE_LAMBDAS`, to find the one
-  whose executed FLOPs match the plain network's;
 * ``R38_static_matched``: the plain ResNet-38 narrowed (``CIFAR_RESNET.WIDTH``) to the executed
   FLOPs of ``R38_lam{MATCHED_LAMBDA}``, measured on its finished run when this arm starts (the
-  static-pruning comparison).
+  static-pruning comparison);
+* ``R38w2_lam{l}``: wide-DeepMoE-38 (``WIDEN 2``) over :data:`WIDE_LAMBDAS`, to find the one
+  whose executed FLOPs match the plain network's.
+
+SkipNet-38 at matched FLOPs is not trained here: the SkipNet benchmark's finished ResNet-38 runs
+(:func:`skipnet_runs`, same plain network and schedule) are evaluated next to the arms.
+
+``widening`` (Fig. 3.5 analogue; :func:`widening_arms`): a ResNet-14 widened 1-4 times, plain and
+narrow-DeepMoE (lambda of the config), 1000 iterations each (the 16x FLOPs of width 4 at 3000
+iterations do not fit this machine's budget; every arm is shortened alike).
+
+``shapes`` (Tables 3.3-3.5 analogues; :func:`shapes_arms`): the half-width ResNet-18 + FPN Faster
+R-CNN and semantic segmentor on the synthetic shapes, plain vs DeepMoE, each on its config's
+2800 iterations; the plain ones under the ``Dynamic*`` meta-architectures so both report their
+executed backbone FLOPs (:mod:`dynnet_d2.modeling.dynamic_meta_arch`). Their numbers are the
+runs' own evaluations (``inference/results.json``).
 
 Arms train through :func:`dynnet_d2.engine.arms.train_arms` (finished arms skipped, failures
-recorded). Then, in one process (:func:`measure`), every finished arm is rebuilt from its own
-``config.yaml`` with its weights loaded strictly and evaluated on the test set with per-image
-slicing (``BATCH_EXECUTION group``: the executed FLOPs of each image as at batch 1), and the
-plain network and the DeepMoE arms are timed at batch 1 and 64, masked vs sliced (``union``,
-``group``), interleaved over rounds (:func:`time_arms`).
+recorded). Then, for the classification suites, in one process (:func:`measure`), every
+finished arm is rebuilt from its own ``config.yaml`` with its weights loaded strictly and
+evaluated on the test set with per-image slicing (``BATCH_EXECUTION group``: the executed FLOPs
+of each image as at batch 1); in ``fashionmnist`` the plain network and the DeepMoE arms are
+timed at batch 1 and 64, masked vs sliced (``union``, ``group``), interleaved over rounds
+(:func:`time_arms`), and the analysed arm (:data:`ANALYSED`) gets the gate-embedding shuffling
+and the per-class channel utilisation (:mod:`.analysis`).
 """
 import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
 import torch
+from detectron2.data import MetadataCatalog
 
 from ...config import load_config
 from ...data.classification import image_tensors
 from ...engine.arms import REPO, Arm, train_arms, write_record
 from ...engine.runs import load_trained_model
 from ...utils.measure import interleaved_median_s
+from ...utils.plots import plot_accuracy_vs_flops, plot_per_class_heatmap
+from ...utils.stats import per_class_mean
+from .analysis import FASHION_MNIST_GROUPS, gate_statistics, shuffled_accuracy
 from .gated import DeepMoEBackbone
 
 PLAIN = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
@@ -42,6 +64,15 @@ LAMBDAS = (0.0005, 0.001, 0.002, 0.005)
 WIDE_LAMBDAS = (0.002, 0.005, 0.01)
 MATCHED_LAMBDA = 0.001
 PLAIN_WIDTH = 16
+WIDENING_DEPTH, WIDTHS = 14, (1, 2, 3, 4)
+WIDENING_OPTS = ["MODEL.CIFAR_RESNET.DEPTH", WIDENING_DEPTH, "SOLVER.MAX_ITER", 1000]
+DETECTOR = "configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml"
+DEEPMOE_DETECTOR = "configs/DeepMoE/faster_rcnn_deepmoe_R18half_FPN_2800it_shapes.yaml"
+SEGMENTOR = "configs/semantic_R18half_FPN_2800it_shapessem.yaml"
+DEEPMOE_SEGMENTOR = "configs/DeepMoE/semantic_deepmoe_R18half_FPN_2800it_shapessem.yaml"
+SKIPNET_RUNS = REPO / "output/SkipNet/benchmark"
+#: The arm analysed (gate-embedding shuffling, channel utilisation): the first one finished.
+ANALYSED = (f"R38_lam{MATCHED_LAMBDA:g}_ft", f"R38_lam{MATCHED_LAMBDA:g}")
 
 
 def static_matched_opts(deepmoe_run: Path) -> List:
@@ -56,19 +87,49 @@ def static_matched_opts(deepmoe_run: Path) -> List:
 
 def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WIDE_LAMBDAS,
          finetune: bool = True) -> Dict[str, Arm]:
-    """The arms in the order they start (module docstring)."""
+    """The ``fashionmnist`` arms in the order they start (module docstring): the plain network,
+    each lambda (:data:`MATCHED_LAMBDA` first) with its fine-tuning stage, the static network
+    matched to :data:`MATCHED_LAMBDA` right after it, then wide-DeepMoE."""
     table = {"R38_plain": Arm(PLAIN)}
-    for lam in lambdas:
+    for lam in sorted(lambdas, key=lambda value: value != MATCHED_LAMBDA):
         table[f"R38_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.LAMBDA", lam])
         if finetune:
             table[f"R38_lam{lam:g}_ft"] = Arm(FINETUNE, after=f"R38_lam{lam:g}")
+        if lam == MATCHED_LAMBDA:
+            table["R38_static_matched"] = Arm(PLAIN, after=f"R38_lam{MATCHED_LAMBDA:g}",
+                                              derived_opts=static_matched_opts)
     for lam in wide_lambdas:
         table[f"R38w2_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.WIDEN", 2,
                                                    "MODEL.DEEPMOE.LAMBDA", lam])
-    if MATCHED_LAMBDA in lambdas:
-        table["R38_static_matched"] = Arm(PLAIN, after=f"R38_lam{MATCHED_LAMBDA:g}",
-                                          derived_opts=static_matched_opts)
     return table
+
+
+def widening_arms(widths: Sequence[int] = WIDTHS) -> Dict[str, Arm]:
+    """The ``widening`` arms (module docstring), narrowest first."""
+    table = {}
+    for width in widths:
+        table[f"R{WIDENING_DEPTH}x{width}_plain"] = Arm(
+            PLAIN, WIDENING_OPTS + ["MODEL.CIFAR_RESNET.WIDTH", PLAIN_WIDTH * width])
+        table[f"R{WIDENING_DEPTH}x{width}_deepmoe"] = Arm(
+            DEEPMOE, WIDENING_OPTS + ["MODEL.DEEPMOE.WIDEN", width])
+    return table
+
+
+def shapes_arms() -> Dict[str, Arm]:
+    """The ``shapes`` arms (module docstring)."""
+    return {"det_plain": Arm(DETECTOR, ["MODEL.META_ARCHITECTURE", "DynamicGeneralizedRCNN"]),
+            "det_deepmoe": Arm(DEEPMOE_DETECTOR),
+            "seg_plain": Arm(SEGMENTOR, ["MODEL.META_ARCHITECTURE", "DynamicSemanticSegmentor"]),
+            "seg_deepmoe": Arm(DEEPMOE_SEGMENTOR)}
+
+
+def skipnet_runs(folder: Path = SKIPNET_RUNS) -> Dict[str, Path]:
+    """``{"SkipNet_<run>": run folder}`` of the SkipNet benchmark's finished gated ResNet-38
+    runs in ``folder`` (trained from the same plain network on the same schedule)."""
+    if not folder.is_dir():
+        return {}
+    return {f"SkipNet_{run.name}": run for run in sorted(folder.glob("R38_*"))
+            if run.name != "R38_plain" and (run / "model_final.pth").is_file()}
 
 
 @lru_cache(maxsize=None)
@@ -134,18 +195,42 @@ def _timed_call(model, moe, mode, images: torch.Tensor, batch: int):
     return call
 
 
+def analyse(run: Path) -> dict:
+    """Gate-embedding shuffling and per-class channel utilisation of the finished DeepMoE run
+    ``run`` on the test set (:mod:`.analysis`)."""
+    _, model = load_trained_model(run)
+    images, labels = test_images()
+    statistics = gate_statistics(model, images)
+    shuffled = shuffled_accuracy(model, images, labels, statistics["embeddings"],
+                                 FASHION_MNIST_GROUPS)
+    utilisation = per_class_mean(statistics["open_fraction"].numpy(), labels.numpy(),
+                                 int(labels.max()) + 1)
+    return {"groups": {k: list(v) for k, v in FASHION_MNIST_GROUPS.items()},
+            "shuffling": {str(c): row for c, row in shuffled.items()},
+            "gated_layers": list(model.backbone.moe_blocks),
+            "utilisation_per_class": utilisation.round(4).tolist()}
+
+
 def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, workers: int,
-            threads: Sequence[int], rounds: int, batch1_images: int, train: bool) -> None:
-    """Train the arms (when ``train``), evaluate every finished one, time them; ``out`` is
-    rewritten after every step."""
+            threads: Sequence[int], rounds: int, batch1_images: int, train: bool,
+            timing: bool = True, external: Optional[Dict[str, Path]] = None) -> None:
+    """Train the arms (when ``train``), evaluate every finished one and the ``external`` runs,
+    analyse :data:`ANALYSED`, time the arms (when ``timing``); ``out`` is rewritten after every
+    step."""
     if train:
         train_arms(table, work_dir, record, out, workers=workers, threads=1)
     finished = {n: work_dir / n for n in table if (work_dir / n / "model_final.pth").is_file()}
     results = record.setdefault("results", {})
-    for name, run in finished.items():
+    for name, run in {**finished, **(external or {})}.items():
         if name not in results:
             results[name] = evaluate(run)
             write_record(out, record)
+    analysed = next((n for n in ANALYSED if n in finished), None)
+    if analysed is not None and analysed not in record.setdefault("analysis", {}):
+        record["analysis"][analysed] = analyse(finished[analysed])
+        write_record(out, record)
+    if not timing:
+        return
     images = test_images()[0]
     timed = {n: r for n, r in finished.items() if not n.endswith("_ft")}
     for count in threads:
@@ -158,10 +243,43 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
                 write_record(out, record)
 
 
-def report(record: dict) -> str:
-    """The README's tables: accuracy and executed FLOPs per arm, then the timings."""
+def plot(record: dict, folder: Path, name: str) -> List[Path]:
+    """The figures of a classification suite's ``record`` into ``folder`` (``name`` prefixes
+    their files): top-1 vs executed FLOPs relative to the plain network of every arm evaluated
+    (first-stage DeepMoE arms joined in the order of their FLOPs), and the analysed arm's
+    per-class channel utilisation. Returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results, written = record.get("results", {}), []
+    plain = next((r for n, r in results.items() if n.endswith("plain")), None)
+    if plain is not None:
+        points = sorted(({"label": n, "top1": r["top1"],
+                          "relative_flops": r["mean_gflops"] / plain["mean_gflops"]}
+                         for n, r in results.items() if not n.endswith("plain")),
+                        key=lambda point: point["relative_flops"])
+        path = folder / f"{name}_accuracy_vs_flops.png"
+        plot_accuracy_vs_flops(points, str(path), f"DeepMoE, {name}: top-1 vs executed FLOPs",
+                               reference={"label": "plain", "top1": plain["top1"]})
+        written.append(path)
+    for arm, analysis in record.get("analysis", {}).items():
+        classes = MetadataCatalog.get(TEST).thing_classes
+        path = folder / f"{name}_channel_utilisation_{arm}.png"
+        plot_per_class_heatmap(
+            np.array(analysis["utilisation_per_class"], dtype=float), classes, str(path),
+            title=f"{arm}: mean fraction of open channels per gated layer and class",
+            xlabel="gated layer (first conv of each basic block, in order)",
+            colorbar_label="fraction of channels open")
+        written.append(path)
+    return written
+
+
+def report(record: dict, suite: str = "fashionmnist") -> str:
+    """The README's tables: accuracy and executed FLOPs per arm (classification suites; relative
+    to the first plain arm) or the runs' own evaluations (``shapes``), the timings and the
+    gate-embedding shuffling."""
+    if suite == "shapes":
+        return "\n".join(shapes_report(record))
     results = record.get("results", {})
-    plain = results.get("R38_plain")
+    plain = next((r for n, r in results.items() if n.endswith("plain")), None)
     lines = ["| arm | top-1 (%) | executed MFLOPs / image | vs plain |", "|---|---|---|---|"]
     for name, r in results.items():
         ratio = f"{r['mean_gflops'] / plain['mean_gflops']:.2f}" if plain else "–"
@@ -170,4 +288,30 @@ def report(record: dict) -> str:
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]
         lines += [f"| {label} | {t['ms_per_image']:.3f} |" for label, t in timings.items()]
+    for arm, analysis in record.get("analysis", {}).items():
+        lines += ["", f"Gate-embedding shuffling, {arm} (top-1 % of each class):", "",
+                  "| class | own | same group | other groups |", "|---|---|---|---|"]
+        lines += [f"| {c} | {r['own']:.1f} | {r['same_group']:.1f} | {r['other_groups']:.1f} |"
+                  for c, r in analysis["shuffling"].items()]
     return "\n".join(lines)
+
+
+def shapes_report(record: dict) -> List[str]:
+    """The ``shapes`` suite's table: each run's box AP / AP50 or mIoU and mean executed backbone
+    GFLOPs from its own evaluation."""
+    lines = ["| arm | AP | AP50 | mIoU | backbone GFLOPs / image |", "|---|---|---|---|---|"]
+    for name, run in record.get("runs", {}).items():
+        r = run.get("results") or {}
+        box, seg = r.get("bbox", {}), r.get("sem_seg", {})
+        cells = [box.get("AP"), box.get("AP50"), seg.get("mIoU"),
+                 r.get("flops", {}).get("mean_backbone_gflops")]
+        lines.append(f"| {name} | " + " | ".join("–" if v is None else f"{v:.2f}" if i < 3
+                                                  else f"{v:.3f}" for i, v in enumerate(cells))
+                     + " |")
+    return lines
+
+
+#: The suites: their arms and the record's default file.
+SUITES = {"fashionmnist": (arms, "benchmarks/deepmoe_fashionmnist_2cpu.json"),
+          "widening": (widening_arms, "benchmarks/deepmoe_widening_2cpu.json"),
+          "shapes": (shapes_arms, "benchmarks/deepmoe_shapes_2cpu.json")}

@@ -37,7 +37,8 @@ The forward of each block follows Detectron2's ``BasicBlock.forward`` / ``Bottle
 (detectron2 0.7.2) with the gates in between; ``tests/methods/deepmoe`` pins that a block whose
 gates are all 1 gives the upstream block's output.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+import contextlib
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from detectron2.config import configurable
@@ -312,6 +313,7 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
         self.run = GateRun([], "mask", batch_execution)
         self.gates: List[torch.Tensor] = []
         self.embedding_out: Optional[torch.Tensor] = None
+        self._forced_embedding: Optional[torch.Tensor] = None
         self._out_features = list(base._out_features)
 
     @classmethod
@@ -355,8 +357,25 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
         return "slice" if not (self.training or self.static) and self.inference == "slice" \
             else "mask"
 
+    @contextlib.contextmanager
+    def forced_embedding(self, embedding: torch.Tensor) -> Iterator[None]:
+        """A context in which the gates come from ``embedding`` ``(B, E)`` (the mixture weights
+        of other images: the gate-embedding shuffling of Fig. 3.4) instead of the embedding
+        network's output for the images themselves."""
+        self._forced_embedding = embedding
+        try:
+            yield
+        finally:
+            self._forced_embedding = None
+
     def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        self.embedding_out = self.embedding(x)
+        if self._forced_embedding is None:
+            self.embedding_out = self.embedding(x)
+        elif self._forced_embedding.shape[0] != x.shape[0]:
+            raise ValueError(f"forced_embedding holds {self._forced_embedding.shape[0]} "
+                             f"embeddings for a batch of {x.shape[0]} images")
+        else:
+            self.embedding_out = self._forced_embedding
         self.gates = self.gating(self.embedding_out)
         mode = self.mode()
         self.run = GateRun(self.gates, mode, self.batch_execution)

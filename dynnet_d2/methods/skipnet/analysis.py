@@ -3,8 +3,7 @@ per image, wall-clock time per image in the same process, and the thesis' plots.
 
 * :func:`run_gated` : predictions, executed GFLOPs (B,) and gate decisions (B, N) over images;
 * :func:`time_logits`: seconds per image of ``model.logits`` at a batch size, several repeats;
-* :func:`plot_skip_ratio_per_class`: per-block skip ratio of each class (thesis Fig. 2.10);
-* :func:`plot_accuracy_vs_flops`: top-1 against executed FLOPs, e.g. over alpha (Fig. 2.7).
+* :func:`plot_skip_ratio_per_class`: per-block skip ratio of each class (thesis Fig. 2.10).
 
 ``images`` are ``(N, C, H, W)`` tensors in ``INPUT.FORMAT`` (uint8); the model normalizes them.
 """
@@ -17,6 +16,8 @@ import numpy as np
 import torch
 
 from ...utils.measure import interleaved_rounds
+from ...utils.plots import plot_per_class_heatmap
+from ...utils.stats import per_class_mean
 
 
 def _normalized(model, images: torch.Tensor) -> torch.Tensor:
@@ -84,53 +85,12 @@ def time_variants(variants: Dict[str, Tuple[object, Optional[str]]], images: tor
 def skip_ratio_per_class(decisions: torch.Tensor, labels: torch.Tensor,
                          num_classes: int) -> np.ndarray:
     """(num_classes, N) fraction of each class's images that skipped each gated block."""
-    skipped = 1.0 - decisions.float()
-    return np.stack([skipped[labels == c].mean(0).numpy() if (labels == c).any()
-                     else np.full(decisions.shape[1], np.nan) for c in range(num_classes)])
+    return per_class_mean(1.0 - decisions.float().numpy(), labels.numpy(), num_classes)
 
 
 def plot_skip_ratio_per_class(ratios: np.ndarray, class_names: Sequence[str],
                               stage_sizes: Sequence[int], path: str, title: str) -> None:
     """Heat map of :func:`skip_ratio_per_class` (classes x blocks), stage borders marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(6, 0.3 * ratios.shape[1] + 2), 4))
-    image = ax.imshow(ratios, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    for border in np.cumsum(stage_sizes)[:-1]:
-        ax.axvline(border - 0.5, color="white", linewidth=1)
-    ax.set_yticks(range(len(class_names)), class_names, fontsize=7)
-    ax.set_xlabel("gated block (stages separated by white lines)")
-    ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, label="skip ratio")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_accuracy_vs_flops(points: Sequence[Dict], path: str, title: str,
-                           reference: Optional[Dict] = None) -> None:
-    """Top-1 (%) against executed FLOPs relative to the plain network, one labelled point per
-    entry of ``points`` (``{"label", "relative_flops", "top1"}``), joined in the given order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    xs = [p["relative_flops"] for p in points]
-    ax.plot(xs, [p["top1"] for p in points], "o-")
-    for p in points:
-        ax.annotate(p["label"], (p["relative_flops"], p["top1"]), fontsize=7,
-                    textcoords="offset points", xytext=(3, 3))
-    if reference is not None:
-        ax.axhline(reference["top1"], color="grey", linestyle="--", label=reference["label"])
-        ax.legend(fontsize=7)
-    ax.set_xlabel("executed FLOPs / plain ResNet FLOPs")
-    ax.set_ylabel("top-1 (%)")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plot_per_class_heatmap(ratios, class_names, path, title=title,
+                           xlabel="gated block (stages separated by white lines)",
+                           colorbar_label="skip ratio", borders=np.cumsum(stage_sizes)[:-1])

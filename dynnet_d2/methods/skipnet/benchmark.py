@@ -33,8 +33,8 @@ from ...config import load_config
 from ...data.classification import image_tensors
 from ...engine.arms import REPO, Arm, train_arms, write_record
 from ...engine.runs import load_trained_model
+from ...utils.plots import plot_accuracy_vs_flops
 from .analysis import (
-    plot_accuracy_vs_flops,
     plot_skip_ratio_per_class,
     run_gated,
     set_inference_mode,

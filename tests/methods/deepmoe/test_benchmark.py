@@ -1,6 +1,7 @@
-"""DeepMoE's benchmark (dynnet_d2/methods/deepmoe/benchmark.py): the arms' configs, the
-static-pruning width from a measured run, evaluation and timing of a finished run (a tiny one
-on digits), and the report."""
+"""DeepMoE's benchmark (dynnet_d2/methods/deepmoe/benchmark.py) and analyses (analysis.py): the
+suites' arms and configs, the static-pruning width from a measured run, the SkipNet runs it
+compares with, evaluation, timing and gate-embedding shuffling of a finished run (a tiny one on
+digits, checked by hand), the figures and the reports."""
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,43 @@ def test_arms_vary_lambda_width_and_stage():
     assert plain.MODEL.BACKBONE.NAME == "build_cifar_resnet_backbone"
     assert set(benchmark.arms(finetune=False)) == set(table) - {
         f"R38_lam{lam:g}_ft" for lam in benchmark.LAMBDAS}
+    # the matched lambda, its fine-tuning and the static network matched to it start first
+    assert list(table)[:4] == ["R38_plain", "R38_lam0.001", "R38_lam0.001_ft",
+                               "R38_static_matched"]
+
+
+def test_widening_and_shapes_arms():
+    widening = benchmark.widening_arms()
+    check_arms(widening)
+    assert list(widening)[:2] == ["R14x1_plain", "R14x1_deepmoe"] and len(widening) == 8
+    plain = load_config(str(REPO / widening["R14x3_plain"].config),
+                        list(widening["R14x3_plain"].opts))
+    moe = load_config(str(REPO / widening["R14x3_deepmoe"].config),
+                      list(widening["R14x3_deepmoe"].opts))
+    for cfg in (plain, moe):
+        assert cfg.MODEL.CIFAR_RESNET.DEPTH == 14 and cfg.SOLVER.MAX_ITER == 1000
+    assert plain.MODEL.CIFAR_RESNET.WIDTH == 48 and moe.MODEL.DEEPMOE.WIDEN == 3
+    shapes = benchmark.shapes_arms()
+    configs = {n: load_config(str(REPO / a.config), list(a.opts)) for n, a in shapes.items()}
+    assert {n: c.MODEL.META_ARCHITECTURE for n, c in configs.items()} == {
+        "det_plain": "DynamicGeneralizedRCNN", "det_deepmoe": "DynamicGeneralizedRCNN",
+        "seg_plain": "DynamicSemanticSegmentor", "seg_deepmoe": "DynamicSemanticSegmentor"}
+    for task in ("det", "seg"):  # plain and DeepMoE on the same schedule and data
+        plain, moe = configs[f"{task}_plain"], configs[f"{task}_deepmoe"]
+        assert moe.MODEL.BACKBONE.NAME == "build_deepmoe_backbone"
+        assert moe.MODEL.DEEPMOE.BASE_BACKBONE == plain.MODEL.BACKBONE.NAME
+        assert (moe.SOLVER, moe.DATASETS, moe.INPUT) == (plain.SOLVER, plain.DATASETS,
+                                                         plain.INPUT)
+
+
+def test_skipnet_runs_are_the_finished_gated_resnet38s(tmp_path):
+    for name, finished in (("R38_plain", True), ("R38_rnn_HRL", True), ("R38_rnn_SP", False),
+                           ("R74_rnn_HRL", True)):
+        (tmp_path / name).mkdir()
+        if finished:
+            (tmp_path / name / "model_final.pth").write_bytes(b"")
+    assert benchmark.skipnet_runs(tmp_path) == {"SkipNet_R38_rnn_HRL": tmp_path / "R38_rnn_HRL"}
+    assert benchmark.skipnet_runs(tmp_path / "missing") == {}
 
 
 def test_static_matched_width_from_the_measured_run(monkeypatch):
@@ -69,10 +107,62 @@ def test_evaluate_and_time_a_finished_run(tiny_run, monkeypatch):
                                    rounds=1)) == {"tiny mask", "tiny slice"}
 
 
-def test_report():
+def test_gate_embedding_shuffling_by_hand(tiny_run):
+    from dynnet_d2.engine.runs import load_trained_model
+    from dynnet_d2.methods.deepmoe.analysis import gate_statistics, shuffled_accuracy
+
+    _, model = load_trained_model(tiny_run)
+    torch.manual_seed(0)
+    images = (torch.rand(9, 1, 8, 8) * 255).to(torch.uint8)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 2, 0, 1])
+    statistics = gate_statistics(model, images, batch=4)
+    assert statistics["embeddings"].shape == (9, 16)
+    assert statistics["open_fraction"].shape == (9, 3)  # 3 gated blocks in a ResNet-8
+    own = (statistics["predictions"] == labels).float()
+    groups = {"a": (0, 1), "b": (2,)}
+    shuffled = shuffled_accuracy(model, images, labels, statistics["embeddings"], groups,
+                                 batch=4)
+    for c in range(3):  # own embeddings: the model's own predictions
+        assert shuffled[c]["own"] == pytest.approx(100 * own[labels == c].mean().item())
+    assert shuffled[2]["same_group"] != shuffled[2]["same_group"]  # NaN: alone in its group
+    # forcing image 5's mixture weights onto image 0 gives image 5's gates
+    with torch.no_grad():
+        normalized = (images.float() - model.pixel_mean) / model.pixel_std
+        model.logits(normalized[5:6])
+        donor_gates = [g.clone() for g in model.backbone.gates]
+        with model.backbone.forced_embedding(statistics["embeddings"][5:6]):
+            model.logits(normalized[0:1])
+        for donor, forced in zip(donor_gates, model.backbone.gates):
+            # (the forced weights came from a batch of 4: equal up to float rounding)
+            torch.testing.assert_close(forced, donor, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="2 embeddings for a batch of 1"):
+            with model.backbone.forced_embedding(statistics["embeddings"][:2]):
+                model.logits(normalized[0:1])
+    with pytest.raises(ValueError, match=r"classes \[2\] are in no group"):
+        shuffled_accuracy(model, images, labels, statistics["embeddings"], {"a": (0, 1)})
+
+
+def test_report_and_figures(tmp_path):
     record = {"results": {"R38_plain": {"top1": 92.5, "mean_gflops": 0.064},
                           "R38_lam0.001": {"top1": 92.0, "mean_gflops": 0.032}},
-              "timing": {"threads1/batch1": {"R38_plain": {"ms_per_image": 6.5}}}}
+              "timing": {"threads1/batch1": {"R38_plain": {"ms_per_image": 6.5}}},
+              "analysis": {"R38_lam0.001": {
+                  "shuffling": {"0": {"own": 90.0, "same_group": 80.0, "other_groups": 50.0}},
+                  "utilisation_per_class": [[0.5, 1.0, 0.25]] * 10}}}
     table = benchmark.report(record)
     assert "| R38_lam0.001 | 92.00 | 32.00 | 0.50 |" in table
     assert "threads1, batch1" in table and "| R38_plain | 6.500 |" in table
+    assert "| 0 | 90.0 | 80.0 | 50.0 |" in table
+    written = benchmark.plot(record, tmp_path, "fashionmnist")
+    assert [p.name for p in written] == ["fashionmnist_accuracy_vs_flops.png",
+                                         "fashionmnist_channel_utilisation_R38_lam0.001.png"]
+    assert all(p.stat().st_size > 0 for p in written)
+    shapes = {"runs": {"det_plain": {"results": {"bbox": {"AP": 40.0, "AP50": 60.0},
+                                                 "flops": {"mean_backbone_gflops": 0.427}}},
+                       "seg_deepmoe": {"results": {"sem_seg": {"mIoU": 55.5},
+                                                   "flops": {"mean_backbone_gflops": 0.2}}},
+                       "det_deepmoe": {"error": "failed"}}}
+    lines = benchmark.report(shapes, "shapes").splitlines()
+    assert lines[2:] == ["| det_plain | 40.00 | 60.00 | – | 0.427 |",
+                         "| seg_deepmoe | – | – | 55.50 | 0.200 |",
+                         "| det_deepmoe | – | – | – | – |"]
