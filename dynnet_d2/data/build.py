@@ -140,6 +140,21 @@ def check_masks(cfg, loaded: Dict[str, List[dict]]) -> None:
             )
 
 
+def check_record_keys(cfg, loaded: Dict[str, List[dict]], key: str,
+                      record_keys: Sequence[str]) -> None:
+    """Every record of every dataset has each of ``record_keys`` (what the meta-architecture
+    trains on, e.g. a semantic segmentor's ``sem_seg_file_name``)."""
+    for name, dicts in loaded.items():
+        for record in dicts:
+            missing = [k for k in record_keys if k not in record]
+            if missing:
+                raise DatasetFormatError(
+                    f"dataset {name!r} (in {key}), image {record.get('file_name')!r}: no "
+                    f"{missing}, which MODEL.META_ARCHITECTURE={cfg.MODEL.META_ARCHITECTURE} "
+                    f"trains on (a semantic segmentor needs a label map per image, e.g. "
+                    f"shapes_sem_train, whose maps are made from the instance masks)")
+
+
 def check_images(cfg, loaded: Dict[str, List[dict]], key: str) -> None:
     """Every image exists, is readable and has its recorded size (``DATASETS.CHECK_IMAGES``).
 
@@ -168,10 +183,11 @@ def check_datasets(cfg, loaded: Dict[str, List[dict]], key: str, count_key: Opti
 
 
 def training_dataset_dicts(cfg, class_count_key: Optional[str] = None,
-                           class_names_metadata: str = "thing_classes") -> List[dict]:
+                           class_names_metadata: str = "thing_classes",
+                           record_keys: Sequence[str] = ()) -> List[dict]:
     """``DATASETS.TRAIN`` loaded once, checked (its classes, metadata ``class_names_metadata``,
-    against the model's class count in config ``class_count_key``, when given), then prepared as
-    Detectron2's loader does.
+    against the model's class count in config ``class_count_key``, when given; each record has
+    ``record_keys``), then prepared as Detectron2's loader does.
 
     The preparation after loading follows ``detectron2.data.build.get_detection_dataset_dicts``
     (Detectron2 main, 2024): proposals, crowd-only filtering, keypoint filtering, the class
@@ -181,6 +197,7 @@ def training_dataset_dicts(cfg, class_count_key: Optional[str] = None,
     names = list(cfg.DATASETS.TRAIN)
     loaded = load_datasets(names, "DATASETS.TRAIN")
     check_datasets(cfg, loaded, "DATASETS.TRAIN", class_count_key, class_names_metadata)
+    check_record_keys(cfg, loaded, "DATASETS.TRAIN", record_keys)
     per_dataset = [loaded[name] for name in names]
     if cfg.MODEL.LOAD_PROPOSALS:
         per_dataset = [load_proposals_into_dataset(dicts, proposal_file) for dicts, proposal_file

@@ -23,6 +23,7 @@ from ..utils.io import atomic_open
 from . import synthetic
 from .builtin import ensure_shapes
 from .catalog import register
+from .errors import DatasetFormatError
 from .synthetic import ALL_CLASSES, COCO_SPLITS
 
 SEMANTIC_CLASSES = ["background", *ALL_CLASSES]
@@ -66,6 +67,11 @@ def load_shapes_semantic(split: str, root: Optional[str] = None) -> List[dict]:
         if not path.is_file():
             # without a dataset name, load_coco_json keeps the JSON's category ids (1..20)
             anns = [a for a in d["annotations"] if not a.get("iscrowd", 0)]
+            if any("segmentation" not in a for a in anns):
+                raise DatasetFormatError(
+                    f"{synthetic.coco_json_path(split, root)}, image {d['file_name']!r}: an "
+                    f"annotation has no segmentation; the semantic-segmentation views make "
+                    f"their label maps from instance masks")
             with atomic_open(path, "wb") as f:
                 Image.fromarray(label_map(anns, d["height"], d["width"])).save(f, format="PNG")
         records.append({"file_name": d["file_name"], "sem_seg_file_name": str(path),

@@ -83,7 +83,8 @@ def training_data(cfg):
     """``DATASETS.TRAIN`` loaded and checked against the meta-architecture (its class count),
     before any training starts."""
     needs = meta_architecture_needs(cfg)
-    return training_dataset_dicts(cfg, needs.class_count_key, needs.class_names_metadata)
+    return training_dataset_dicts(cfg, needs.class_count_key, needs.class_names_metadata,
+                                  needs.training_record_keys)
 
 
 def report_results(cfg, model, results) -> None:

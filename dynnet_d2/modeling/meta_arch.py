@@ -39,6 +39,7 @@ class MetaArchitectureNeeds:
             ``class_count_key`` (``thing_classes``; ``stuff_classes`` for semantic segmentation).
         reports_backbone_flops: its outputs hold ``"backbone_gflops"`` per image, averaged by the
             evaluation (:mod:`dynnet_d2.modeling.dynamic_meta_arch`).
+        training_record_keys: keys every training record must have (checked before training).
     """
 
     class_count_key: Optional[str]
@@ -51,6 +52,7 @@ class MetaArchitectureNeeds:
     check_before_test: Optional[Callable[[object, str], None]] = None
     class_names_metadata: str = "thing_classes"
     reports_backbone_flops: bool = False
+    training_record_keys: Tuple[str, ...] = ()
 
 
 META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {
@@ -60,7 +62,8 @@ META_ARCHITECTURE_NEEDS: Dict[str, MetaArchitectureNeeds] = {
     "ProposalNetwork": MetaArchitectureNeeds(None),
     "SemanticSegmentor": MetaArchitectureNeeds(
         "MODEL.SEM_SEG_HEAD.NUM_CLASSES", evaluator_types=("sem_seg",), draws_predictions=False,
-        predictor_must_fit=lambda cfg: False, class_names_metadata="stuff_classes"),
+        predictor_must_fit=lambda cfg: False, class_names_metadata="stuff_classes",
+        training_record_keys=("sem_seg_file_name",)),
 }
 
 

@@ -79,3 +79,18 @@ def test_semseg_evaluator_scores_perfect_and_background_predictions(tmp_path):
     assert perfect["mIoU"] == pytest.approx(100.0) and perfect["pACC"] == pytest.approx(100.0)
     background = evaluate(torch.zeros_like)
     assert background["IoU-background"] < 100.0 and background["mIoU"] < 10.0
+
+
+def test_views_of_data_without_masks_are_refused(tmp_path, monkeypatch):
+    from dynnet_d2.data import semantic
+    from dynnet_d2.data.errors import DatasetFormatError
+
+    record = {"file_name": "images/a.jpg", "height": 4, "width": 4, "image_id": 1,
+              "annotations": [{"bbox": [0, 0, 2, 2], "category_id": 1}]}
+    monkeypatch.setattr(semantic, "ensure_shapes", lambda root: None)
+    monkeypatch.setattr(semantic, "load_coco_json", lambda *args: [record])
+    monkeypatch.setattr(semantic, "semantic_dir", lambda split, root: tmp_path)
+    with pytest.raises(DatasetFormatError, match=r"instances_test.json, image 'images/a.jpg': "
+                                                 r"an annotation has no segmentation"):
+        semantic.load_shapes_semantic("test")
+    assert not list(tmp_path.iterdir())  # no label map written

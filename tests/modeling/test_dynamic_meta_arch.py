@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 import dynnet_d2  # noqa: F401  (registers every component)
 from dynnet_d2.config import load_config
+from dynnet_d2.data.errors import DatasetFormatError
 from dynnet_d2.engine.trainer import DynnetTrainer, training_data
 from dynnet_d2.evaluation.flops import ExecutedFlopsEvaluator
 from dynnet_d2.modeling.dynamic_meta_arch import (
@@ -133,6 +134,15 @@ def test_a_segmentor_checks_its_classes_against_the_stuff_classes(tmp_path):
                       ["MODEL.SEM_SEG_HEAD.NUM_CLASSES", 20, "OUTPUT_DIR", str(tmp_path)])
     with pytest.raises(ValueError, match=r"shapes_sem_train.*21 classes.*"
                                          r"MODEL.SEM_SEG_HEAD.NUM_CLASSES=20"):
+        training_data(cfg)
+
+
+def test_a_segmentor_refuses_training_data_without_label_maps(tmp_path):
+    cfg = load_config(str(CONFIGS / "semantic_R18half_FPN_2800it_shapessem.yaml"),
+                      ["DATASETS.TRAIN", "('shapes_train',)", "MODEL.SEM_SEG_HEAD.NUM_CLASSES",
+                       20, "OUTPUT_DIR", str(tmp_path)])
+    with pytest.raises(DatasetFormatError, match=r"shapes_train.*no \['sem_seg_file_name'\].*"
+                                                 r"SemanticSegmentor trains on"):
         training_data(cfg)
 
 
