@@ -38,6 +38,7 @@ The forward of each block follows Detectron2's ``BasicBlock.forward`` / ``Bottle
 gates are all 1 gives the upstream block's output.
 """
 import contextlib
+import itertools
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -112,10 +113,14 @@ def _conv_slice(weight: torch.Tensor, bias: torch.Tensor, conv: nn.Module, x: to
 
 
 class GateRun:
-    """One forward's gates ``[(B, C_l)]`` in gated-layer order and how the blocks execute."""
+    """One forward's gates ``[(B, C_l)]`` in gated-layer order and how the blocks execute;
+    ``weights_generation`` changes whenever a weight or statistic of the base network changed
+    since the last forward (the blocks' folded convolutions are then recomputed)."""
 
-    def __init__(self, gates: List[torch.Tensor], mode: str, batch_execution: str):
+    def __init__(self, gates: List[torch.Tensor], mode: str, batch_execution: str,
+                 weights_generation: int = 0):
         self.gates, self.mode, self.batch_execution = gates, mode, batch_execution
+        self.weights_generation = weights_generation
         # per costed convolution, in order: a float (the same for every image) or (B,)
         self.fractions: List[Union[float, torch.Tensor]] = []
 
@@ -203,15 +208,13 @@ class MoEBlock(nn.Module):
         return x, {n: len(o) / gates[n].shape[1] for n, o in open_.items()}
 
     def _folded(self, name: str, conv: nn.Module) -> Tuple[torch.Tensor, torch.Tensor]:
-        """:func:`folded` of the block's ``name`` convolution, cached until a weight or a
-        statistic changes (their version counters)."""
-        tensors = [conv.weight] + ([] if conv.norm is None else [
-            conv.norm.weight, conv.norm.bias, conv.norm.running_mean, conv.norm.running_var])
-        versions = tuple((id(t), t._version) for t in tensors)
+        """:func:`folded` of the block's ``name`` convolution, cached until the base network's
+        weights change (:attr:`GateRun.weights_generation`)."""
+        generation = self._owner[0].run.weights_generation
         cached = self._folded_cache.get(name)
-        if cached is None or cached[0] != versions:
+        if cached is None or cached[0] != generation:
             with torch.no_grad():
-                cached = (versions, *folded(conv))
+                cached = (generation, *folded(conv))
             self._folded_cache[name] = cached
         return cached[1], cached[2]
 
@@ -314,6 +317,9 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
         self.gates: List[torch.Tensor] = []
         self.embedding_out: Optional[torch.Tensor] = None
         self._forced_embedding: Optional[torch.Tensor] = None
+        self._weights_key: Optional[tuple] = None
+        self._folded_modules: Optional[List[nn.Module]] = None
+        self._weights_generation = 0
         self._out_features = list(base._out_features)
 
     @classmethod
@@ -378,13 +384,32 @@ class DeepMoEBackbone(WrappedBackbone, DynamicCompute):
             self.embedding_out = self._forced_embedding
         self.gates = self.gating(self.embedding_out)
         mode = self.mode()
-        self.run = GateRun(self.gates, mode, self.batch_execution)
+        if mode == "slice":
+            self._check_weights()
+        self.run = GateRun(self.gates, mode, self.batch_execution, self._weights_generation)
         outputs = self.base(x)
         if self.training:  # what per-image "slice" evaluation of these images would run
             self.executed_fraction = self._open_fractions()
         else:
             self.executed_fraction = self.run.executed_fraction(x.shape[0], x.device)
         return outputs
+
+    def _check_weights(self) -> None:
+        """Advance the weights generation when a tensor of a folded convolution (its weight,
+        its normalization's parameters and statistics) was replaced or changed in place (its
+        identity and version counter) since the last sliced forward: one pass over those
+        tensors per forward, read from the modules' own dictionaries (no module traversal)."""
+        if self._folded_modules is None:
+            self._folded_modules = [m for block in self.moe_blocks.values()
+                                    for name in CONVS[block.kind]
+                                    for m in (getattr(block.block, name),
+                                              getattr(block.block, name).norm) if m is not None]
+        key = tuple((id(t), t._version) for m in self._folded_modules
+                    for t in itertools.chain(m._parameters.values(), m._buffers.values())
+                    if t is not None)
+        if key != self._weights_key:
+            self._weights_key = key
+            self._weights_generation += 1
 
     def _open_fractions(self) -> torch.Tensor:
         """``(B, M)`` fraction of each costed convolution that per-image slicing would run."""

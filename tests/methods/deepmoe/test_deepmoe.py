@@ -129,6 +129,33 @@ def test_sliced_execution_equals_the_masked_reference(cfg):
     assert (single_fraction < 1).any()
 
 
+def test_sliced_execution_follows_changed_weights_and_statistics():
+    """The folded, sliced convolutions are cached between forwards and recomputed when a weight
+    or a statistic changes in place (load_state_dict) or is replaced."""
+    cfg = classifier_cfg()
+    backbone = randomize(build_backbone(cfg, ShapeSpec(channels=1))).eval()
+    other = randomize(build_backbone(cfg, ShapeSpec(channels=1))).eval()
+    with torch.no_grad():
+        for p in other.base.parameters():
+            p.mul_(1.5)
+        other.base.res2[0].block.conv1.norm.running_var.mul_(2.0)
+    x = torch.randn(1, 1, 16, 16)
+
+    def outputs(model, mode):
+        model.inference = mode
+        with torch.no_grad():
+            return list(model(x).values())[-1]
+
+    outputs(backbone, "slice")  # fills the cache
+    backbone.load_state_dict(other.state_dict())  # in-place copies
+    torch.testing.assert_close(outputs(backbone, "slice"), outputs(other, "mask"), rtol=1e-4,
+                               atol=1e-4)
+    conv = backbone.base.res2[0].block.conv1
+    conv.weight = torch.nn.Parameter(torch.zeros_like(conv.weight))  # replaced
+    torch.testing.assert_close(outputs(backbone, "slice"), outputs(backbone, "mask"), rtol=1e-4,
+                               atol=1e-4)
+
+
 def test_a_block_with_open_gates_is_the_upstream_block():
     """MoEBlock's forward follows Detectron2's BasicBlock / BottleneckBlock.forward (0.7.2)."""
     torch.manual_seed(0)
