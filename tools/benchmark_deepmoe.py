@@ -14,7 +14,7 @@ atomically after every step.
 """
 import argparse
 
-from dynnet_d2.engine.arms import REPO, machine, read_record, train_arms, write_record
+from dynnet_d2.engine.arms import REPO, machine, read_record, write_record
 from dynnet_d2.methods.deepmoe import benchmark
 
 
@@ -33,6 +33,8 @@ def main():
                         help="intra-op thread counts to time with")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch1-images", type=int, default=1000)
+    parser.add_argument("--shapes-images", type=int, default=100,
+                        help="test images of the detector / segmentor backbone timing")
     parser.add_argument("--plots", default="projects/DeepMoE", help="folder of the figures")
     parser.add_argument("--timing-only", action="store_true", help="skip training")
     parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
@@ -48,7 +50,9 @@ def main():
         else:
             table = make_arms()
         if args.suite == "shapes":
-            train_arms(table, work_dir, record, out, workers=args.workers, threads=1)
+            benchmark.measure_shapes(table, record, out, work_dir, workers=args.workers,
+                                     threads=args.threads, rounds=args.rounds,
+                                     images=args.shapes_images, train=not args.timing_only)
         else:
             benchmark.measure(table, record, out, work_dir, workers=args.workers,
                               threads=args.threads, rounds=args.rounds,

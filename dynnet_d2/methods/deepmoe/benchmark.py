@@ -26,7 +26,9 @@ iterations do not fit this machine's budget; every arm is shortened alike).
 R-CNN and semantic segmentor on the synthetic shapes, plain vs DeepMoE, each on its config's
 2800 iterations; the plain ones under the ``Dynamic*`` meta-architectures so both report their
 executed backbone FLOPs (:mod:`dynnet_d2.modeling.dynamic_meta_arch`). Their numbers are the
-runs' own evaluations (``inference/results.json``).
+runs' own evaluations (``inference/results.json``); the backbones of each task are then timed at
+batch 1 on ~160 x 224 test images, plain vs DeepMoE masked vs sliced (:func:`measure_shapes`):
+the batch-1 wall-clock at a size where convolutions, not per-layer overhead, dominate.
 
 Arms train through :func:`dynnet_d2.engine.arms.train_arms` (finished arms skipped, failures
 recorded). Then, for the classification suites, in one process (:func:`measure`), every
@@ -44,11 +46,12 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from detectron2.data import MetadataCatalog
+from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+from detectron2.structures import ImageList
 
 from ...config import load_config
 from ...data.classification import image_tensors
-from ...engine.arms import REPO, Arm, train_arms, write_record
+from ...engine.arms import REPO, Arm, is_finished, train_arms, write_record
 from ...engine.runs import load_trained_model
 from ...utils.measure import interleaved_median_s
 from ...utils.plots import plot_accuracy_vs_flops, plot_per_class_heatmap
@@ -243,6 +246,65 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
                 write_record(out, record)
 
 
+def measure_shapes(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
+                   workers: int, threads: Sequence[int], rounds: int, images: int,
+                   train: bool) -> None:
+    """The ``shapes`` suite: train the arms (when ``train``; their numbers are their own
+    evaluations), then time the backbones of each task's finished plain and DeepMoE runs at
+    batch 1 (:func:`time_backbones`); ``out`` is rewritten after every step."""
+    if train:
+        train_arms(table, work_dir, record, out, workers=workers, threads=1)
+    finished = {n: work_dir / n for n in table if is_finished(work_dir / n)}
+    for task in ("det", "seg"):
+        runs = {n: r for n, r in finished.items() if n.startswith(f"{task}_")}
+        if len(runs) < 2:
+            continue
+        for count in threads:
+            key = f"{task}/threads{count}/batch1"
+            if key not in record.setdefault("timing", {}):
+                torch.set_num_threads(count)
+                record["timing"][key] = time_backbones(runs, images=images, rounds=rounds)
+                write_record(out, record)
+
+
+def time_backbones(runs: Dict[str, Path], *, images: int, rounds: int) -> dict:
+    """Milliseconds per image of the backbones of the finished detector / segmentor ``runs`` at
+    batch 1 on the first ``images`` images of their test set (as their test mapper and
+    preprocessing make them: ~160 x 224 px), interleaved over ``rounds``: a plain backbone as it
+    is, a DeepMoE one masked and sliced."""
+    variants = {}
+    for name, run in runs.items():
+        cfg, model = load_trained_model(run)
+        mapper = DatasetMapper(cfg, is_train=False)
+        records = DatasetCatalog.get(cfg.DATASETS.TEST[0])[:images]
+        inputs = [model.preprocess_image([mapper(r)]).tensor if hasattr(model, "preprocess_image")
+                  else _segmentor_input(model, mapper(r)) for r in records]
+        moe = model.backbone if isinstance(model.backbone, DeepMoEBackbone) else None
+        for mode in ([None] if moe is None else ["mask", "slice"]):
+            variants[name if mode is None else f"{name} {mode}"] = _timed_backbone(
+                model.backbone, mode, inputs)
+    timings = interleaved_median_s(variants, rounds)
+    return {label: {"ms_per_image": 1000.0 * t["median_s"] / images, "runs_s": t["runs_s"]}
+            for label, t in timings.items()}
+
+
+def _segmentor_input(model, mapped: dict) -> torch.Tensor:
+    """A ``SemanticSegmentor``'s backbone input for one mapped image (normalized, padded)."""
+    image = (mapped["image"].to(model.device) - model.pixel_mean) / model.pixel_std
+    return ImageList.from_tensors([image], model.backbone.size_divisibility,
+                                  padding_constraints=model.backbone.padding_constraints).tensor
+
+
+def _timed_backbone(backbone, mode: Optional[str], inputs: List[torch.Tensor]):
+    def call():
+        if mode is not None:
+            backbone.inference = mode
+        with torch.no_grad():
+            for x in inputs:
+                backbone(x)
+    return call
+
+
 def plot(record: dict, folder: Path, name: str) -> List[Path]:
     """The figures of a classification suite's ``record`` into ``folder`` (``name`` prefixes
     their files): top-1 vs executed FLOPs relative to the plain network of every arm evaluated
@@ -276,14 +338,14 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
     """The README's tables: accuracy and executed FLOPs per arm (classification suites; relative
     to the first plain arm) or the runs' own evaluations (``shapes``), the timings and the
     gate-embedding shuffling."""
-    if suite == "shapes":
-        return "\n".join(shapes_report(record))
     results = record.get("results", {})
     plain = next((r for n, r in results.items() if n.endswith("plain")), None)
     lines = ["| arm | top-1 (%) | executed MFLOPs / image | vs plain |", "|---|---|---|---|"]
     for name, r in results.items():
         ratio = f"{r['mean_gflops'] / plain['mean_gflops']:.2f}" if plain else "–"
         lines.append(f"| {name} | {r['top1']:.2f} | {1000 * r['mean_gflops']:.2f} | {ratio} |")
+    if suite == "shapes":
+        lines = shapes_report(record)
     for key, timings in record.get("timing", {}).items():
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]

@@ -166,3 +166,18 @@ def test_report_and_figures(tmp_path):
     assert lines[2:] == ["| det_plain | 40.00 | 60.00 | – | 0.427 |",
                          "| seg_deepmoe | – | – | 55.50 | 0.200 |",
                          "| det_deepmoe | – | – | – | – |"]
+
+
+def test_time_backbones_of_a_plain_and_a_deepmoe_segmentor(monkeypatch):
+    from detectron2.modeling import build_model
+
+    models = {}
+    for name, arm in (("seg_plain", benchmark.shapes_arms()["seg_plain"]),
+                      ("seg_deepmoe", benchmark.shapes_arms()["seg_deepmoe"])):
+        cfg = load_config(str(REPO / arm.config), list(arm.opts) + ["MODEL.DEVICE", "cpu"])
+        models[name] = (cfg, build_model(cfg).eval())
+    monkeypatch.setattr(benchmark, "load_trained_model", lambda run: models[run.name])
+    timings = benchmark.time_backbones({n: Path(n) for n in models}, images=2, rounds=1)
+    assert set(timings) == {"seg_plain", "seg_deepmoe mask", "seg_deepmoe slice"}
+    assert all(t["ms_per_image"] > 0 and len(t["runs_s"]) == 1 for t in timings.values())
+    assert models["seg_deepmoe"][1].backbone.inference == "slice"  # the last variant's mode
