@@ -33,6 +33,10 @@ def add_fsrw_config(cfg: CN) -> None:
     # Support instances per class averaged into the class vectors stored for inference, drawn
     # by SEED; 0: all of them (phase 2: the K shots).
     cfg.MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS = 0
+    # The two-stage detector's class scorer: "shared" (FSRW's: one scorer for every class, a class
+    # told apart by its vector alone) or "per_class" (Meta R-CNN's: the predictor's row of class
+    # i scores class i's reweighted feature; its rows are shaped by the class count).
+    cfg.MODEL.FSRW.CLASS_SCORER = "shared"
     # Weight of Meta R-CNN's meta loss (cross-entropy of a linear classifier of the class
     # vectors); 0: none.
     cfg.MODEL.FSRW.META_LOSS_WEIGHT = 0.0

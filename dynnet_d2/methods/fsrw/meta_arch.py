@@ -252,8 +252,13 @@ def check_class_vectors(model, dataset_name: str) -> None:
         MetadataCatalog.get(dataset_name).thing_classes, dataset_name)
 
 
-# the reweighting predictor has no class-count-shaped parameter to fit: phase 2 starts from
-# phase 1's checkpoint without surgery
+def _per_class_predictor_must_fit(cfg) -> bool:
+    """The shared reweighting predictor has no class-count-shaped parameter: phase 2 starts from
+    phase 1's checkpoint without surgery; the per-class one (``CLASS_SCORER per_class``) has, and
+    K-shot fine-tuning needs a checkpoint whose predictor fits."""
+    return cfg.MODEL.FSRW.CLASS_SCORER == "per_class" and cfg.FEWSHOT.SHOT > 0
+
+
 declare_meta_architecture("ReweightingRCNN", MetaArchitectureNeeds(
-    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=lambda cfg: False,
+    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=_per_class_predictor_must_fit,
     check_before_test=check_class_vectors))

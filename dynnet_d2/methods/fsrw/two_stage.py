@@ -9,6 +9,12 @@ For R RoIs with box-head features ``x`` ``(R, D)`` and class vectors ``w`` ``(N,
     score of background   c_bg = <a_bg, x> + b_bg     (R, 1), on the feature before reweighting
     box deltas of class i t_i = T F_i + t_0           (R, N, 4), one shared regressor
 
+(``MODEL.FSRW.CLASS_SCORER "shared"``, FSRW's form: a class is told apart by its vector alone),
+or with ``"per_class"`` Meta R-CNN's: its (N + 1)-way predictor run on every class's reweighted
+feature and class i's output kept, ``c_i = <a_i, F_i> + b_i`` and ``t_i = T_i F_i + t_0i``, so
+the predictor has a row per class as Fast R-CNN's does, modulated by the vectors (its rows are
+shaped by the class count: phase 2 needs a checkpoint whose predictor fits, as TFA's does).
+
 so the scores ``(R, N + 1)`` are calibrated by one softmax across the classes and the background
 (the thesis' Eq. 6.3, with Fast R-CNN's background), and the deltas ``(R, 4N)`` are
 class-specific: Detectron2's ``FastRCNNOutputLayers`` losses and inference apply unchanged.
@@ -29,16 +35,23 @@ from torch import nn
 from .class_vectors import ClassVectors
 from .reweighting import reweight
 
+CLASS_SCORERS = ("shared", "per_class")
+
 
 class ReweightedOutputLayers(FastRCNNOutputLayers):
     """``FastRCNNOutputLayers`` scoring each class on its reweighted RoI feature (module
     docstring)."""
 
     @configurable
-    def __init__(self, input_shape, *, reweighted_channels: int, **kwargs):
+    def __init__(self, input_shape, *, reweighted_channels: int, class_scorer: str = "shared",
+                 **kwargs):
         """``reweighted_channels``: r, how many of the D feature channels a class vector scales
-        (D: all; Table 6.4's "half": D // 2); other arguments as ``FastRCNNOutputLayers``."""
+        (D: all; Table 6.4's "half": D // 2); ``class_scorer``: "shared" or "per_class" (module
+        docstring); other arguments as ``FastRCNNOutputLayers``."""
         super().__init__(input_shape, **kwargs)
+        if class_scorer not in CLASS_SCORERS:
+            raise ValueError(f"MODEL.FSRW.CLASS_SCORER={class_scorer!r}: expected one of "
+                             f"{list(CLASS_SCORERS)}")
         if self.bbox_pred.out_features == 4 and self.num_classes > 1:
             raise ValueError("MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG=True: the reweighting "
                              "predictor regresses each class from its own feature")
@@ -46,10 +59,11 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
         if not 0 < reweighted_channels <= channels:
             raise ValueError(f"MODEL.FSRW.REWEIGHTED_CHANNELS={reweighted_channels}: expected "
                              f"1..{channels} (the box head's output channels) or -1 for all")
-        self.reweighted_channels = reweighted_channels
-        self.cls_score = nn.Linear(channels, 1)
+        self.reweighted_channels, self.class_scorer = reweighted_channels, class_scorer
+        rows = self.num_classes if class_scorer == "per_class" else 1
+        self.cls_score = nn.Linear(channels, rows)
         self.background_score = nn.Linear(channels, 1)
-        self.bbox_pred = nn.Linear(channels, len(self.box2box_transform.weights))
+        self.bbox_pred = nn.Linear(channels, rows * len(self.box2box_transform.weights))
         for layer, std in ((self.cls_score, 0.01), (self.background_score, 0.01),
                            (self.bbox_pred, 0.001)):
             nn.init.normal_(layer.weight, std=std)
@@ -64,7 +78,8 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
         channels = input_shape.channels * (input_shape.width or 1) * (input_shape.height or 1)
         reweighted = cfg.MODEL.FSRW.REWEIGHTED_CHANNELS
         return {**super().from_config(cfg, input_shape),
-                "reweighted_channels": channels if reweighted == -1 else reweighted}
+                "reweighted_channels": channels if reweighted == -1 else reweighted,
+                "class_scorer": cfg.MODEL.FSRW.CLASS_SCORER}
 
     def forward(self, x: torch.Tensor):
         """``x`` ``(R, D)`` (or ``(R, C, H, W)``) -> scores ``(R, N + 1)``, deltas ``(R, 4N)``."""
@@ -72,8 +87,17 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
         vectors = (self.episode_vectors if self.episode_vectors is not None
                    else self.class_vectors.get())
         features = reweight(x, vectors)  # (R, N, D)
-        scores = torch.cat([self.cls_score(features)[..., 0], self.background_score(x)], dim=1)
-        return scores, self.bbox_pred(features).flatten(1)
+        if self.class_scorer == "shared":
+            scores, deltas = self.cls_score(features)[..., 0], self.bbox_pred(features)
+        else:  # class i's row of the predictor on class i's feature, for every class at once
+            n = features.shape[1]
+            scores = torch.einsum("rnd,nd->rn", features, self.cls_score.weight) \
+                + self.cls_score.bias
+            deltas = torch.einsum("rnd,nkd->rnk", features,
+                                  self.bbox_pred.weight.view(n, -1, features.shape[2])) \
+                + self.bbox_pred.bias.view(n, -1)
+        scores = torch.cat([scores, self.background_score(x)], dim=1)
+        return scores, deltas.flatten(1)
 
 
 @ROI_HEADS_REGISTRY.register()

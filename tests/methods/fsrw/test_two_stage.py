@@ -37,6 +37,25 @@ def test_predictor_scores_each_class_on_its_reweighted_feature():
     torch.testing.assert_close(scores[:, 15], predictor.background_score(x)[:, 0])
 
 
+def test_per_class_scorer_runs_the_predictor_on_every_reweighted_feature_and_keeps_its_class():
+    predictor = _model("MODEL.FSRW.CLASS_SCORER", "per_class").roi_heads.box_predictor
+    assert predictor.cls_score.out_features == 15 and predictor.bbox_pred.out_features == 60
+    x = torch.randn(6, predictor.cls_score.in_features)
+    vectors = torch.randn(15, predictor.reweighted_channels)
+    predictor.episode_vectors = vectors
+    scores, deltas = predictor(x)
+    assert scores.shape == (6, 16) and deltas.shape == (6, 60)
+    for i, w in enumerate(vectors):  # Meta R-CNN: the (N + 1)-way predictor on F_i, output i
+        torch.testing.assert_close(scores[:, i], predictor.cls_score(x * w)[:, i])
+        torch.testing.assert_close(deltas[:, 4 * i:4 * i + 4],
+                                   predictor.bbox_pred(x * w)[:, 4 * i:4 * i + 4])
+    torch.testing.assert_close(scores[:, 15], predictor.background_score(x)[:, 0])
+    sum(scores.sum() for scores in (scores, deltas)).backward()
+    assert predictor.cls_score.weight.grad.abs().sum(1).gt(0).all()  # every class's row learns
+    with pytest.raises(ValueError, match="CLASS_SCORER='both'"):
+        _model("MODEL.FSRW.CLASS_SCORER", "both")
+
+
 def test_half_of_the_channels_reweighted():
     predictor = _model("MODEL.FSRW.REWEIGHTED_CHANNELS", 128).roi_heads.box_predictor
     x = torch.randn(3, 256)
