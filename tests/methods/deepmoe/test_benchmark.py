@@ -181,3 +181,34 @@ def test_time_backbones_of_a_plain_and_a_deepmoe_segmentor(monkeypatch):
     assert set(timings) == {"seg_plain", "seg_deepmoe mask", "seg_deepmoe slice"}
     assert all(t["ms_per_image"] > 0 and len(t["runs_s"]) == 1 for t in timings.values())
     assert models["seg_deepmoe"][1].backbone.inference == "slice"  # the last variant's mode
+
+
+def test_measure_resumes_and_times_again_only_when_more_arms_finished(tmp_path, monkeypatch):
+    from dynnet_d2.engine.arms import Arm
+
+    calls = []
+    monkeypatch.setattr(benchmark, "evaluate", lambda run: {"top1": 90.0, "mean_gflops": 0.1})
+    monkeypatch.setattr(benchmark, "analyse", lambda run: {"analysed": run.name})
+    monkeypatch.setattr(benchmark, "test_images", lambda: (torch.zeros(4, 1, 8, 8), None))
+    monkeypatch.setattr(benchmark, "time_arms", lambda runs, **kw: calls.append(sorted(runs))
+                        or {"ms": 1.0})
+    table = {"R38_plain": Arm("x.yaml"), "R38_lam0.001": Arm("x.yaml")}
+    (tmp_path / "R38_plain").mkdir()
+    (tmp_path / "R38_plain" / "model_final.pth").write_bytes(b"")
+    record, out = {}, tmp_path / "record.json"
+
+    def measure():
+        benchmark.measure(table, record, out, tmp_path, workers=1, threads=[1], rounds=1,
+                          batch1_images=2, train=False)
+
+    measure()
+    assert calls == [["R38_plain"]] * 2 and set(record["timing"]) == {"threads1/batch1",
+                                                                      "threads1/batch64"}
+    measure()  # nothing new: nothing evaluated or timed again
+    assert len(calls) == 2 and list(record["results"]) == ["R38_plain"]
+    (tmp_path / "R38_lam0.001").mkdir()
+    (tmp_path / "R38_lam0.001" / "model_final.pth").write_bytes(b"")
+    measure()
+    assert calls[2:] == [["R38_lam0.001", "R38_plain"]] * 2
+    assert record["analysis"] == {"R38_lam0.001": {"analysed": "R38_lam0.001"}}
+    assert '"timed_arms"' in out.read_text()
