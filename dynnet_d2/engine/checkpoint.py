@@ -28,6 +28,7 @@ from detectron2.utils import comm
 
 from ..config import config_value
 from ..modeling.freeze import FREEZE_KEYS
+from ..modeling.meta_arch import RANDINIT_SURGERY_FIX
 from ..utils.io import atomic_open, remove_stale_temporaries
 
 # Parameters of the box predictor (the last layer, which checkpoint surgery rewrites).
@@ -90,11 +91,11 @@ class DynnetCheckpointer(DetectionCheckpointer):
     optional ``strict`` load (see the module docstring)."""
 
     def __init__(self, model, save_dir: str = "", *, strict: bool = False,
-                 predictor_must_fit: bool = False,
+                 predictor_must_fit: bool = False, predictor_fix: str = RANDINIT_SURGERY_FIX,
                  frozen_parts: Optional[Mapping[str, str]] = None, **kwargs: Any):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict
-        self.predictor_must_fit = predictor_must_fit
+        self.predictor_must_fit, self.predictor_fix = predictor_must_fit, predictor_fix
         self.frozen_parts = dict(frozen_parts or {})
         if save_dir and comm.is_main_process():
             for path in remove_stale_temporaries(save_dir, CHECKPOINT_FILES):
@@ -144,10 +145,7 @@ class DynnetCheckpointer(DetectionCheckpointer):
                 "the box predictor of the checkpoint does not fit this K-shot fine-tuning: "
                 + _describe(f"{key} (checkpoint {tuple(ckpt)}, model {tuple(model)})"
                             for key, ckpt, model in predictor)
-                + ". Turn the base model's predictor into one for all classes first: "
-                "tools/ckpt_surgery.py --method randinit --src1 <base model_final.pth> "
-                "--src-dataset <base training set> --tar-dataset <K-shot set> "
-                "(tools/ckpt_surgery.py --help)")
+                + ". " + self.predictor_fix)
         self._check_frozen_parts_loaded(incompatible)
         unexpected = [key for key in incompatible.unexpected_keys
                       if key.startswith(PREDICTOR_PREFIX)]

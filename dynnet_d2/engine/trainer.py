@@ -173,6 +173,7 @@ class DynnetTrainer(DefaultTrainer):
         self.checkpointer = DynnetCheckpointer(
             model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
             predictor_must_fit=meta_architecture_needs(cfg).predictor_must_fit(cfg),
+            predictor_fix=meta_architecture_needs(cfg).predictor_fix,
             frozen_parts=frozen_parts(cfg))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER

@@ -17,6 +17,13 @@ from ..data.loaders import build_detection_loader_for_test, build_detection_load
 DETECTION_EVALUATORS = ("coco", "pascal_voc", "lvis")
 
 
+#: How to make a checkpoint's box predictor fit a K-shot fine-tuning (TFA's checkpoint surgery).
+RANDINIT_SURGERY_FIX = ("Turn the base model's predictor into one for all classes first: "
+                        "tools/ckpt_surgery.py --method randinit --src1 <base model_final.pth> "
+                        "--src-dataset <base training set> --tar-dataset <K-shot set> "
+                        "(tools/ckpt_surgery.py --help)")
+
+
 def _fine_tuning_a_k_shot_set(cfg) -> bool:
     return cfg.FEWSHOT.SHOT > 0
 
@@ -33,6 +40,7 @@ class MetaArchitectureNeeds:
         draws_predictions: ``TEST.VIS_NUM_IMAGES`` can draw its predictions.
         predictor_must_fit: ``cfg -> bool``: loading weights for training must find its box
             predictor already shaped for the config's classes (else: run checkpoint surgery).
+        predictor_fix: what the error says to do when it does not.
         check_before_test: ``(model, dataset name) -> None``, raising when the model cannot be
             evaluated on that test set (e.g. state it stores for other classes); None: no check.
         class_names_metadata: the datasets' metadata key of the class names counted by
@@ -49,6 +57,7 @@ class MetaArchitectureNeeds:
     evaluator_types: Tuple[str, ...] = DETECTION_EVALUATORS
     draws_predictions: bool = True
     predictor_must_fit: Callable[[object], bool] = _fine_tuning_a_k_shot_set
+    predictor_fix: str = RANDINIT_SURGERY_FIX
     check_before_test: Optional[Callable[[object, str], None]] = None
     class_names_metadata: str = "thing_classes"
     reports_backbone_flops: bool = False

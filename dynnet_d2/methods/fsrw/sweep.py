@@ -3,8 +3,9 @@
 
 * bases ``fsrw_one_stage`` and ``fsrw_two_stage``: phase 1, ``configs/FSRW/fsrw_MobileNetV2_FPN_
   base_2800it_shapes.yaml`` and ``meta_rcnn_MobileNetV2_FPN_base_2800it_shapes.yaml``, once per
-  split; its ``model_final.pth`` is where phase 2 starts (no surgery: the reweighting predictors
-  have no class-count-shaped weights);
+  split; its ``model_final.pth`` is where phase 2 starts (:func:`.surgery.phase_2_start`: as it
+  is for the shared class scorer, whose weights are not shaped by the class count; the per-class
+  predictor, ``CLASS_SCORER per_class``, gets rows for the novel classes first);
 * ``fsrw`` (the thesis' one-stage detector) and ``meta_rcnn`` (Meta R-CNN style two-stage):
   phase 2 on the K-shot set;
 * their ablations, each from its own phase 1 (base ``<base>_<suffix>``): ``fsrw_singlebinary``,
@@ -23,15 +24,12 @@ from ...engine.fewshot_methods import (
     register_fewshot_base,
     register_fewshot_method,
 )
+from .surgery import phase_2_start
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "FSRW"
 TWO_STAGE_BASE = "fsrw_two_stage"
 ONE_STAGE_BASE = "fsrw_one_stage"
 CLASS_VECTORS_KEY = "class_vectors.key"  # the buffer every reweighting predictor holds
-
-
-def _no_surgery(checkpoint: str, base_set: str, all_set: str) -> str:
-    return checkpoint
 
 
 def check_phase_1_checkpoint(path: str, base_set: str, what: str, whose: str) -> None:
@@ -64,7 +62,7 @@ for (_detector, _suffix), _label in VARIANTS.items():
     _base = BASES[_detector] + _infix
     register_fewshot_base(FewShotBase(
         str(CONFIGS / f"{_detector}{_infix}_MobileNetV2_FPN_base_2800it_shapes.yaml"),
-        _no_surgery, check_phase_1_checkpoint), _base)
+        phase_2_start, check_phase_1_checkpoint), _base)
     register_fewshot_method(FewShotMethod(
         f"{_detector}{_infix}", _label,
         str(CONFIGS / f"{_detector}{_infix}_MobileNetV2_FPN_ft_all_100itxK_shapes.yaml"),

@@ -123,3 +123,26 @@ def test_every_variant_fine_tunes_its_own_phase_1_with_the_same_fsrw_keys(name):
     others = [FEWSHOT_METHODS[m] for m in FSRW_METHODS if m != name]
     assert base.OUTPUT_DIR not in {load_config(fewshot_base(m.base).config, split).OUTPUT_DIR
                                    for m in others}
+
+
+def test_the_per_class_predictor_starts_phase_2_from_rows_fitted_by_class_name(tmp_path):
+    from dynnet_d2.engine.checkpoint import CheckpointMismatchError
+    from dynnet_d2.methods.fsrw.surgery import phase_2_start
+
+    per_class = ["MODEL.FSRW.CLASS_SCORER", "per_class"]
+    _train(PHASE1, "SOLVER.MAX_ITER", 2, "OUTPUT_DIR", str(tmp_path / "phase1"), "MODEL.WEIGHTS",
+           "", *per_class)
+    phase1 = str(tmp_path / "phase1" / "model_final.pth")
+    fine_tune = ["FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0, "SOLVER.MAX_ITER", 1, *per_class]
+    with pytest.raises(CheckpointMismatchError, match=r"cls_score.weight.*surgery.phase_2_start"):
+        _train(PHASE2, *fine_tune, "OUTPUT_DIR", str(tmp_path / "unfitted"), "MODEL.WEIGHTS",
+               phase1)
+    start = phase_2_start(phase1, "shapes_train_base1", "shapes_test_all1")
+    assert start.endswith("model_per_class_shapes_test_all1.pth")
+    assert phase_2_start(phase1, "shapes_train_base1", "shapes_test_all1") == start  # once
+    _, results = _train(PHASE2, *fine_tune, "OUTPUT_DIR", str(tmp_path / "phase2"),
+                        "MODEL.WEIGHTS", start)
+    assert {"bAP", "nAP"} <= set(results["bbox"])
+    shared = str(tmp_path / "shared.pth")
+    torch.save({"model": {"roi_heads.box_predictor.cls_score.weight": torch.zeros(1, 4)}}, shared)
+    assert phase_2_start(shared, "shapes_train_base1", "shapes_test_all1") == shared

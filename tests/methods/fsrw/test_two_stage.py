@@ -149,3 +149,28 @@ def test_evaluation_checks_the_class_vectors_against_each_test_set(tmp_path):
     with pytest.raises(ClassVectorsError, match="shapes_test_all1: the stored class vectors are "
                                                 "of other classes"):
         DynnetTrainer.test(cfg, model)
+
+
+def test_per_class_predictor_rows_copied_by_class_name_and_novel_rows_drawn():
+    from dynnet_d2.methods.fsrw.surgery import fit_per_class_predictor
+
+    key = "roi_heads.box_predictor."
+    state = {f"{key}cls_score.weight": torch.tensor([[1.0, 1.0], [2.0, 2.0]]),
+             f"{key}cls_score.bias": torch.tensor([0.1, 0.2]),
+             f"{key}bbox_pred.weight": torch.arange(16.0).view(8, 2),
+             f"{key}bbox_pred.bias": torch.arange(8.0), "backbone.x": torch.ones(1),
+             f"{key}class_vectors.vectors": torch.ones(2, 3)}
+    out = fit_per_class_predictor(state, ["a", "b"], ["c", "b", "a"])
+    weight, bias = out[f"{key}cls_score.weight"], out[f"{key}cls_score.bias"]
+    assert weight[1:].tolist() == [[2.0, 2.0], [1.0, 1.0]]
+    assert torch.equal(bias[1:], state[f"{key}cls_score.bias"].flip(0))
+    assert bias[0] == 0 and 0 < weight[0].abs().max() < 0.1  # the novel class: N(0, 0.01)
+    boxes = out[f"{key}bbox_pred.weight"]
+    assert torch.equal(boxes[4:8], state[f"{key}bbox_pred.weight"][4:8])  # b's 4 rows
+    assert torch.equal(boxes[8:12], state[f"{key}bbox_pred.weight"][0:4])  # a's 4 rows
+    assert out["backbone.x"] is state["backbone.x"]
+    assert f"{key}class_vectors.vectors" not in out  # phase 2 computes its own
+    assert state[f"{key}cls_score.weight"].shape[0] == 2  # the input is not changed
+    with pytest.raises(ValueError, match="cls_score.weight has 2 rows, expected 1 per class of "
+                                         "the 3 base classes"):
+        fit_per_class_predictor(state, ["a", "b", "c"], ["a", "b", "c", "d"])

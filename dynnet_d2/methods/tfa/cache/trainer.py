@@ -171,6 +171,7 @@ class CachedLastLayerTrainer(TrainerBase):
         self.checkpointer = DynnetCheckpointer(
             self.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
             predictor_must_fit=meta_architecture_needs(cfg).predictor_must_fit(cfg),
+            predictor_fix=meta_architecture_needs(cfg).predictor_fix,
             frozen_parts=frozen_parts(cfg),
             optimizer=self.optimizer, scheduler=self.scheduler)
         self.cfg = cfg

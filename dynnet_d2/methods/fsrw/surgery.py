@@ -1,0 +1,68 @@
+"""Phase 2 of the two-stage reweighting detector with Meta R-CNN's per-class predictor
+(``MODEL.FSRW.CLASS_SCORER per_class``, :mod:`.two_stage`): its predictor has a row per class,
+
+==========================================  ============  ===================================
+``roi_heads.box_predictor.cls_score``       (N, D), (N,)  row c: class c (no background row:
+                                                          the background has its own scorer)
+``roi_heads.box_predictor.bbox_pred``       (4N, D), (4N,) rows 4c..4c+3: class c
+==========================================  ============  ===================================
+
+so phase 1's checkpoint (the base classes) is turned into one for every class of the split
+before fine-tuning: a row of a class phase 1 knows is copied by class name, a novel class's
+row is drawn from N(0, 0.01) (the predictor's own initialisation) with a zero bias, phase 1's
+stored class vectors are dropped (phase 2 computes its own, for every class), every other tensor
+is kept. A phase-1 checkpoint of the shared scorer (one row) needs nothing and is
+returned as it is.
+"""
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from detectron2.data import MetadataCatalog
+
+from ...engine.checkpoint import read_checkpoint_file
+from ...utils.io import atomic_open
+
+PREDICTOR = "roi_heads.box_predictor."
+INIT_STD = 0.01
+BOX_DIM = 4
+
+
+def fit_per_class_predictor(state: dict, base_classes: Sequence[str],
+                            classes: Sequence[str], *, seed: int = 0) -> dict:
+    """A copy of the model state dict ``state`` whose per-class predictor rows for
+    ``base_classes`` become rows for ``classes`` (module docstring); ``ValueError`` naming the
+    layer when its rows are not ``len(base_classes)``."""
+    generator = torch.Generator().manual_seed(seed)
+    out = {k: v for k, v in state.items() if not k.startswith(f"{PREDICTOR}class_vectors.")}
+    for layer, rows in (("cls_score", 1), ("bbox_pred", BOX_DIM)):
+        weight, bias = state[f"{PREDICTOR}{layer}.weight"], state[f"{PREDICTOR}{layer}.bias"]
+        if weight.shape[0] != rows * len(base_classes):
+            raise ValueError(f"{PREDICTOR}{layer}.weight has {weight.shape[0]} rows, expected "
+                             f"{rows} per class of the {len(base_classes)} base classes")
+        new_weight = torch.empty((rows * len(classes), weight.shape[1]), dtype=weight.dtype)
+        new_weight.normal_(0, INIT_STD, generator=generator)
+        new_bias = torch.zeros(rows * len(classes), dtype=bias.dtype)
+        for target, name in enumerate(classes):
+            if name in base_classes:
+                start = rows * list(base_classes).index(name)
+                new_weight[rows * target:rows * (target + 1)] = weight[start:start + rows]
+                new_bias[rows * target:rows * (target + 1)] = bias[start:start + rows]
+        out[f"{PREDICTOR}{layer}.weight"], out[f"{PREDICTOR}{layer}.bias"] = new_weight, new_bias
+    return out
+
+
+def phase_2_start(checkpoint: str, base_set: str, all_set: str) -> str:
+    """The checkpoint phase 2 starts from (the sweep's ``prepare`` hook): ``checkpoint`` itself
+    for a shared scorer, else ``model_per_class_<all_set>.pth`` beside it (written once,
+    atomically, without the training state) with :func:`fit_per_class_predictor`."""
+    data = read_checkpoint_file(checkpoint, "phase-1 checkpoint")
+    if data["model"][f"{PREDICTOR}cls_score.weight"].shape[0] == 1:
+        return checkpoint
+    path = Path(checkpoint).with_name(f"model_per_class_{all_set}.pth")
+    if not path.is_file():
+        model = fit_per_class_predictor(data["model"], MetadataCatalog.get(base_set).thing_classes,
+                                        MetadataCatalog.get(all_set).thing_classes)
+        with atomic_open(str(path), "wb") as f:
+            torch.save({"model": model}, f)
+    return str(path)
