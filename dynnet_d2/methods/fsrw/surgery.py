@@ -11,8 +11,8 @@ so phase 1's checkpoint (the base classes) is turned into one for every class of
 before fine-tuning: a row of a class phase 1 knows is copied by class name, a novel class's
 row is drawn from N(0, 0.01) (the predictor's own initialisation) with a zero bias, phase 1's
 stored class vectors are dropped (phase 2 computes its own, for every class), every other tensor
-is kept. A phase-1 checkpoint of the shared scorer (one row) needs nothing and is
-returned as it is.
+is kept. A phase-1 checkpoint of the shared scorer (one row) or of the one-stage detector
+needs nothing and is returned as it is.
 """
 from pathlib import Path
 from typing import Sequence
@@ -57,7 +57,8 @@ def phase_2_start(checkpoint: str, base_set: str, all_set: str) -> str:
     for a shared scorer, else ``model_per_class_<all_set>.pth`` beside it (written once,
     atomically, without the training state) with :func:`fit_per_class_predictor`."""
     data = read_checkpoint_file(checkpoint, "phase-1 checkpoint")
-    if data["model"][f"{PREDICTOR}cls_score.weight"].shape[0] == 1:
+    scorer = data["model"].get(f"{PREDICTOR}cls_score.weight")
+    if scorer is None or scorer.shape[0] == 1:  # the one-stage detector, the shared scorer
         return checkpoint
     path = Path(checkpoint).with_name(f"model_per_class_{all_set}.pth")
     if not path.is_file():

@@ -1,5 +1,6 @@
 """FSRW's two phases end to end with the shipped configs on the tiny data: phase 1 on the base
-classes, phase 2 on a K-shot set from phase 1's weights (no surgery), evaluated with bAP/nAP;
+classes, phase 2 on a K-shot set from phase 1's weights (the two-stage detector's per-class
+predictor given rows for every class first), evaluated with bAP/nAP;
 ``--eval-only`` of the fine-tuned checkpoint gives the same results from its stored vectors; the
 sweep plans ``meta_rcnn`` from its own base; class vectors recomputed from other supports."""
 import argparse
@@ -17,6 +18,7 @@ from dynnet_d2.experiments.sweep.cli import parse_and_check
 from dynnet_d2.methods.fsrw import SupportSource
 from dynnet_d2.methods.fsrw.class_vectors import class_key
 from dynnet_d2.methods.fsrw.pipeline import recompute_class_vectors
+from dynnet_d2.methods.fsrw.surgery import phase_2_start
 from dynnet_d2.methods.fsrw.sweep import (
     ONE_STAGE_BASE,
     TWO_STAGE_BASE,
@@ -49,9 +51,11 @@ def test_phase_1_then_phase_2_train_and_evaluate_and_eval_only_repeats_it(tmp_pa
     _, base = _train(phase1, "SOLVER.MAX_ITER", 3, "OUTPUT_DIR", str(tmp_path / "phase1"),
                      "MODEL.WEIGHTS", "")
     assert {"AP", "bAP"} <= set(base["bbox"])
+    start = phase_2_start(str(tmp_path / "phase1" / "model_final.pth"), "shapes_train_base1",
+                          "shapes_test_all1")  # as the sweep starts phase 2
     cfg, fine_tuned = _train(phase2, "FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0,
                              "SOLVER.MAX_ITER", 2, "OUTPUT_DIR", str(tmp_path / "phase2"),
-                             "MODEL.WEIGHTS", str(tmp_path / "phase1" / "model_final.pth"))
+                             "MODEL.WEIGHTS", start)
     assert {"AP", "bAP", "nAP"} <= set(fine_tuned["bbox"])
     saved = json.loads((tmp_path / "phase2" / "inference" / "results.json").read_text())
     headline = ("AP", "AP50", "bAP", "nAP")
@@ -127,7 +131,6 @@ def test_every_variant_fine_tunes_its_own_phase_1_with_the_same_fsrw_keys(name):
 
 def test_the_per_class_predictor_starts_phase_2_from_rows_fitted_by_class_name(tmp_path):
     from dynnet_d2.engine.checkpoint import CheckpointMismatchError
-    from dynnet_d2.methods.fsrw.surgery import phase_2_start
 
     per_class = ["MODEL.FSRW.CLASS_SCORER", "per_class"]
     _train(PHASE1, "SOLVER.MAX_ITER", 2, "OUTPUT_DIR", str(tmp_path / "phase1"), "MODEL.WEIGHTS",

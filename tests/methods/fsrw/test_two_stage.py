@@ -25,7 +25,7 @@ def _model(*opts):
 
 
 def test_predictor_scores_each_class_on_its_reweighted_feature():
-    predictor = _model().roi_heads.box_predictor
+    predictor = _model("MODEL.FSRW.CLASS_SCORER", "shared").roi_heads.box_predictor
     x = torch.randn(6, predictor.cls_score.in_features)
     vectors = torch.randn(predictor.num_classes, predictor.reweighted_channels)
     predictor.episode_vectors = vectors
@@ -62,7 +62,7 @@ def test_half_of_the_channels_reweighted():
     predictor.episode_vectors = torch.randn(15, 128)
     scores, _ = predictor(x)
     w = torch.cat([predictor.episode_vectors[4], torch.ones(128)])
-    torch.testing.assert_close(scores[:, 4], predictor.cls_score(x * w)[:, 0])
+    torch.testing.assert_close(scores[:, 4], predictor.cls_score(x * w)[:, 4])
 
 
 def test_stored_vectors_are_the_support_branchs_mean_over_the_k_shots_and_survive_a_reload():
@@ -115,9 +115,11 @@ def test_training_draws_the_episode_and_evaluation_stores_fresh_vectors():
 
 
 def test_phase_2_loads_phase_1_weights_with_vectors_of_fewer_classes(tmp_path):
-    phase1 = _model().eval()
+    """(the shared scorer: no row of the predictor is per class)"""
+    phase1 = _model("MODEL.FSRW.CLASS_SCORER", "shared").eval()
     phase1.compute_class_vectors()
-    phase2 = build_model(load_config(CONFIG, TINY + ["MODEL.ROI_HEADS.NUM_CLASSES", 20,
+    phase2 = build_model(load_config(CONFIG, TINY + ["MODEL.FSRW.CLASS_SCORER", "shared",
+                                                     "MODEL.ROI_HEADS.NUM_CLASSES", 20,
                                                      "DATASETS.TRAIN",
                                                      ("shapes_train_all1_1shot_seed0",)]))
     DetectionCheckpointer(phase1, str(tmp_path)).save("phase1")
