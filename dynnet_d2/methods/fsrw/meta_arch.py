@@ -130,15 +130,15 @@ class SupportReweighting:
         return vectors, torch.tensor(classes, device=vectors.device)
 
     @contextmanager
-    def episode_vectors(self, vectors: torch.Tensor):
-        """The predictor uses ``vectors`` instead of the stored ones inside this block; the stored
-        ones are stale afterwards."""
+    def episode_vectors(self, vectors: torch.Tensor, classes: Optional[torch.Tensor] = None):
+        """The predictor uses ``vectors`` (of ``classes`` ``(N,)``, default all in order) instead
+        of the stored ones inside this block; the stored ones are stale afterwards."""
         predictor = self.reweighted_predictor
-        predictor.episode_vectors = vectors
+        predictor.episode_vectors, predictor.episode_classes = vectors, classes
         try:
             yield
         finally:
-            predictor.episode_vectors = None
+            predictor.episode_vectors = predictor.episode_classes = None
             self._vectors_stale = True
 
     def refresh_class_vectors(self) -> None:

@@ -50,7 +50,7 @@ from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architectu
 from .class_vectors import ClassVectors
 from .losses import CLASS_LOSSES, class_loss
 from .meta_arch import SupportReweighting, check_class_vectors
-from .reweighting import reweight
+from .reweighting import CLASS_SCORERS, reweight
 
 PREDICTIONS_PER_ANCHOR = 6  # objectness, t_x, t_y, t_w, t_h, class score
 MAX_LOG_SIZE = math.log(1000.0 / 16)  # exp(t_w), exp(t_h) clamped as Detectron2's deltas are
@@ -125,7 +125,7 @@ class ReweightedYOLOHead(nn.Module):
 
     @configurable
     def __init__(self, *, in_channels: int, conv_dims: Sequence[int], num_anchors: int,
-                 num_classes: int, reweighted_channels: int):
+                 num_classes: int, reweighted_channels: int, class_scorer: str = "shared"):
         """
         Args:
             in_channels: channels of the backbone level.
@@ -134,8 +134,15 @@ class ReweightedYOLOHead(nn.Module):
             num_anchors: A.
             num_classes: N at inference (the stored class vectors).
             reweighted_channels: r, how many of the m channels a class vector scales (-1: all).
+            class_scorer: "shared" (P gives every class's score with the same weights: a class
+                is told apart by its vector alone) or "per_class" (the class score of class i
+                from weights of its own, ``class_score`` ``(N A, m)``, on class i's reweighted
+                features; P gives the rest).
         """
         super().__init__()
+        if class_scorer not in CLASS_SCORERS:
+            raise ValueError(f"MODEL.FSRW.CLASS_SCORER={class_scorer!r}: expected one of "
+                             f"{list(CLASS_SCORERS)}")
         layers, channels = [], in_channels
         for dim in conv_dims:
             layers += [nn.Conv2d(channels, dim, 3, padding=1, bias=False),
@@ -148,21 +155,41 @@ class ReweightedYOLOHead(nn.Module):
             raise ValueError(f"MODEL.FSRW.REWEIGHTED_CHANNELS={reweighted_channels}: expected "
                              f"1..{channels} (the meta features' channels) or -1 for all")
         self.reweighted_channels, self.num_anchors = reweighted_channels, num_anchors
-        self.predictor = nn.Conv2d(channels, num_anchors * PREDICTIONS_PER_ANCHOR, 1)
+        self.class_scorer = class_scorer
+        shared_outputs = PREDICTIONS_PER_ANCHOR - (class_scorer == "per_class")
+        self.predictor = nn.Conv2d(channels, num_anchors * shared_outputs, 1)
         # He init for every convolution, as Darknet's (with 0.01-std weights the class vectors'
         # differences reached the scores as a spread of 1e-4)
         for layer in [*self.meta_features, self.predictor]:
             if isinstance(layer, nn.Conv2d):
                 c2_msra_fill(layer)
+        if class_scorer == "per_class":  # rows of class i: i A .. (i + 1) A - 1
+            self.class_score = nn.Linear(channels, num_classes * num_anchors)
+            nn.init.normal_(self.class_score.weight, std=0.01)
+            nn.init.constant_(self.class_score.bias, 0)
         self.class_vectors = ClassVectors(num_classes, reweighted_channels)
-        self.episode_vectors = None
+        self.episode_vectors = self.episode_classes = None
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "class_score.weight"
+        if self.class_scorer == "per_class" and key in state_dict and \
+                state_dict[key].shape != self.class_score.weight.shape:
+            raise ValueError(
+                f"{key}: the checkpoint scores {state_dict[key].shape[0] // self.num_anchors} "
+                f"classes, this model {self.class_score.weight.shape[0] // self.num_anchors}. "
+                f"Phase 2 of MODEL.FSRW.CLASS_SCORER per_class starts from phase 1's model with "
+                f"rows for every class: dynnet_d2.methods.fsrw.surgery.phase_2_start(<phase-1 "
+                f"model_final.pth>, <base training set>, <all-class set>), which the FSRW sweep "
+                f"runs itself")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
         fsrw = cfg.MODEL.FSRW
         return {"in_channels": input_shape.channels, "conv_dims": tuple(fsrw.META_CONV_DIMS),
                 "num_anchors": len(fsrw.ANCHORS), "num_classes": fsrw.NUM_CLASSES,
-                "reweighted_channels": fsrw.REWEIGHTED_CHANNELS}
+                "reweighted_channels": fsrw.REWEIGHTED_CHANNELS,
+                "class_scorer": fsrw.CLASS_SCORER}
 
     def forward(self, features: List[torch.Tensor]) -> torch.Tensor:
         """``[(B, C, H, W)]`` -> predictions ``(B, N, A, 6, H, W)``."""
@@ -173,7 +200,16 @@ class ReweightedYOLOHead(nn.Module):
         reweighted = reweight(meta, vectors)  # (B, N, m, H, W)
         batch, classes, channels, height, width = reweighted.shape
         out = self.predictor(reweighted.reshape(batch * classes, channels, height, width))
-        return out.view(batch, classes, self.num_anchors, PREDICTIONS_PER_ANCHOR, height, width)
+        out = out.view(batch, classes, self.num_anchors, -1, height, width)
+        if self.class_scorer == "shared":
+            return out
+        rows = (self.episode_classes if self.episode_classes is not None
+                else torch.arange(classes, device=out.device))
+        weight = self.class_score.weight.view(-1, self.num_anchors, channels)[rows]  # (N, A, m)
+        bias = self.class_score.bias.view(-1, self.num_anchors)[rows]
+        scores = torch.einsum("bnmhw,nam->bnahw", reweighted, weight) + bias[None, :, :, None,
+                                                                             None]
+        return torch.cat([out, scores[:, :, :, None]], dim=3)
 
 
 @META_ARCH_REGISTRY.register()
@@ -241,7 +277,7 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
         if not self.training:
             return super().forward(batched_inputs)
         vectors, self._episode_classes = self.draw_episode(one_class=self.loss == "single_binary")
-        with self.episode_vectors(vectors):
+        with self.episode_vectors(vectors, self._episode_classes):
             return super().forward(batched_inputs)
 
     def forward_training(self, images, features, predictions, gt_instances):

@@ -30,6 +30,9 @@ SUPPORT_INPUT_CHANNELS = {"image": 3, "mask": 1, "object": 3}
 # FSRW's vectors are the pooled output itself, Meta R-CNN's its sigmoid (attention in (0, 1))
 VECTOR_ACTIVATIONS = {"none": nn.Identity, "sigmoid": nn.Sigmoid}
 
+#: ``MODEL.FSRW.CLASS_SCORER``: how both detectors score class i on its reweighted features.
+CLASS_SCORERS = ("shared", "per_class")
+
 
 def vector_activation(cfg) -> nn.Module:
     name = cfg.MODEL.FSRW.VECTOR_ACTIVATION

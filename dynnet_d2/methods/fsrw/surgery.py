@@ -1,21 +1,21 @@
-"""Phase 2 of the two-stage reweighting detector with Meta R-CNN's per-class predictor
-(``MODEL.FSRW.CLASS_SCORER per_class``, :mod:`.two_stage`): its predictor has a row per class,
+"""Phase 2 of a reweighting detector with a per-class predictor (``MODEL.FSRW.CLASS_SCORER
+per_class``): its class-score rows (and the two-stage detector's box rows) are per class,
 
-==========================================  ============  ===================================
-``roi_heads.box_predictor.cls_score``       (N, D), (N,)  row c: class c (no background row:
-                                                          the background has its own scorer)
-``roi_heads.box_predictor.bbox_pred``       (4N, D), (4N,) rows 4c..4c+3: class c
-==========================================  ============  ===================================
+==========================================  =============  ==================================
+``roi_heads.box_predictor.cls_score``       (N, D), (N,)   two-stage; row c: class c (no
+                                                           background row: it has its scorer)
+``roi_heads.box_predictor.bbox_pred``       (4N, D), (4N,) two-stage; rows 4c..4c+3: class c
+``head.class_score``                        (NA, m), (NA,) one-stage; rows cA..cA+A-1: class c
+==========================================  =============  ==================================
 
 so phase 1's checkpoint (the base classes) is turned into one for every class of the split
 before fine-tuning: a row of a class phase 1 knows is copied by class name, a novel class's
 row is drawn from N(0, 0.01) (the predictor's own initialisation) with a zero bias, phase 1's
 stored class vectors are dropped (phase 2 computes its own, for every class), every other tensor
-is kept. A phase-1 checkpoint of the shared scorer (one row) or of the one-stage detector
-needs nothing and is returned as it is.
+is kept. A phase-1 checkpoint of the shared scorer needs nothing and is returned as it is.
 """
 from pathlib import Path
-from typing import Sequence
+from typing import Dict, Sequence
 
 import torch
 from detectron2.data import MetadataCatalog
@@ -24,22 +24,35 @@ from ...engine.checkpoint import read_checkpoint_file
 from ...utils.io import atomic_open
 
 PREDICTOR = "roi_heads.box_predictor."
+ONE_STAGE_SCORE = "head.class_score"  # (N A, m): rows of class i: i A .. (i + 1) A - 1
 INIT_STD = 0.01
 BOX_DIM = 4
+
+
+def per_class_layers(state: dict, num_base_classes: int) -> Dict[str, int]:
+    """``{layer prefix: rows per class}`` of the per-class predictor in the model state dict
+    ``state`` of a phase-1 model of ``num_base_classes`` classes; ``{}`` for the shared scorer
+    (one row)."""
+    two_stage = state.get(f"{PREDICTOR}cls_score.weight")
+    if two_stage is not None:
+        return {} if two_stage.shape[0] == 1 else {f"{PREDICTOR}cls_score": 1,
+                                                   f"{PREDICTOR}bbox_pred": BOX_DIM}
+    one_stage = state.get(f"{ONE_STAGE_SCORE}.weight")
+    return {} if one_stage is None else {ONE_STAGE_SCORE: one_stage.shape[0] // num_base_classes}
 
 
 def fit_per_class_predictor(state: dict, base_classes: Sequence[str],
                             classes: Sequence[str], *, seed: int = 0) -> dict:
     """A copy of the model state dict ``state`` whose per-class predictor rows for
     ``base_classes`` become rows for ``classes`` (module docstring); ``ValueError`` naming the
-    layer when its rows are not ``len(base_classes)``."""
+    layer when its rows are not a multiple of ``len(base_classes)``."""
     generator = torch.Generator().manual_seed(seed)
-    out = {k: v for k, v in state.items() if not k.startswith(f"{PREDICTOR}class_vectors.")}
-    for layer, rows in (("cls_score", 1), ("bbox_pred", BOX_DIM)):
-        weight, bias = state[f"{PREDICTOR}{layer}.weight"], state[f"{PREDICTOR}{layer}.bias"]
+    out = {k: v for k, v in state.items() if ".class_vectors." not in f".{k}"}
+    for layer, rows in per_class_layers(state, len(base_classes)).items():
+        weight, bias = state[f"{layer}.weight"], state[f"{layer}.bias"]
         if weight.shape[0] != rows * len(base_classes):
-            raise ValueError(f"{PREDICTOR}{layer}.weight has {weight.shape[0]} rows, expected "
-                             f"{rows} per class of the {len(base_classes)} base classes")
+            raise ValueError(f"{layer}.weight has {weight.shape[0]} rows, expected {rows} per "
+                             f"class of the {len(base_classes)} base classes")
         new_weight = torch.empty((rows * len(classes), weight.shape[1]), dtype=weight.dtype)
         new_weight.normal_(0, INIT_STD, generator=generator)
         new_bias = torch.zeros(rows * len(classes), dtype=bias.dtype)
@@ -48,7 +61,7 @@ def fit_per_class_predictor(state: dict, base_classes: Sequence[str],
                 start = rows * list(base_classes).index(name)
                 new_weight[rows * target:rows * (target + 1)] = weight[start:start + rows]
                 new_bias[rows * target:rows * (target + 1)] = bias[start:start + rows]
-        out[f"{PREDICTOR}{layer}.weight"], out[f"{PREDICTOR}{layer}.bias"] = new_weight, new_bias
+        out[f"{layer}.weight"], out[f"{layer}.bias"] = new_weight, new_bias
     return out
 
 
@@ -57,12 +70,12 @@ def phase_2_start(checkpoint: str, base_set: str, all_set: str) -> str:
     for a shared scorer, else ``model_per_class_<all_set>.pth`` beside it (written once,
     atomically, without the training state) with :func:`fit_per_class_predictor`."""
     data = read_checkpoint_file(checkpoint, "phase-1 checkpoint")
-    scorer = data["model"].get(f"{PREDICTOR}cls_score.weight")
-    if scorer is None or scorer.shape[0] == 1:  # the one-stage detector, the shared scorer
+    base_classes = MetadataCatalog.get(base_set).thing_classes
+    if not per_class_layers(data["model"], len(base_classes)):  # the shared scorer
         return checkpoint
     path = Path(checkpoint).with_name(f"model_per_class_{all_set}.pth")
     if not path.is_file():
-        model = fit_per_class_predictor(data["model"], MetadataCatalog.get(base_set).thing_classes,
+        model = fit_per_class_predictor(data["model"], base_classes,
                                         MetadataCatalog.get(all_set).thing_classes)
         with atomic_open(str(path), "wb") as f:
             torch.save({"model": model}, f)

@@ -33,9 +33,7 @@ from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from torch import nn
 
 from .class_vectors import ClassVectors
-from .reweighting import reweight
-
-CLASS_SCORERS = ("shared", "per_class")
+from .reweighting import CLASS_SCORERS, reweight
 
 
 class ReweightedOutputLayers(FastRCNNOutputLayers):

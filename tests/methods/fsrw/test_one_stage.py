@@ -182,3 +182,33 @@ def test_a_training_step_trains_the_reweighter_and_stored_vectors_survive_a_relo
 def test_config_errors_name_the_key(opts, message):
     with pytest.raises(ValueError, match=message):
         _model(*opts)
+
+
+def test_per_class_scorer_scores_each_class_with_its_own_rows_on_its_features():
+    from dynnet_d2.methods.fsrw.one_stage import ReweightedYOLOHead
+
+    torch.manual_seed(0)
+    head = ReweightedYOLOHead(in_channels=8, conv_dims=[6], num_anchors=2, num_classes=3,
+                              reweighted_channels=-1, class_scorer="per_class")
+    assert head.predictor.out_channels == 2 * 5 and head.class_score.out_features == 3 * 2
+    feature = torch.randn(1, 8, 4, 5)
+    head.episode_vectors, head.episode_classes = torch.rand(2, 6), torch.tensor([2, 0])
+    out = head([feature])
+    assert out.shape == (1, 2, 2, 6, 4, 5)
+    meta = head.meta_features(feature)
+    for column, cls in enumerate((2, 0)):  # column j scores episode class j with its rows
+        reweighted = meta * head.episode_vectors[column][None, :, None, None]
+        for anchor in range(2):
+            row = cls * 2 + anchor
+            expected = torch.einsum("bmhw,m->bhw", reweighted, head.class_score.weight[row]) \
+                + head.class_score.bias[row]
+            torch.testing.assert_close(out[:, column, anchor, 5], expected)
+        shared = head.predictor(reweighted).view(1, 2, 5, 4, 5)
+        torch.testing.assert_close(out[:, column, :, :5], shared)
+    out.sum().backward()
+    assert head.class_score.weight.grad[[0, 1, 4, 5]].abs().sum(1).gt(0).all()
+    assert head.class_score.weight.grad[[2, 3]].abs().sum() == 0  # class 1 not in the episode
+    with pytest.raises(ValueError, match="class_score.weight: the checkpoint scores 2 classes, "
+                                         "this model 3.*phase_2_start"):
+        head.load_state_dict({**head.state_dict(), "class_score.weight": torch.zeros(4, 6),
+                              "class_score.bias": torch.zeros(4)})

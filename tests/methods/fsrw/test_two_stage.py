@@ -176,3 +176,20 @@ def test_per_class_predictor_rows_copied_by_class_name_and_novel_rows_drawn():
     with pytest.raises(ValueError, match="cls_score.weight has 2 rows, expected 1 per class of "
                                          "the 3 base classes"):
         fit_per_class_predictor(state, ["a", "b", "c"], ["a", "b", "c", "d"])
+
+
+def test_one_stage_per_class_rows_are_fitted_anchor_block_by_class_block():
+    from dynnet_d2.methods.fsrw.surgery import fit_per_class_predictor, per_class_layers
+
+    state = {"head.class_score.weight": torch.arange(8.0).view(4, 2),  # 2 classes x 2 anchors
+             "head.class_score.bias": torch.tensor([1.0, 2.0, 3.0, 4.0]),
+             "head.class_vectors.vectors": torch.ones(2, 2)}
+    assert per_class_layers(state, 2) == {"head.class_score": 2}
+    out = fit_per_class_predictor(state, ["a", "b"], ["b", "new", "a"])
+    weight = out["head.class_score.weight"]
+    assert torch.equal(weight[0:2], state["head.class_score.weight"][2:4])  # b's anchors
+    assert torch.equal(weight[4:6], state["head.class_score.weight"][0:2])  # a's anchors
+    assert out["head.class_score.bias"].tolist() == [3.0, 4.0, 0.0, 0.0, 1.0, 2.0]
+    assert "head.class_vectors.vectors" not in out
+    assert per_class_layers({"roi_heads.box_predictor.cls_score.weight": torch.zeros(1, 4)},
+                            2) == {}  # the shared scorer
