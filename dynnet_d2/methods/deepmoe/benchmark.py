@@ -314,15 +314,17 @@ def plot(record: dict, folder: Path, name: str) -> List[Path]:
     per-class channel utilisation. Returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     results, written = record.get("results", {}), []
-    plain = next((r for n, r in results.items() if n.endswith("plain")), None)
-    if plain is not None:
+    reference = _first_plain(results)
+    if reference is not None:
+        plain = results[reference]
         points = sorted(({"label": n, "top1": r["top1"],
                           "relative_flops": r["mean_gflops"] / plain["mean_gflops"]}
-                         for n, r in results.items() if not n.endswith("plain")),
+                         for n, r in results.items() if n != reference),
                         key=lambda point: point["relative_flops"])
         path = folder / f"{name}_accuracy_vs_flops.png"
         plot_accuracy_vs_flops(points, str(path), f"DeepMoE, {name}: top-1 vs executed FLOPs",
-                               reference={"label": "plain", "top1": plain["top1"]})
+                               reference={"label": reference, "top1": plain["top1"]},
+                               xlabel=f"executed FLOPs / {reference} FLOPs")
         written.append(path)
     for arm, analysis in record.get("analysis", {}).items():
         classes = MetadataCatalog.get(TEST).thing_classes
@@ -340,14 +342,7 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
     """The README's tables: accuracy and executed FLOPs per arm (classification suites; relative
     to the first plain arm) or the runs' own evaluations (``shapes``), the timings and the
     gate-embedding shuffling."""
-    results = record.get("results", {})
-    plain = next((r for n, r in results.items() if n.endswith("plain")), None)
-    lines = ["| arm | top-1 (%) | executed MFLOPs / image | vs plain |", "|---|---|---|---|"]
-    for name, r in results.items():
-        ratio = f"{r['mean_gflops'] / plain['mean_gflops']:.2f}" if plain else "–"
-        lines.append(f"| {name} | {r['top1']:.2f} | {1000 * r['mean_gflops']:.2f} | {ratio} |")
-    if suite == "shapes":
-        lines = shapes_report(record)
+    lines = shapes_report(record) if suite == "shapes" else classification_report(record)
     for key, timings in record.get("timing", {}).items():
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]
@@ -358,6 +353,24 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
         lines += [f"| {c} | {r['own']:.1f} | {r['same_group']:.1f} | {r['other_groups']:.1f} |"
                   for c, r in analysis["shuffling"].items()]
     return "\n".join(lines)
+
+
+def _first_plain(results: dict) -> Optional[str]:
+    """The first plain arm of ``results``: the reference of the relative FLOPs."""
+    return next((n for n in results if n.endswith("plain")), None)
+
+
+def classification_report(record: dict) -> List[str]:
+    """Top-1 and executed FLOPs of every evaluated arm, relative to the first plain one."""
+    results = record.get("results", {})
+    reference = _first_plain(results)
+    lines = [f"| arm | top-1 (%) | executed MFLOPs / image | vs {reference or 'plain'} |",
+             "|---|---|---|---|"]
+    for name, r in results.items():
+        ratio = (f"{r['mean_gflops'] / results[reference]['mean_gflops']:.2f}"
+                 if reference else "–")
+        lines.append(f"| {name} | {r['top1']:.2f} | {1000 * r['mean_gflops']:.2f} | {ratio} |")
+    return lines
 
 
 def shapes_report(record: dict) -> List[str]:
