@@ -33,6 +33,7 @@ from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architectu
 from .class_vectors import ClassVectors
 from .reweighting import build_reweighter
 from .support import SupportPool, box_xyxy, read_image_tensor, support_input
+from .surgery import PHASE_2_FIX
 from .two_stage import ReweightedOutputLayers
 
 SUPPORT_BATCH = 32  # supports per forward of the reweighting module when averaging
@@ -261,8 +262,5 @@ def _per_class_predictor_must_fit(cfg) -> bool:
 
 declare_meta_architecture("ReweightingRCNN", MetaArchitectureNeeds(
     "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=_per_class_predictor_must_fit,
-    predictor_fix="Phase 2 of MODEL.FSRW.CLASS_SCORER per_class starts from phase 1's model with "
-                  "rows for every class: dynnet_d2.methods.fsrw.surgery.phase_2_start(<phase-1 "
-                  "model_final.pth>, <base training set>, <all-class set>), which the FSRW "
-                  "sweep (tools/run_experiments.py --methods meta_rcnn) runs itself",
+    predictor_fix=PHASE_2_FIX,
     check_before_test=check_class_vectors))

@@ -50,7 +50,8 @@ from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architectu
 from .class_vectors import ClassVectors
 from .losses import CLASS_LOSSES, class_loss
 from .meta_arch import SupportReweighting, check_class_vectors
-from .reweighting import CLASS_SCORERS, reweight
+from .reweighting import check_class_scorer, reweight
+from .surgery import PHASE_2_FIX
 
 PREDICTIONS_PER_ANCHOR = 6  # objectness, t_x, t_y, t_w, t_h, class score
 MAX_LOG_SIZE = math.log(1000.0 / 16)  # exp(t_w), exp(t_h) clamped as Detectron2's deltas are
@@ -140,9 +141,7 @@ class ReweightedYOLOHead(nn.Module):
                 features; P gives the rest).
         """
         super().__init__()
-        if class_scorer not in CLASS_SCORERS:
-            raise ValueError(f"MODEL.FSRW.CLASS_SCORER={class_scorer!r}: expected one of "
-                             f"{list(CLASS_SCORERS)}")
+        check_class_scorer(class_scorer)
         layers, channels = [], in_channels
         for dim in conv_dims:
             layers += [nn.Conv2d(channels, dim, 3, padding=1, bias=False),
@@ -177,10 +176,7 @@ class ReweightedYOLOHead(nn.Module):
             raise ValueError(
                 f"{key}: the checkpoint scores {state_dict[key].shape[0] // self.num_anchors} "
                 f"classes, this model {self.class_score.weight.shape[0] // self.num_anchors}. "
-                f"Phase 2 of MODEL.FSRW.CLASS_SCORER per_class starts from phase 1's model with "
-                f"rows for every class: dynnet_d2.methods.fsrw.surgery.phase_2_start(<phase-1 "
-                f"model_final.pth>, <base training set>, <all-class set>), which the FSRW sweep "
-                f"runs itself")
+                + PHASE_2_FIX)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod

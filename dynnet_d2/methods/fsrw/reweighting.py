@@ -42,6 +42,14 @@ def vector_activation(cfg) -> nn.Module:
     return VECTOR_ACTIVATIONS[name]()
 
 
+def check_class_scorer(name: str) -> None:
+    """``ValueError`` naming ``MODEL.FSRW.CLASS_SCORER`` unless ``name`` is one of
+    :data:`CLASS_SCORERS`."""
+    if name not in CLASS_SCORERS:
+        raise ValueError(f"MODEL.FSRW.CLASS_SCORER={name!r}: expected one of "
+                         f"{list(CLASS_SCORERS)}")
+
+
 def support_channels(forms: Sequence[str]) -> int:
     """Input channels of the reweighting module for the support forms ``forms``."""
     unknown = [f for f in forms if f not in SUPPORT_INPUT_CHANNELS]

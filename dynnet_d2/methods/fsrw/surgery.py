@@ -27,6 +27,11 @@ PREDICTOR = "roi_heads.box_predictor."
 ONE_STAGE_SCORE = "head.class_score"  # (N A, m): rows of class i: i A .. (i + 1) A - 1
 INIT_STD = 0.01
 BOX_DIM = 4
+#: What to do when a per-class predictor's rows do not fit: said by the checkpoint loaders.
+PHASE_2_FIX = ("Phase 2 of MODEL.FSRW.CLASS_SCORER per_class starts from phase 1's model with "
+               "rows for every class: dynnet_d2.methods.fsrw.surgery.phase_2_start(<phase-1 "
+               "model_final.pth>, <base training set>, <all-class set>), which the FSRW sweep "
+               "(tools/run_experiments.py) runs itself")
 
 
 def per_class_layers(state: dict, num_base_classes: int) -> Dict[str, int]:

@@ -33,7 +33,7 @@ from detectron2.modeling.roi_heads import FastRCNNOutputLayers
 from torch import nn
 
 from .class_vectors import ClassVectors
-from .reweighting import CLASS_SCORERS, reweight
+from .reweighting import check_class_scorer, reweight
 
 
 class ReweightedOutputLayers(FastRCNNOutputLayers):
@@ -47,9 +47,7 @@ class ReweightedOutputLayers(FastRCNNOutputLayers):
         (D: all; Table 6.4's "half": D // 2); ``class_scorer``: "shared" or "per_class" (module
         docstring); other arguments as ``FastRCNNOutputLayers``."""
         super().__init__(input_shape, **kwargs)
-        if class_scorer not in CLASS_SCORERS:
-            raise ValueError(f"MODEL.FSRW.CLASS_SCORER={class_scorer!r}: expected one of "
-                             f"{list(CLASS_SCORERS)}")
+        check_class_scorer(class_scorer)
         if self.bbox_pred.out_features == 4 and self.num_classes > 1:
             raise ValueError("MODEL.ROI_BOX_HEAD.CLS_AGNOSTIC_BBOX_REG=True: the reweighting "
                              "predictor regresses each class from its own feature")
