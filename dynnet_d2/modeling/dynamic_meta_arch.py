@@ -18,6 +18,7 @@ A plain backbone under these meta-architectures trains and predicts exactly as u
 (tests pin it), so a baseline and its dynamic variant report FLOPs the same way.
 """
 from dataclasses import replace
+from functools import cached_property
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -56,14 +57,11 @@ class _DynamicBackboneForward:
     def class_presence(self, batched_inputs: List[Dict]) -> torch.Tensor:
         raise NotImplementedError
 
-    @property
+    @cached_property
     def backbone_flops(self) -> ExecutedFlops:
         """The backbone's executed-FLOP counter (built on first use; cached per input shape)."""
-        if "_backbone_flops" not in self.__dict__:
-            costed = self.dynamic.costed_modules() if self.dynamic is not None else {}
-            self.__dict__["_backbone_flops"] = ExecutedFlops(self.backbone, self._static_backbone,
-                                                             costed)
-        return self.__dict__["_backbone_flops"]
+        costed = self.dynamic.costed_modules() if self.dynamic is not None else {}
+        return ExecutedFlops(self.backbone, self._static_backbone, costed)
 
     def _static_backbone(self, images: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """The backbone's outputs with every part executed (for fvcore's static count)."""

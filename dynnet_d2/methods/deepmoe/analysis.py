@@ -61,15 +61,16 @@ def shuffled_accuracy(model, images: torch.Tensor, labels: torch.Tensor,
     random image (drawn with ``seed``, one per image) of another class of its group in
     ``groups``, and of a random image of a class of another group."""
     group_of = {c: name for name, classes in groups.items() for c in classes}
-    missing = sorted(set(labels.tolist()) - set(group_of))
+    label_list = labels.tolist()
+    missing = sorted(set(label_list) - set(group_of))
     if missing:
         raise ValueError(f"classes {missing} are in no group of {dict(groups)}")
     generator = torch.Generator().manual_seed(seed)
-    in_group = [group_of[c] for c in labels.tolist()]
+    in_group = [group_of[c] for c in label_list]
     results = {}
-    for c in sorted(set(labels.tolist())):
+    for c in sorted(set(label_list)):
         mine = (labels == c).nonzero().squeeze(1)
-        same = torch.tensor([i for i, (label, g) in enumerate(zip(labels.tolist(), in_group))
+        same = torch.tensor([i for i, (label, g) in enumerate(zip(label_list, in_group))
                              if g == group_of[c] and label != c], dtype=torch.long)
         other = torch.tensor([i for i, g in enumerate(in_group) if g != group_of[c]],
                              dtype=torch.long)
