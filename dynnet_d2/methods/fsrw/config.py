@@ -19,6 +19,9 @@ def add_fsrw_config(cfg: CN) -> None:
     # Channels of LightReweighter's convolution-ReLU-2x2-max-pool layers before its last
     # convolution (which gives the class vector).
     cfg.MODEL.FSRW.REWEIGHTER_DIMS = [32, 64, 128, 256]
+    # How the reweighting module's last layer (the one giving the class vectors) starts: "he"
+    # (Darknet's) or "identity" (weights N(0, 0.01), bias 1: every vector starts near all-ones).
+    cfg.MODEL.FSRW.REWEIGHTER_INIT = "he"
     # What a support example is made of (Table 6.6): "image" plus any of "mask" (a binary
     # channel, 1 inside the box) and "object" (the box alone, resized); stacked in that order.
     cfg.MODEL.FSRW.SUPPORT_INPUT = ["image", "mask"]
@@ -33,7 +36,7 @@ def add_fsrw_config(cfg: CN) -> None:
     # Support instances per class averaged into the class vectors stored for inference, drawn
     # by SEED; 0: all of them (phase 2: the K shots).
     cfg.MODEL.FSRW.MEAN_SUPPORTS_PER_CLASS = 0
-    # The two-stage detector's class scorer: "shared" (FSRW's: one scorer for every class, a class
+    # Both detectors' class scorer: "shared" (FSRW's: one scorer for every class, a class
     # told apart by its vector alone) or "per_class" (Meta R-CNN's: the predictor's row of class
     # i scores class i's reweighted feature; its rows are shaped by the class count).
     cfg.MODEL.FSRW.CLASS_SCORER = "shared"

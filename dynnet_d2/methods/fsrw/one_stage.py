@@ -157,11 +157,15 @@ class ReweightedYOLOHead(nn.Module):
         self.class_scorer = class_scorer
         shared_outputs = PREDICTIONS_PER_ANCHOR - (class_scorer == "per_class")
         self.predictor = nn.Conv2d(channels, num_anchors * shared_outputs, 1)
-        # He init for every convolution, as Darknet's (with 0.01-std weights the class vectors'
-        # differences reached the scores as a spread of 1e-4)
-        for layer in [*self.meta_features, self.predictor]:
+        # He init for the meta features' convolutions, as Darknet's; the prediction module as
+        # Detectron2's dense heads (N(0, 0.01), bias 0): He-initialised, its box and objectness
+        # outputs start large, and their gradients wiped the class information out of the
+        # backbone's features in the first few hundred iterations (projects/FSRW/README.md)
+        for layer in self.meta_features:
             if isinstance(layer, nn.Conv2d):
                 c2_msra_fill(layer)
+        nn.init.normal_(self.predictor.weight, std=0.01)
+        nn.init.constant_(self.predictor.bias, 0)
         if class_scorer == "per_class":  # rows of class i: i A .. (i + 1) A - 1
             self.class_score = nn.Linear(channels, num_classes * num_anchors)
             nn.init.normal_(self.class_score.weight, std=0.01)

@@ -42,6 +42,25 @@ def vector_activation(cfg) -> nn.Module:
     return VECTOR_ACTIVATIONS[name]()
 
 
+#: ``MODEL.FSRW.REWEIGHTER_INIT``: how the reweighting module's last layer starts.
+REWEIGHTER_INITS = ("he", "identity")
+
+
+def init_last_layer(layer: nn.Conv2d, how: str) -> None:
+    """Initialise the layer giving the class vectors: "he" (MSRA, bias 0, as Darknet's) or
+    "identity" (weights N(0, 0.01), bias 1: every class vector starts near all-ones, so Eq. 6.1
+    starts as the identity and the detector learns as a plain one while the vectors become
+    class-specific); ``ValueError`` naming ``MODEL.FSRW.REWEIGHTER_INIT`` otherwise."""
+    if how not in REWEIGHTER_INITS:
+        raise ValueError(f"MODEL.FSRW.REWEIGHTER_INIT={how!r}: expected one of "
+                         f"{list(REWEIGHTER_INITS)}")
+    if how == "he":
+        c2_msra_fill(layer)
+    else:
+        nn.init.normal_(layer.weight, std=0.01)
+        nn.init.constant_(layer.bias, 1.0)
+
+
 def check_class_scorer(name: str) -> None:
     """``ValueError`` naming ``MODEL.FSRW.CLASS_SCORER`` unless ``name`` is one of
     :data:`CLASS_SCORERS`."""
@@ -82,14 +101,14 @@ def reweight(features: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
 class LightReweighter(nn.Module):
     """The light CNN of FSRW's reweighting module: per entry of ``conv_dims`` a 3x3 convolution,
     ReLU and 2x2 max pooling, then a 3x3 convolution to ``out_channels`` and global max pooling
-    (as the reference's reweighting network ends). He (MSRA) initialisation, as Darknet's: with
+    (as the reference's reweighting network ends). He (MSRA) initialisation, as Darknet's (with
     PyTorch's default the class vectors start near 0.03 and nearly equal across classes, so the
-    class scores of the reweighted features start equal (the one-stage detector's class loss
-    stayed at ln N for its first 280 iterations)."""
+    class scores of the reweighted features start equal); the last convolution's is
+    ``last_layer_init``."""
 
     @configurable
     def __init__(self, *, in_channels: int, out_channels: int, conv_dims: Sequence[int],
-                 activation: Optional[nn.Module] = None):
+                 activation: Optional[nn.Module] = None, last_layer_init: str = "he"):
         """
         Args:
             in_channels: channels of a support input (see :func:`support_channels`).
@@ -97,6 +116,7 @@ class LightReweighter(nn.Module):
                 part of them that is reweighted).
             conv_dims: channels of the convolution-ReLU-pool layers before the last one.
             activation: applied to the pooled output (None: none).
+            last_layer_init: the last convolution's initialisation (:func:`init_last_layer`).
         """
         super().__init__()
         layers, channels = [], in_channels
@@ -106,9 +126,10 @@ class LightReweighter(nn.Module):
             channels = dim
         layers.append(nn.Conv2d(channels, out_channels, 3, padding=1))
         self.layers = nn.Sequential(*layers)
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             if isinstance(layer, nn.Conv2d):
                 c2_msra_fill(layer)
+        init_last_layer(self.layers[-1], last_layer_init)
         self.out_channels = out_channels
         self.activation = activation or nn.Identity()
 
@@ -116,7 +137,8 @@ class LightReweighter(nn.Module):
     def from_config(cls, cfg, out_channels: int, backbone: Optional[Backbone] = None):
         return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
                 "out_channels": out_channels, "conv_dims": tuple(cfg.MODEL.FSRW.REWEIGHTER_DIMS),
-                "activation": vector_activation(cfg)}
+                "activation": vector_activation(cfg),
+                "last_layer_init": cfg.MODEL.FSRW.REWEIGHTER_INIT}
 
     def forward(self, supports: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""
@@ -135,13 +157,14 @@ class BackboneReweighter(nn.Module):
 
     @configurable
     def __init__(self, *, in_channels: int, out_channels: int, backbone: Backbone,
-                 activation: Optional[nn.Module] = None):
+                 activation: Optional[nn.Module] = None, last_layer_init: str = "he"):
         """
         Args:
             in_channels: channels of a support input (see :func:`support_channels`).
             out_channels: length r of a class vector.
             backbone: the detector's backbone, taking 3-channel images.
             activation: applied to the pooled output (None: none).
+            last_layer_init: the projection's initialisation (:func:`init_last_layer`).
         """
         super().__init__()
         self.adapter = nn.Conv2d(in_channels, 3, 1)
@@ -152,7 +175,7 @@ class BackboneReweighter(nn.Module):
         shapes = backbone.output_shape()
         self.level = max(shapes, key=lambda name: shapes[name].stride)
         self.project = nn.Conv2d(shapes[self.level].channels, out_channels, 1)
-        c2_msra_fill(self.project)
+        init_last_layer(self.project, last_layer_init)
         self._shared = (backbone,)  # a tuple: not registered as a submodule
         self.out_channels = out_channels
         self.activation = activation or nn.Identity()
@@ -170,7 +193,8 @@ class BackboneReweighter(nn.Module):
                              f"{divisibility}")
         return {"in_channels": support_channels(cfg.MODEL.FSRW.SUPPORT_INPUT),
                 "out_channels": out_channels, "backbone": backbone,
-                "activation": vector_activation(cfg)}
+                "activation": vector_activation(cfg),
+                "last_layer_init": cfg.MODEL.FSRW.REWEIGHTER_INIT}
 
     def forward(self, supports: torch.Tensor) -> torch.Tensor:
         """``(N, C_in, S, S)`` -> class vectors ``(N, out_channels)``."""

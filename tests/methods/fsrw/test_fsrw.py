@@ -226,3 +226,27 @@ def test_sigmoid_vectors_are_the_sigmoid_of_the_pooled_output_and_names_are_chec
     torch.testing.assert_close(attention(supports), torch.sigmoid(module(supports)))
     with pytest.raises(ValueError, match="VECTOR_ACTIVATION='tanh': expected one of"):
         build_reweighter(load_config(CONFIG, ["MODEL.FSRW.VECTOR_ACTIVATION", "tanh"]), 4)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, _ in FSRW_REWEIGHTER_REGISTRY))
+def test_identity_init_starts_every_class_vector_near_all_ones(name):
+    """REWEIGHTER_INIT identity: the last layer's weights N(0, 0.01) and bias 1, so a vector is
+    1 + a max over small terms (Eq. 6.1 starts as the identity); "he" gives vectors far from it;
+    an unknown name is an error naming the key."""
+    def vectors(init):
+        torch.manual_seed(0)
+        cfg = load_config(CONFIG, ["MODEL.FSRW.REWEIGHTER", name,
+                                   "MODEL.FSRW.REWEIGHTER_INIT", init])
+        module = build_reweighter(cfg, out_channels=64, backbone=build_backbone(cfg))
+        torch.manual_seed(1)
+        return module, module(torch.randn(6, 4, 64, 64))
+
+    module, identity = vectors("identity")
+    last = module.layers[-1] if name == "LightReweighter" else module.project
+    torch.testing.assert_close(last.bias, torch.ones_like(last.bias))
+    assert abs(float(last.weight.detach().std()) - 0.01) < 0.002
+    assert float((identity - 1).abs().max()) < 0.5 and abs(float(identity.mean()) - 1) < 0.2
+    _, he = vectors("he")
+    assert float((he - 1).abs().mean()) > 3 * float((identity - 1).abs().mean())
+    with pytest.raises(ValueError, match="REWEIGHTER_INIT='zeros': expected one of"):
+        vectors("zeros")

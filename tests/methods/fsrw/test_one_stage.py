@@ -62,7 +62,7 @@ def test_decoding_the_assigned_targets_gives_the_box_back():
 
 
 def test_head_predicts_each_class_from_its_reweighted_meta_features_forward_and_backward():
-    head = _model().head
+    head = _model("MODEL.FSRW.CLASS_SCORER", "shared").head  # the thesis' one scorer
     feature = torch.randn(2, 64, 3, 5, requires_grad=True)
     vectors = torch.randn(4, 16, requires_grad=True)
     head.episode_vectors = vectors
@@ -147,6 +147,18 @@ def test_inference_scores_are_objectness_times_the_softmax_across_classes():
     torch.testing.assert_close(result.scores, torch.tensor([0.6]))
     # anchor 1 (38x38) centred in cell (1, 2): (16 + 8, 32 + 8)
     torch.testing.assert_close(result.pred_boxes.tensor, torch.tensor([[5.0, 21, 43, 59]]))
+
+
+def test_prediction_module_starts_as_detectron2s_dense_heads_and_meta_convs_as_darknets():
+    """N(0, 0.01) weights and zero bias for the prediction module P (He-initialised, its box and
+    objectness outputs started large and wiped the class information out of the features), He
+    (fan-out) for the meta features' convolutions."""
+    head = _model("MODEL.FSRW.META_CONV_DIMS", [64]).head
+    assert abs(float(head.predictor.weight.std()) - 0.01) < 0.001
+    assert float(head.predictor.bias.abs().max()) == 0
+    conv = head.meta_features[0]
+    he_std = math.sqrt(2 / (conv.out_channels * 3 * 3))
+    assert abs(float(conv.weight.std()) / he_std - 1) < 0.05
 
 
 def test_a_training_step_trains_the_reweighter_and_stored_vectors_survive_a_reload():
