@@ -58,8 +58,9 @@ def phase_1_checkpoint(method: str, split: int) -> Path:
 
 
 def start_weights(method: str, split: int) -> Path:
-    """What ``method``'s fine-tuning starts from: phase 1's model (no surgery), or for TFA's
-    methods the base model after randinit surgery (prepared as the sweep prepares it)."""
+    """What ``method``'s fine-tuning starts from, prepared as the sweep prepares it: phase 1's
+    model (with rows for the novel classes for a per-class predictor), or for TFA's methods the
+    base model after randinit surgery."""
     checkpoint = phase_1_checkpoint(method, split)
     base = fewshot_base(FEWSHOT_METHODS[method].base)
     return Path(base.prepare(str(checkpoint), f"shapes_train_base{split}",

@@ -363,8 +363,9 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
         return results
 
 
-# the head has no class-count-shaped parameter: phase 2 starts from phase 1's checkpoint
-# without surgery
+# the shared scorer has no class-count-shaped parameter; the per-class rows (the configs') are
+# checked against the checkpoint by ReweightedYOLOHead._load_from_state_dict (an error naming
+# surgery.phase_2_start, which the sweep runs)
 declare_meta_architecture("ReweightingYOLO", MetaArchitectureNeeds(
     "MODEL.FSRW.NUM_CLASSES", predictor_must_fit=lambda cfg: False,
     check_before_test=check_class_vectors))
