@@ -239,7 +239,7 @@ def test_identity_init_starts_every_class_vector_near_all_ones(name):
                                    "MODEL.FSRW.REWEIGHTER_INIT", init])
         module = build_reweighter(cfg, out_channels=64, backbone=build_backbone(cfg))
         torch.manual_seed(1)
-        return module, module(torch.randn(6, 4, 64, 64))
+        return module, module(torch.randn(6, 4, 64, 64)).detach()
 
     module, identity = vectors("identity")
     last = module.layers[-1] if name == "LightReweighter" else module.project
