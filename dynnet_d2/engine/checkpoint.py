@@ -11,7 +11,9 @@
   initialised or dropping trained ones.
 * ``predictor_must_fit=True`` (few-shot fine-tuning): a checkpoint whose box predictor has
   another shape raises :class:`CheckpointMismatchError` saying to run checkpoint surgery first
-  (Detectron2 would re-initialise the predictor silently, base rows included).
+  (Detectron2 would re-initialise the predictor silently, base rows included). The predictor is
+  the parameters under ``predictor_prefix`` (Detectron2's box predictor unless the
+  meta-architecture declares another: :func:`predictor_checks`).
 * ``frozen_parts`` (fine-tuning with frozen parts, :func:`frozen_parts`): every parameter and
   buffer of a part the config freezes must load from the weights (they never train, so a part
   left randomly initialised would make the whole fine-tuning meaningless); an empty
@@ -28,11 +30,11 @@ from detectron2.utils import comm
 
 from ..config import config_value
 from ..modeling.freeze import FREEZE_KEYS
-from ..modeling.meta_arch import RANDINIT_SURGERY_FIX
+from ..modeling.meta_arch import BOX_PREDICTOR_PREFIX, RANDINIT_SURGERY_FIX, meta_architecture_needs
 from ..utils.io import atomic_open, remove_stale_temporaries
 
 # Parameters of the box predictor (the last layer, which checkpoint surgery rewrites).
-PREDICTOR_PREFIX = "roi_heads.box_predictor."
+PREDICTOR_PREFIX = BOX_PREDICTOR_PREFIX
 # Targets of our atomic writes in a checkpoint directory (names without the temporary suffix).
 CHECKPOINT_FILES = r"[^/]+\.pth|last_checkpoint"
 
@@ -73,6 +75,19 @@ def _describe(keys, limit: int = 5) -> str:
     return ", ".join(str(k) for k in keys[:limit]) + more
 
 
+def predictor_checks(cfg, *, training: bool = True) -> Dict[str, Any]:
+    """:class:`DynnetCheckpointer`'s keyword arguments for the predictor of ``cfg``'s
+    meta-architecture, as declared (:class:`~dynnet_d2.modeling.meta_arch.MetaArchitectureNeeds`):
+    its state-dict prefix and, for ``training``, whether the checkpoint must hold it fitted and
+    the fix an error names."""
+    needs = meta_architecture_needs(cfg)
+    if not training:
+        return {"predictor_prefix": needs.predictor_prefix}
+    return {"predictor_prefix": needs.predictor_prefix,
+            "predictor_must_fit": needs.predictor_must_fit(cfg),
+            "predictor_fix": needs.predictor_fix}
+
+
 def frozen_parts(cfg) -> Dict[str, str]:
     """``{module path: config key}`` of the parts of the model that ``cfg`` freezes
     (:data:`dynnet_d2.modeling.freeze.FREEZE_KEYS`), e.g. ``{"backbone":
@@ -92,10 +107,12 @@ class DynnetCheckpointer(DetectionCheckpointer):
 
     def __init__(self, model, save_dir: str = "", *, strict: bool = False,
                  predictor_must_fit: bool = False, predictor_fix: str = RANDINIT_SURGERY_FIX,
+                 predictor_prefix: str = PREDICTOR_PREFIX,
                  frozen_parts: Optional[Mapping[str, str]] = None, **kwargs: Any):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict
         self.predictor_must_fit, self.predictor_fix = predictor_must_fit, predictor_fix
+        self.predictor_prefix = predictor_prefix
         self.frozen_parts = dict(frozen_parts or {})
         if save_dir and comm.is_main_process():
             for path in remove_stale_temporaries(save_dir, CHECKPOINT_FILES):
@@ -139,16 +156,16 @@ class DynnetCheckpointer(DetectionCheckpointer):
     def _load_model(self, checkpoint: Any):
         incompatible = super()._load_model(checkpoint)
         predictor = [(key, ckpt, model) for key, ckpt, model in incompatible.incorrect_shapes
-                     if key.startswith(PREDICTOR_PREFIX)]
+                     if key.startswith(self.predictor_prefix)]
         if self.predictor_must_fit and predictor:
             raise CheckpointMismatchError(
-                "the box predictor of the checkpoint does not fit this K-shot fine-tuning: "
+                "the predictor of the checkpoint does not fit this K-shot fine-tuning: "
                 + _describe(f"{key} (checkpoint {tuple(ckpt)}, model {tuple(model)})"
                             for key, ckpt, model in predictor)
                 + ". " + self.predictor_fix)
         self._check_frozen_parts_loaded(incompatible)
         unexpected = [key for key in incompatible.unexpected_keys
-                      if key.startswith(PREDICTOR_PREFIX)]
+                      if key.startswith(self.predictor_prefix)]
         if self.strict and (incompatible.missing_keys or incompatible.incorrect_shapes
                             or unexpected):
             # A reshaped key was dropped before loading, so it is also among the missing ones.

@@ -51,7 +51,7 @@ from ..modeling.meta_arch import meta_architecture_needs
 from ..modeling.roi_heads import check_output_layer_is_used
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
-from .checkpoint import DynnetCheckpointer, frozen_parts
+from .checkpoint import DynnetCheckpointer, frozen_parts, predictor_checks
 from .ddp import create_ddp_model
 from .results import results_per_dataset, write_results
 from .visualize import visualize_predictions
@@ -172,9 +172,7 @@ class DynnetTrainer(DefaultTrainer):
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
         self.checkpointer = DynnetCheckpointer(
             model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            predictor_must_fit=meta_architecture_needs(cfg).predictor_must_fit(cfg),
-            predictor_fix=meta_architecture_needs(cfg).predictor_fix,
-            frozen_parts=frozen_parts(cfg))
+            frozen_parts=frozen_parts(cfg), **predictor_checks(cfg))
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.cfg = cfg
@@ -246,7 +244,8 @@ class DynnetTrainer(DefaultTrainer):
         model = cls.build_model(cfg)
         allow_untrained = cfg.TEST.ALLOW_UNTRAINED
         checkpointer = DynnetCheckpointer(model, save_dir=cfg.OUTPUT_DIR,
-                                          strict=not allow_untrained)
+                                          strict=not allow_untrained,
+                                          **predictor_checks(cfg, training=False))
         has_checkpoint = resume and checkpointer.has_checkpoint()
         if not (has_checkpoint or cfg.MODEL.WEIGHTS or allow_untrained):
             raise UntrainedModelError(

@@ -4,8 +4,9 @@ meta-architecture: the trainer asks these declarations instead of branching on t
 :class:`MetaArchitectureNeeds` holds the config key of its number of classes (checked against
 the datasets' before training), how its training and test data are loaded, the dataset
 ``evaluator_type`` s it can be evaluated with (checked before training), whether
-``TEST.VIS_NUM_IMAGES`` can draw its predictions, and whether a checkpoint must already hold the
-box predictor of the config (K-shot fine-tuning starts from a checkpoint after surgery).
+``TEST.VIS_NUM_IMAGES`` can draw its predictions, and where its class-count-shaped predictor is
+and whether a checkpoint must already hold it shaped for the config (K-shot fine-tuning starts
+from a checkpoint after surgery).
 Detectron2's detectors are declared below; a new meta-architecture calls
 :func:`declare_meta_architecture` next to its definition (``ImageClassifier`` does).
 """
@@ -15,6 +16,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 from ..data.loaders import build_detection_loader_for_test, build_detection_loader_for_training
 
 DETECTION_EVALUATORS = ("coco", "pascal_voc", "lvis")
+#: State-dict prefix of Detectron2's box predictor (the last layer, which checkpoint surgery
+#: rewrites).
+BOX_PREDICTOR_PREFIX = "roi_heads.box_predictor."
 
 
 #: How to make a checkpoint's box predictor fit a K-shot fine-tuning (TFA's checkpoint surgery).
@@ -38,7 +42,8 @@ class MetaArchitectureNeeds:
         build_test_loader: ``(cfg, dataset name) -> loader`` of a test set.
         evaluator_types: the dataset ``evaluator_type`` metadata it can be evaluated with.
         draws_predictions: ``TEST.VIS_NUM_IMAGES`` can draw its predictions.
-        predictor_must_fit: ``cfg -> bool``: loading weights for training must find its box
+        predictor_prefix: state-dict prefix of its class-count-shaped predictor.
+        predictor_must_fit: ``cfg -> bool``: loading weights for training must find that
             predictor already shaped for the config's classes (else: run checkpoint surgery).
         predictor_fix: what the error says to do when it does not.
         check_before_test: ``(model, dataset name) -> None``, raising when the model cannot be
@@ -56,6 +61,7 @@ class MetaArchitectureNeeds:
     build_test_loader: Callable[[object, str], Iterable] = build_detection_loader_for_test
     evaluator_types: Tuple[str, ...] = DETECTION_EVALUATORS
     draws_predictions: bool = True
+    predictor_prefix: str = BOX_PREDICTOR_PREFIX
     predictor_must_fit: Callable[[object], bool] = _fine_tuning_a_k_shot_set
     predictor_fix: str = RANDINIT_SURGERY_FIX
     check_before_test: Optional[Callable[[object, str], None]] = None

@@ -33,7 +33,7 @@ from ...modeling.meta_arch import MetaArchitectureNeeds, declare_meta_architectu
 from .class_vectors import ClassVectors
 from .reweighting import build_reweighter
 from .support import SupportPool, box_xyxy, read_image_tensor, support_input
-from .surgery import PHASE_2_FIX
+from .surgery import PHASE_2_FIX, per_class_predictor_must_fit
 from .two_stage import ReweightedOutputLayers
 
 SUPPORT_BATCH = 32  # supports per forward of the reweighting module when averaging
@@ -253,14 +253,7 @@ def check_class_vectors(model, dataset_name: str) -> None:
         MetadataCatalog.get(dataset_name).thing_classes, dataset_name)
 
 
-def _per_class_predictor_must_fit(cfg) -> bool:
-    """The shared reweighting predictor has no class-count-shaped parameter: phase 2 starts from
-    phase 1's checkpoint without surgery; the per-class one (``CLASS_SCORER per_class``) has, and
-    K-shot fine-tuning needs a checkpoint whose predictor fits."""
-    return cfg.MODEL.FSRW.CLASS_SCORER == "per_class" and cfg.FEWSHOT.SHOT > 0
-
-
 declare_meta_architecture("ReweightingRCNN", MetaArchitectureNeeds(
-    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=_per_class_predictor_must_fit,
+    "MODEL.ROI_HEADS.NUM_CLASSES", predictor_must_fit=per_class_predictor_must_fit,
     predictor_fix=PHASE_2_FIX,
     check_before_test=check_class_vectors))

@@ -51,7 +51,7 @@ from .class_vectors import ClassVectors
 from .losses import CLASS_LOSSES, class_loss
 from .meta_arch import SupportReweighting, check_class_vectors
 from .reweighting import check_class_scorer, reweight
-from .surgery import PHASE_2_FIX
+from .surgery import ONE_STAGE_SCORE, PHASE_2_FIX, per_class_predictor_must_fit
 
 PREDICTIONS_PER_ANCHOR = 6  # objectness, t_x, t_y, t_w, t_h, class score
 MAX_LOG_SIZE = math.log(1000.0 / 16)  # exp(t_w), exp(t_h) clamped as Detectron2's deltas are
@@ -172,16 +172,6 @@ class ReweightedYOLOHead(nn.Module):
             nn.init.constant_(self.class_score.bias, 0)
         self.class_vectors = ClassVectors(num_classes, reweighted_channels)
         self.episode_vectors = self.episode_classes = None
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        key = prefix + "class_score.weight"
-        if self.class_scorer == "per_class" and key in state_dict and \
-                state_dict[key].shape != self.class_score.weight.shape:
-            raise ValueError(
-                f"{key}: the checkpoint scores {state_dict[key].shape[0] // self.num_anchors} "
-                f"classes, this model {self.class_score.weight.shape[0] // self.num_anchors}. "
-                + PHASE_2_FIX)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @classmethod
     def from_config(cls, cfg, input_shape: ShapeSpec):
@@ -363,9 +353,7 @@ class ReweightingYOLO(SupportReweighting, DenseDetector):
         return results
 
 
-# the shared scorer has no class-count-shaped parameter; the per-class rows (the configs') are
-# checked against the checkpoint by ReweightedYOLOHead._load_from_state_dict (an error naming
-# surgery.phase_2_start, which the sweep runs)
 declare_meta_architecture("ReweightingYOLO", MetaArchitectureNeeds(
-    "MODEL.FSRW.NUM_CLASSES", predictor_must_fit=lambda cfg: False,
+    "MODEL.FSRW.NUM_CLASSES", predictor_prefix=ONE_STAGE_SCORE + ".",
+    predictor_must_fit=per_class_predictor_must_fit, predictor_fix=PHASE_2_FIX,
     check_before_test=check_class_vectors))

@@ -34,6 +34,14 @@ PHASE_2_FIX = ("Phase 2 of MODEL.FSRW.CLASS_SCORER per_class starts from phase 1
                "(tools/run_experiments.py) runs itself")
 
 
+def per_class_predictor_must_fit(cfg) -> bool:
+    """Both reweighting detectors' ``MetaArchitectureNeeds.predictor_must_fit``: the shared
+    scorer has no class-count-shaped parameter (phase 2 starts from phase 1's checkpoint as it
+    is); the per-class one (``CLASS_SCORER per_class``) has, and K-shot fine-tuning needs a
+    checkpoint whose rows fit (:func:`phase_2_start`)."""
+    return cfg.MODEL.FSRW.CLASS_SCORER == "per_class" and cfg.FEWSHOT.SHOT > 0
+
+
 def per_class_layers(state: dict, num_base_classes: int) -> Dict[str, int]:
     """``{layer prefix: rows per class}`` of the per-class predictor in the model state dict
     ``state`` of a phase-1 model of ``num_base_classes`` classes; ``{}`` for the shared scorer

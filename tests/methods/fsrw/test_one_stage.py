@@ -220,7 +220,27 @@ def test_per_class_scorer_scores_each_class_with_its_own_rows_on_its_features():
     out.sum().backward()
     assert head.class_score.weight.grad[[0, 1, 4, 5]].abs().sum(1).gt(0).all()
     assert head.class_score.weight.grad[[2, 3]].abs().sum() == 0  # class 1 not in the episode
-    with pytest.raises(ValueError, match="class_score.weight: the checkpoint scores 2 classes, "
-                                         "this model 3.*phase_2_start"):
-        head.load_state_dict({**head.state_dict(), "class_score.weight": torch.zeros(4, 6),
-                              "class_score.bias": torch.zeros(4)})
+
+
+def test_phase_2_from_a_checkpoint_with_other_class_rows_names_the_surgery(tmp_path):
+    """The one-stage detector declares its per-class rows as its predictor: a K-shot fine-tuning
+    from a phase-1 checkpoint of 2 classes into 3 is refused, naming the rows and
+    surgery.phase_2_start; the shared scorer has nothing that must fit."""
+    from dynnet_d2.engine.checkpoint import (
+        CheckpointMismatchError,
+        DynnetCheckpointer,
+        predictor_checks,
+    )
+
+    path = tmp_path / "phase1.pth"
+    torch.save({"model": _model("MODEL.FSRW.NUM_CLASSES", 2).state_dict()}, path)
+    phase_2 = ["MODEL.FSRW.NUM_CLASSES", 3, "FEWSHOT.SHOT", 1, "FEWSHOT.SEED", 0]
+    cfg = load_config(CONFIG, TINY + phase_2)
+    checks = predictor_checks(cfg)
+    assert checks["predictor_must_fit"] and checks["predictor_prefix"] == "head.class_score."
+    with pytest.raises(CheckpointMismatchError, match=r"head.class_score.weight \(checkpoint "
+                                                      r"\(10, 16\), model \(15, 16\)\).*"
+                                                      r"phase_2_start"):
+        DynnetCheckpointer(build_model(cfg), **checks).load(str(path))
+    shared = load_config(CONFIG, TINY + phase_2 + ["MODEL.FSRW.CLASS_SCORER", "shared"])
+    assert not predictor_checks(shared)["predictor_must_fit"]

@@ -32,11 +32,10 @@ from detectron2.utils import comm
 
 from ....data.build import check_dataset_names
 from ....data.from_config import register_datasets_from_config
-from ....engine.checkpoint import DynnetCheckpointer, frozen_parts
+from ....engine.checkpoint import DynnetCheckpointer, frozen_parts, predictor_checks
 from ....engine.results import results_per_dataset
 from ....engine.trainer import DynnetTrainer, check_test_data, report_results, training_data
 from ....evaluation.fewshot import check_results_defined
-from ....modeling.meta_arch import meta_architecture_needs
 from ....utils.io import ensure_writable_dir
 from ....utils.logger import logging_is_set_up, setup_logger
 from .features import (
@@ -170,9 +169,7 @@ class CachedLastLayerTrainer(TrainerBase):
         self.scheduler = DynnetTrainer.build_lr_scheduler(cfg, self.optimizer)
         self.checkpointer = DynnetCheckpointer(
             self.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self),
-            predictor_must_fit=meta_architecture_needs(cfg).predictor_must_fit(cfg),
-            predictor_fix=meta_architecture_needs(cfg).predictor_fix,
-            frozen_parts=frozen_parts(cfg),
+            frozen_parts=frozen_parts(cfg), **predictor_checks(cfg),
             optimizer=self.optimizer, scheduler=self.scheduler)
         self.cfg = cfg
         self.start_iter = 0
@@ -203,7 +200,8 @@ class CachedLastLayerTrainer(TrainerBase):
         check_dataset_names(cfg)
         check_test_data(cfg, required=True)
         model = DynnetTrainer.build_model(cfg)
-        checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, strict=True)
+        checkpointer = DynnetCheckpointer(model, cfg.OUTPUT_DIR, strict=True,
+                                          **predictor_checks(cfg, training=False))
         checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
         return evaluate_cached(cfg, model)
 
