@@ -21,7 +21,8 @@ from pathlib import Path
 
 from dynnet_d2.config import load_config
 from dynnet_d2.data.builtin import ensure_shapes
-from dynnet_d2.engine import DynnetCheckpointer, DynnetTrainer, train_or_reuse
+from dynnet_d2.engine import DynnetTrainer, train_or_reuse
+from dynnet_d2.engine.checkpoint import load_strictly
 from dynnet_d2.engine.visualize import visualize_predictions
 from dynnet_d2.evaluation.fewshot import check_results_defined, generalized_table
 from dynnet_d2.methods.tfa.pipeline import randinit_surgery
@@ -69,7 +70,7 @@ def main() -> int:
         print(f"[demo] {shot}-shot fine-tuning done ({time.perf_counter() - start:.0f} s)")
 
     model = DynnetTrainer.build_model(cfg)
-    DynnetCheckpointer(model, strict=True).load(os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
+    load_strictly(model, cfg, os.path.join(cfg.OUTPUT_DIR, "model_final.pth"))
     test_set = cfg.DATASETS.TEST[0]
     from detectron2.data import MetadataCatalog  # after dynnet_d2 (datasets root, warnings)
 

@@ -88,6 +88,12 @@ def predictor_checks(cfg, *, training: bool = True) -> Dict[str, Any]:
             "predictor_fix": needs.predictor_fix}
 
 
+def load_strictly(model, cfg, path: str) -> None:
+    """Load ``path`` into ``model`` (built from ``cfg``) for evaluation: strictly, the predictor
+    where ``cfg``'s meta-architecture declares it (:func:`predictor_checks`)."""
+    DynnetCheckpointer(model, strict=True, **predictor_checks(cfg, training=False)).load(path)
+
+
 def frozen_parts(cfg) -> Dict[str, str]:
     """``{module path: config key}`` of the parts of the model that ``cfg`` freezes
     (:data:`dynnet_d2.modeling.freeze.FREEZE_KEYS`), e.g. ``{"backbone":

@@ -12,7 +12,7 @@ from typing import Sequence, Tuple, Union
 from torch import nn
 
 from ..config import load_config
-from .checkpoint import DynnetCheckpointer
+from .checkpoint import load_strictly
 from .trainer import DynnetTrainer
 
 PathLike = Union[str, Path]
@@ -35,5 +35,5 @@ def load_trained_model(folder: PathLike, device: str = "cpu", opts: Sequence = (
     ``weights`` loaded strictly (every parameter present and of the same shape), in eval mode."""
     cfg = run_config(folder, device, opts)
     model = DynnetTrainer.build_model(cfg)
-    DynnetCheckpointer(model, strict=True).load(os.path.join(str(folder), weights))
+    load_strictly(model, cfg, os.path.join(str(folder), weights))
     return cfg, model.eval()

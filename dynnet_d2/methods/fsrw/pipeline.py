@@ -10,7 +10,8 @@ from detectron2.data import DatasetCatalog
 
 from ...data import UnknownDatasetError
 from ...data.build import unknown_dataset_message
-from ...engine import DynnetCheckpointer, DynnetTrainer
+from ...engine import DynnetTrainer
+from ...engine.checkpoint import load_strictly
 from ...utils.io import atomic_open
 from .meta_arch import ReweightingRCNN, SupportSource
 from .one_stage import ReweightingYOLO
@@ -32,7 +33,7 @@ def recompute_class_vectors(cfg, support_datasets: Sequence[str], output: str) -
     if not cfg.MODEL.WEIGHTS:
         raise ValueError("MODEL.WEIGHTS is empty: name the trained reweighting detector")
     model = DynnetTrainer.build_model(cfg)
-    DynnetCheckpointer(model, strict=True).load(cfg.MODEL.WEIGHTS)
+    load_strictly(model, cfg, cfg.MODEL.WEIGHTS)
     model.eval()
     vectors = model.compute_class_vectors(SupportSource(support_datasets, cfg.INPUT.FORMAT))
     Path(output).parent.mkdir(parents=True, exist_ok=True)

@@ -78,10 +78,10 @@ class ModelStage(Stage):
         if not weights or not Path(weights).is_file():
             raise CascadeConfigError(f"cascade stage {name or weights!r}: weights file "
                                      f"{weights!r} does not exist")
-        from ...engine.checkpoint import DynnetCheckpointer  # engine imports the data package
+        from ...engine.checkpoint import load_strictly  # engine imports the data package
 
         model = build_model(cfg)
-        DynnetCheckpointer(model, strict=True).load(weights)
+        load_strictly(model, cfg, weights)
         self.model = model.eval()
         train = tuple(cfg.DATASETS.TRAIN)
         classes = MetadataCatalog.get(train[0]).get("thing_classes") if train else None

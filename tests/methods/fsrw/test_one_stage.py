@@ -229,6 +229,7 @@ def test_phase_2_from_a_checkpoint_with_other_class_rows_names_the_surgery(tmp_p
     from dynnet_d2.engine.checkpoint import (
         CheckpointMismatchError,
         DynnetCheckpointer,
+        load_strictly,
         predictor_checks,
     )
 
@@ -244,3 +245,8 @@ def test_phase_2_from_a_checkpoint_with_other_class_rows_names_the_surgery(tmp_p
         DynnetCheckpointer(build_model(cfg), **checks).load(str(path))
     shared = load_config(CONFIG, TINY + phase_2 + ["MODEL.FSRW.CLASS_SCORER", "shared"])
     assert not predictor_checks(shared)["predictor_must_fit"]
+    # evaluation loads strictly: per-class rows the shared-scorer model lacks are named
+    per_class = tmp_path / "per_class.pth"
+    torch.save({"model": _model("MODEL.FSRW.NUM_CLASSES", 3).state_dict()}, per_class)
+    with pytest.raises(CheckpointMismatchError, match=r"head\.class_score\.weight"):
+        load_strictly(build_model(shared), shared, str(per_class))
