@@ -33,8 +33,6 @@ from ..modeling.freeze import FREEZE_KEYS
 from ..modeling.meta_arch import BOX_PREDICTOR_PREFIX, RANDINIT_SURGERY_FIX, meta_architecture_needs
 from ..utils.io import atomic_open, remove_stale_temporaries
 
-# Parameters of the box predictor (the last layer, which checkpoint surgery rewrites).
-PREDICTOR_PREFIX = BOX_PREDICTOR_PREFIX
 # Targets of our atomic writes in a checkpoint directory (names without the temporary suffix).
 CHECKPOINT_FILES = r"[^/]+\.pth|last_checkpoint"
 
@@ -113,7 +111,7 @@ class DynnetCheckpointer(DetectionCheckpointer):
 
     def __init__(self, model, save_dir: str = "", *, strict: bool = False,
                  predictor_must_fit: bool = False, predictor_fix: str = RANDINIT_SURGERY_FIX,
-                 predictor_prefix: str = PREDICTOR_PREFIX,
+                 predictor_prefix: str = BOX_PREDICTOR_PREFIX,
                  frozen_parts: Optional[Mapping[str, str]] = None, **kwargs: Any):
         super().__init__(model, save_dir, **kwargs)
         self.strict = strict

@@ -11,13 +11,13 @@ sweep (:mod:`dynnet_d2.engine.fewshot_methods`; the sweep imports no method):
 """
 from pathlib import Path
 
-from ...engine.checkpoint import PREDICTOR_PREFIX
 from ...engine.fewshot_methods import (
     FewShotBase,
     FewShotMethod,
     register_fewshot_base,
     register_fewshot_method,
 )
+from ...modeling.meta_arch import BOX_PREDICTOR_PREFIX
 from ...utils.io import ensure_writable_dir
 from .pipeline import randinit_surgery
 from .surgery import dataset_classes, load_checkpoint
@@ -33,7 +33,7 @@ def check_base_checkpoint(path: str, base_set: str, what: str, whose: str) -> No
     the base model's split, e.g. "split 1")."""
     expected = len(dataset_classes(base_set)) + 1
     state = load_checkpoint(path, what)["model"]
-    scores = state.get(PREDICTOR_PREFIX + "cls_score.weight")
+    scores = state.get(BOX_PREDICTOR_PREFIX + "cls_score.weight")
     if scores is None or scores.shape[0] != expected:
         found = "no box classifier" if scores is None else f"{scores.shape[0]} score rows"
         raise ValueError(
