@@ -21,9 +21,9 @@ import torch
 from detectron2.data import MetadataCatalog
 
 from ...engine.checkpoint import read_checkpoint_file
+from ...modeling.meta_arch import BOX_PREDICTOR_PREFIX
 from ...utils.io import atomic_open
 
-PREDICTOR = "roi_heads.box_predictor."
 ONE_STAGE_SCORE = "head.class_score"  # (N A, m): rows of class i: i A .. (i + 1) A - 1
 INIT_STD = 0.01
 BOX_DIM = 4
@@ -46,10 +46,10 @@ def per_class_layers(state: dict, num_base_classes: int) -> Dict[str, int]:
     """``{layer prefix: rows per class}`` of the per-class predictor in the model state dict
     ``state`` of a phase-1 model of ``num_base_classes`` classes; ``{}`` for the shared scorer
     (one row)."""
-    two_stage = state.get(f"{PREDICTOR}cls_score.weight")
+    two_stage = state.get(f"{BOX_PREDICTOR_PREFIX}cls_score.weight")
     if two_stage is not None:
-        return {} if two_stage.shape[0] == 1 else {f"{PREDICTOR}cls_score": 1,
-                                                   f"{PREDICTOR}bbox_pred": BOX_DIM}
+        return {} if two_stage.shape[0] == 1 else {f"{BOX_PREDICTOR_PREFIX}cls_score": 1,
+                                                   f"{BOX_PREDICTOR_PREFIX}bbox_pred": BOX_DIM}
     one_stage = state.get(f"{ONE_STAGE_SCORE}.weight")
     return {} if one_stage is None else {ONE_STAGE_SCORE: one_stage.shape[0] // num_base_classes}
 
