@@ -42,6 +42,14 @@ def test_shapeprop_benchmark_rejects_a_record_of_another_schedule(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+def test_shapeprop_benchmark_rejects_a_seed_the_suite_does_not_have(tmp_path):
+    proc = _run("tools/benchmark_shapeprop.py", "--output", tmp_path / "out.json",
+                "--seeds", "0", "7", "--work-dir", tmp_path / "work")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--seeds [0, 7]: the main suite has seeds [0, 1, 2]" in proc.stderr
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out.json").exists()
+
+
 def test_shapeprop_benchmark_report_averages_seeds_on_the_same_classes(tmp_path):
     def results(novel, base, subsets=True):
         tasks = {"segm": {"AP": (novel + base) / 2}, "bbox": {"AP": 50.0}}

@@ -4,6 +4,7 @@
     python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_shapes_2cpu.json
     python tools/benchmark_shapeprop.py --suite ablations --output X.json
     python tools/benchmark_shapeprop.py --output X.json --report-only   # Markdown tables of X.json
+    python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_main_2cpu.json --seeds 0
 
 The suites of arms and what is measured: ``dynnet_d2/methods/shapeprop/benchmark.py``: "main"
 (the configs' schedule, 3 seeds: the class-agnostic Mask R-CNN, its capacity-matched variant,
@@ -12,8 +13,10 @@ channel-agnostic kernels; 1200 iterations), "validation" (MIL_NEGATIVE_FRACTION 
 shapes_val). Every arm of a suite on one schedule (``--max-iter``, default the suite's; the LR
 steps at the configs' fractions). Each arm trains with
 tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``) is
-skipped, an interrupted one resumes from its last checkpoint. The JSON is rewritten atomically
-after every phase.
+skipped, an interrupted one resumes from its last checkpoint, and an arm whose evaluation the
+JSON holds (same config and options) is not trained again even when its folder is gone:
+``--seeds`` measures a long suite a few seeds at a time. The JSON is rewritten atomically after
+every arm and phase.
 """
 import argparse
 from pathlib import Path
@@ -31,6 +34,10 @@ def main():
     parser.add_argument("--max-iter", type=int, default=None,
                         help="iterations of every arm (default: the suite's; the configs' "
                              f"schedule: {benchmark.CONFIG_MAX_ITER})")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="train only the arms of these seeds (default: all the suite's)")
+    parser.add_argument("--workers", type=int, default=2, help="arms trained at once")
+    parser.add_argument("--threads", type=int, default=1, help="threads of each training")
     parser.add_argument("--plots", default=str(REPO / "projects/ShapeProp"))
     parser.add_argument("--quality-images", type=int, default=0,
                         help="test images for the shape quality (0: all)")
@@ -50,7 +57,13 @@ def main():
                          f"{record['max_iter']} iterations; name another --output and --work-dir")
         if record.get("suite", args.suite) != args.suite:
             parser.error(f"--suite {args.suite}: {out} holds the {record['suite']} suite")
+        suite_seeds = {benchmark.arm_seed(arm[2]) for arm in
+                       benchmark.SUITES[args.suite].arms.values()}
+        if args.seeds is not None and not set(args.seeds) <= suite_seeds:
+            parser.error(f"--seeds {args.seeds}: the {args.suite} suite has seeds "
+                         f"{sorted(suite_seeds)}")
         benchmark.run(record, out, work, suite=args.suite, max_iter=args.max_iter,
+                      seeds=args.seeds, workers=args.workers, threads=args.threads,
                       plots_dir=Path(args.plots),
                       quality_images=args.quality_images, timing_images=args.timing_images,
                       timing_train_iters=args.timing_train_iters, rounds=args.rounds)

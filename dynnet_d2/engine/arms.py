@@ -117,7 +117,8 @@ def check_arms(arms: Mapping[str, Arm]) -> None:
 
 
 def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: PathLike, *,
-               workers: int = 1, threads: int = 2) -> Dict[str, bool]:
+               workers: int = 1, threads: int = 2,
+               on_finished: Optional[Callable[[str, dict], None]] = None) -> Dict[str, bool]:
     """Train ``arms`` (in their order, an arm once the one it starts from finished) into
     ``work_dir/<arm>``, ``workers`` processes at a time of ``threads`` threads each; return
     ``{arm: succeeded}``.
@@ -125,7 +126,8 @@ def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: P
     ``record["runs"][<arm>]`` becomes the measurement of its run (:func:`train_net`), what was
     recorded before (or ``{"skipped": "finished before"}``) for a finished arm, ``{"error": ...}``
     for one that failed or raised, ``{"error": "not run: <arm> failed"}`` for one that starts
-    from a failed arm; ``out`` is rewritten after every arm.
+    from a failed arm; ``on_finished(arm, run_record)`` may add to the record of an arm that
+    succeeded before ``out`` is rewritten, after every arm.
     """
     check_arms(arms)
     work_dir, runs = Path(work_dir), record.setdefault("runs", {})
@@ -145,6 +147,8 @@ def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: P
     def done(name: str, result: dict) -> None:
         status[name] = "error" not in result
         runs[name] = result
+        if status[name] and on_finished is not None:
+            on_finished(name, result)
         print(f"[{time.strftime('%H:%M:%S')}] {name}: "
               f"{'ok' if status[name] else result['error']}", flush=True)
         write_record(out, record)

@@ -172,6 +172,26 @@ def test_arms_train_at_the_same_time_with_their_threads(fake, tmp_path):
     assert call(work, "a")["threads"] == call(work, "b")["threads"] == "1"
 
 
+def test_on_finished_adds_to_the_record_of_each_succeeded_arm_before_it_is_written(fake,
+                                                                                   tmp_path):
+    configs, out = fake
+    work = tmp_path / "work"
+    table = {"good": Arm(str(configs["ok"])), "bad": Arm(str(configs["fail"])),
+             "later": Arm(str(configs["ok"]))}
+    seen = []
+
+    def on_finished(name, run):
+        seen.append(name)
+        run["note"] = f"kept {name}"
+
+    train_arms(table, work, {"runs": {}}, out, on_finished=on_finished)
+    assert seen == ["good", "later"]
+    # the arm after "good" found the addition already in the written record
+    assert call(work, "later")["record"]["runs"]["good"]["note"] == "kept good"
+    runs = read_record(out)["runs"]
+    assert runs["later"]["note"] == "kept later" and "note" not in runs["bad"]
+
+
 @pytest.mark.parametrize("table,message", [
     ({"hrl": Arm("c.yaml", after="sp")}, r"arm 'hrl' starts from 'sp', which is not an arm"),
     ({"sdv": Arm("c.yaml", derived_opts=lambda folder: [])},

@@ -10,8 +10,15 @@ every mask; seeds 0 and 1), both with masks on the novel classes (the reverse di
 mask head of about ShapeProp's head parameters (4 convs x 96 channels; seed 0), and ShapeProp
 with every mask (Table 8.3; seed 0).
 
-The arms train with :func:`dynnet_d2.engine.arms.train_arms` (one at a time, two threads) into
-``<work>/<arm>``. Arms whose training data keep every class's masks (oracle, image-wise) are
+The arms train with :func:`dynnet_d2.engine.arms.train_arms` into ``<work>/<arm>`` (by default two
+at a time, one thread each: on the 2-core machine two one-thread trainings of ShapeProp ran at
+1.20 and 1.27 s/iter side by side, one two-thread training at 0.94 s/iter alone, so two at once
+train 1.5x as many iterations an hour). An arm whose evaluation the record already holds, from
+the same config and options, is not trained again even when its folder is gone (a later
+checkout keeps the record in ``benchmarks/``, not the run folders); ``seeds`` restricts a run to
+some of the suite's seeds, so that a long suite can be measured a few seeds at a time.
+
+Arms whose training data keep every class's masks (oracle, image-wise) are
 evaluated again with the split-1 subsets (``eval_base1``), so that every arm reports mask AP on
 the same classes. Then, on the seed-0 models (built from their runs' ``config.yaml``, weights
 loaded strictly: :func:`dynnet_d2.engine.runs.load_trained_model`): the shape quality of
@@ -139,19 +146,47 @@ def test_sets(suite: Suite) -> list:
     return ["DATASETS.TEST", str(tuple(suite.test))] if suite.test else []
 
 
-def training_arms(suite: Suite, max_iter: int) -> dict:
-    """The suite's arms as arms of the runner, on the schedule of ``max_iter`` iterations."""
+def arm_seed(opts) -> int:
+    """The ``SEED`` an arm's options set."""
+    return int(opts[list(opts).index("SEED") + 1])
+
+
+def training_arms(suite: Suite, max_iter: int, seeds=None) -> dict:
+    """The suite's arms (those of ``seeds``; ``None``: all) as arms of the runner, on the
+    schedule of ``max_iter`` iterations."""
     return {name: Arm(config, opts + schedule(max_iter) + test_sets(suite))
-            for name, (_, config, opts, _) in suite.arms.items()}
+            for name, (_, config, opts, _) in suite.arms.items()
+            if seeds is None or arm_seed(opts) in seeds}
 
 
-def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_iter: int) -> None:
-    """Train (or skip, or resume) every arm, then evaluate the all-mask arms on the split-1
-    subsets; a failed arm is recorded and the others go on. Each arm's record gets its
-    ``results`` (and ``results_base1``)."""
-    train_arms(training_arms(suite, max_iter), work, record, out, workers=1, threads=2)
-    for name, (_, config, opts, masks_on) in suite.arms.items():
-        folder, run = work / name, record["runs"][name]
+def recorded(run: dict, arm: Arm, masks_on: str) -> bool:
+    """Whether ``run`` (an arm's record) holds the evaluation of ``arm``'s config and options
+    (and, for an arm with every mask, its evaluation on the split-1 subsets)."""
+    return (run.get("arm") == {"config": arm.config, "opts": list(arm.opts)}
+            and "results" in run and (masks_on != "all" or "results_base1" in run))
+
+
+def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_iter: int, *,
+                       seeds=None, workers: int = 2, threads: int = 1) -> None:
+    """Train (or skip, or resume) the arms of ``seeds`` that the record does not hold, then
+    evaluate the all-mask arms on the split-1 subsets; a failed arm is recorded and the others
+    go on. Each arm's record gets its ``arm`` (config and options), ``results`` (and
+    ``results_base1``)."""
+    runs = record.setdefault("runs", {})
+    arms = {name: arm for name, arm in training_arms(suite, max_iter, seeds).items()
+            if not recorded(runs.get(name, {}), arm, suite.arms[name][3])}
+
+    def keep_results(name: str, run: dict) -> None:  # in the record as soon as an arm finishes
+        run["arm"] = {"config": arms[name].config, "opts": list(arms[name].opts)}
+        results = work / name / "inference" / "results.json"
+        if results.is_file():
+            run["results"] = json.loads(results.read_text())
+
+    train_arms(arms, work, record, out, workers=workers, threads=threads,
+               on_finished=keep_results)
+    for name in arms:
+        _, config, opts, masks_on = suite.arms[name]
+        folder, run = work / name, runs[name]
         evaluation = folder / "eval_base1"
         if (masks_on == "all" and (folder / "model_final.pth").is_file()
                 and not is_finished(evaluation)):
@@ -160,10 +195,9 @@ def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_it
                                                "OUTPUT_DIR", str(evaluation)],
                 evaluation, evaluation / "benchmark.log", eval_only=True, threads=2)
             write_record(out, record)
-        for key, path in (("results", folder), ("results_base1", evaluation)):
-            results = path / "inference" / "results.json"
-            if results.is_file():
-                run[key] = json.loads(results.read_text())
+        results = evaluation / "inference" / "results.json"
+        if results.is_file():
+            run["results_base1"] = json.loads(results.read_text())
     write_record(out, record)
 
 
@@ -426,11 +460,15 @@ def report(record: dict) -> str:
 
 
 def run(record: dict, out: Path, work: Path, *, suite: str, max_iter: int, plots_dir: Path,
-        quality_images: int, timing_images: int, timing_train_iters: int, rounds: int) -> None:
-    """The benchmark of ``suite`` into ``record``, written to ``out`` after every phase."""
+        quality_images: int, timing_images: int, timing_train_iters: int, rounds: int,
+        seeds=None, workers: int = 2, threads: int = 1) -> None:
+    """The benchmark of ``suite`` (the arms of ``seeds``; ``None``: all) into ``record``,
+    written to ``out`` after every phase. The shape quality and the timing need the seed-0
+    models in ``work``; without them the record keeps what it holds."""
     record["machine"] = machine()
     record["suite"], record["max_iter"] = suite, max_iter
-    train_and_evaluate(SUITES[suite], work, record, out, max_iter)
+    train_and_evaluate(SUITES[suite], work, record, out, max_iter, seeds=seeds, workers=workers,
+                       threads=threads)
     shape_quality(work, record, plots_dir, quality_images)
     write_record(out, record)
     timing(work, record, timing_images, timing_train_iters, rounds)
