@@ -282,6 +282,41 @@ def test_each_method_starts_from_the_base_it_names(tmp_path, monkeypatch):
     assert logged[1].startswith(f"Split 1 (b): training the base model of {tmp_path}")
 
 
+def test_finished_runs_need_no_base_model_so_a_sweep_kept_as_records_trains_none(tmp_path,
+                                                                                 monkeypatch):
+    for name in ("a", "b"):
+        config = tmp_path / f"base_{name}.yaml"
+        config.write_text(f'_BASE_: "{BASE}"\nOUTPUT_DIR: "{tmp_path / ("base_" + name)}"\n')
+        monkeypatch.setitem(fewshot_methods._BASES, name, FewShotBase(
+            str(config), lambda ckpt, b, a: ckpt, lambda *args: None))
+    methods = [Method("ma", "ma", str(COS), "finetune", base="a"),
+               Method("mb", "mb", str(COS), "finetune", base="b")]
+    runs = expand_grid(str(tmp_path / "sweep"), methods, [1], [1], [0, 1])
+    for run in runs[:2]:  # every run of "ma" finished; its base model is gone
+        Path(run.output_dir).mkdir(parents=True)
+        (Path(run.output_dir) / "results.json").write_text(json.dumps(_record(run)))
+    jobs = []
+
+    def fake_execute(job, **kwargs):
+        jobs.append(job)
+        Path(job.output_dir).mkdir(parents=True, exist_ok=True)
+        (Path(job.output_dir) / "results.json").write_text(json.dumps(_record(job.run)))
+        return _record(job.run)
+
+    monkeypatch.setattr("dynnet_d2.experiments.sweep.runner.execute_job", fake_execute)
+    with _log_lines() as logged:
+        summary = run_sweep(str(tmp_path / "sweep"), runs, InProcessBackend(), progress=False)
+    assert [job.output_dir for job in jobs] == [str(tmp_path / "base_b")] + [
+        r.output_dir for r in runs[2:]]
+    assert len(logged) >= 1 and logged[0].startswith("Split 1 (b): training the base model")
+    assert not any("(a)" in line for line in logged)
+    assert summary["finished"] == 4
+    jobs.clear()
+    (tmp_path / "base_b" / "results.json").unlink()  # the base model gone too: nothing to train
+    summary = run_sweep(str(tmp_path / "sweep"), runs, InProcessBackend(), progress=False)
+    assert jobs == [] and (summary["finished"], summary["ran_now"]) == (4, 0)
+
+
 def test_a_base_only_record_of_the_cosine_head_is_evaluated_again(tmp_path, monkeypatch,
                                                                    base_weights):
     """Base-only used to run the FC-trained predictor through the cosine head."""

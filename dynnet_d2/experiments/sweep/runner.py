@@ -1,14 +1,15 @@
 """A few-shot sweep from start to end: base models, surgery, every run of the grid on a backend,
 progress on one line, and ``summary.json``.
 
-1. One base model per split and base that a fine-tuning or base-only method needs (each method
-   names its :class:`~dynnet_d2.engine.fewshot_methods.FewShotBase`, which gives the base config
-   and step 2), said in the log before anything trains (:func:`describe_bases`): for the
-   default base a checkpoint named per split (``base_weights``, ``--base-weights``), else the
-   base config's own ``OUTPUT_DIR`` (a base model trained there by hand is reused), else a base
-   training of the base config with its own schedule (the sweep's ``--max-iter`` and ``--opts``
-   are for the fine-tuning runs only). A failed base training fails the runs that need it, with
-   its error.
+1. One base model per split and base that a fine-tuning or base-only run still to run needs
+   (each method names its :class:`~dynnet_d2.engine.fewshot_methods.FewShotBase`, which gives
+   the base config and step 2; finished runs need none, so a sweep kept as its runs'
+   ``results.json`` alone trains no base), said in the log before anything trains
+   (:func:`describe_bases`): for the default base a checkpoint named per split
+   (``base_weights``, ``--base-weights``), else the base config's own ``OUTPUT_DIR`` (a base
+   model trained there by hand is reused), else a base training of the base config with its own
+   schedule (the sweep's ``--max-iter`` and ``--opts`` are for the fine-tuning runs only). A
+   failed base training fails the runs that need it, with its error.
 2. The base model made into the checkpoint the runs start from, once per split and base (TFA:
    randinit surgery, ``model_reset_surgery.pth`` beside the base model; FSRW: none).
 3. The grid: finished runs (complete ``results.json``) are skipped, recorded failures too unless
@@ -162,8 +163,25 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
     cache_dir = cache_dir or str(Path(sweep_dir) / "cache")
     fn = functools.partial(execute_job, cache_dir=cache_dir, keep_checkpoints=keep_checkpoints,
                            redirect_output=redirect_output)
-    # (base name, split) of every run that starts from a base model
-    needs_base = sorted({(r.method.base, r.split) for r in runs
+    finished, failed, pending = {}, {}, []
+    for run in runs:
+        state = read_run(run.output_dir)
+        for problem in state.unreadable:
+            logger.warning(f"{problem}: run {run.name} counts as not finished")
+        stale = _evaluated_with_another_predictor(run) if state.finished else None
+        if stale:
+            logger.warning(f"Evaluating {run.name} again: {stale}")
+        elif state.finished is not None:
+            finished[run.output_dir] = state.finished
+            continue
+        if state.failed is not None and not retry_failed:
+            failed[run.output_dir] = state.failed
+            continue
+        pending.append(run)
+
+    # (base name, split) of every run still to run that starts from a base model: the runs that
+    # finished need none (a sweep whose records were kept without its base models trains none)
+    needs_base = sorted({(r.method.base, r.split) for r in pending
                          if r.method.kind in ("finetune", "base_only")})
     base_cfgs = {}
     for name, split in needs_base:
@@ -194,32 +212,20 @@ def run_sweep(sweep_dir: str, runs: Sequence[Run], backend: Backend, *,
             base_failures[key] = record or {"error": "base training did not finish"}
     weights = {}
     for (name, split), checkpoint in checkpoints.items():
-        all_classes = next(run_config(r, None, None).DATASETS.TEST[0] for r in runs
+        all_classes = next(run_config(r, None, None).DATASETS.TEST[0] for r in pending
                            if (r.method.base, r.split) == (name, split)
                            and r.method.kind != "joint")
         weights[name, split] = str(fewshot_base(name).prepare(
             checkpoint, base_cfgs[name, split][1].DATASETS.TRAIN[0], all_classes))
 
-    finished, failed, jobs = {}, {}, []
-    for run in runs:
+    jobs = []
+    for run in pending:
         key = (run.method.base, run.split)
         if run.method.kind != "joint" and key in base_failures:
             base = base_failures[key]
             failed[run.output_dir] = {"status": "failed", "run": run.name,
                                       "error": f"base training of split {run.split} failed: "
                                                f"{base.get('error')}", "log": base.get("log")}
-            continue
-        state = read_run(run.output_dir)
-        for problem in state.unreadable:
-            logger.warning(f"{problem}: run {run.name} counts as not finished")
-        stale = _evaluated_with_another_predictor(run) if state.finished else None
-        if stale:
-            logger.warning(f"Evaluating {run.name} again: {stale}")
-        elif state.finished is not None:
-            finished[run.output_dir] = state.finished
-            continue
-        if state.failed is not None and not retry_failed:
-            failed[run.output_dir] = state.failed
             continue
         jobs.append(Job(run, weights.get(key) if run.method.kind != "joint" else None))
 
