@@ -8,10 +8,11 @@
 
 The suites of arms and what is measured: ``dynnet_d2/methods/shapeprop/benchmark.py``: "main"
 (the configs' schedule, 3 seeds: the class-agnostic Mask R-CNN, its capacity-matched variant,
-ShapeProp and its first version), "ablations" (the reverse direction, image-wise masks, oracles,
-channel-agnostic kernels; 1200 iterations), "validation" (MIL_NEGATIVE_FRACTION chosen on
-shapes_val). Every arm of a suite on one schedule (``--max-iter``, default the suite's; the LR
-steps at the configs' fractions). Each arm trains with
+ShapeProp; its first version with seed 0), "ablations" (the reverse direction, image-wise
+masks, oracles, channel-agnostic kernels; 1200 iterations), "validation"
+(MIL_NEGATIVE_FRACTION chosen on shapes_val). Every arm of a suite on one schedule
+(``--max-iter``, default the suite's; the LR steps at the configs' fractions). Each arm trains
+with
 tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``) is
 skipped, an interrupted one resumes from its last checkpoint, and an arm whose evaluation the
 JSON holds (same config and options) is not trained again even when its folder is gone:

@@ -71,7 +71,10 @@ def seed(value: int) -> list:
 # Suites of arms, each on one schedule and in its own record. An arm: name -> (label, config,
 # overrides, which training instances keep masks: "base1" (split-1 base classes), "novel1" or
 # "all" (every class; evaluated again on the split-1 subsets)).
-MAIN = {}  # the configs' schedule, 3 seeds, ordered by seed
+# The configs' schedule, ordered by seed: the issue's three arms with 3 seeds, ShapeProp's first
+# version with seed 0 only (its 3 x 2800 iterations at ~1.2 s/iter do not fit this machine's
+# budget beside them; the validation suite compared it too).
+MAIN = {}
 for _seed in (0, 1, 2):
     MAIN.update({
         f"maskrcnn_base1_seed{_seed}": ("Mask R-CNN (class-agnostic), masks on base", BASELINE,
@@ -83,10 +86,11 @@ for _seed in (0, 1, 2):
             seed(_seed) + HEAD_4X96, "base1"),
         f"shapeprop_base1_seed{_seed}": ("Mask R-CNN + ShapeProp, masks on base", SHAPEPROP,
                                          seed(_seed), "base1"),
-        f"shapeprop_first_base1_seed{_seed}": (
-            "ShapeProp, first version (latent fusion, heavier heads), masks on base", SHAPEPROP,
-            seed(_seed) + FIRST_VERSION, "base1"),
     })
+    if _seed == 0:
+        MAIN["shapeprop_first_base1_seed0"] = (
+            "ShapeProp, first version (latent fusion, heavier heads), masks on base", SHAPEPROP,
+            seed(0) + FIRST_VERSION, "base1")
 ABLATIONS = {}  # the directions, fractions and ablations, one shorter schedule
 for _seed in (0, 1):
     ABLATIONS[f"maskrcnn_base1_seed{_seed}"] = MAIN[f"maskrcnn_base1_seed{_seed}"]
