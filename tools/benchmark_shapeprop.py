@@ -12,9 +12,8 @@ ShapeProp; its first version with seed 0), "ablations" (the reverse direction, i
 masks, oracles, channel-agnostic kernels; 1200 iterations), "validation"
 (MIL_NEGATIVE_FRACTION chosen on shapes_val). Every arm of a suite on one schedule
 (``--max-iter``, default the suite's; the LR steps at the configs' fractions). Each arm trains
-with
-tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``) is
-skipped, an interrupted one resumes from its last checkpoint, and an arm whose evaluation the
+with tools/train_net.py into ``--work-dir/<arm>``; a finished arm (``inference/results.json``)
+is skipped, an interrupted one resumes from its last checkpoint, and an arm whose evaluation the
 JSON holds (same config and options) is not trained again even when its folder is gone:
 ``--seeds`` measures a long suite a few seeds at a time. The JSON is rewritten atomically after
 every arm and phase.
