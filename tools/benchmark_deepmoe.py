@@ -27,6 +27,11 @@ def main():
     parser.add_argument("--wide-lambdas", type=float, nargs="*",
                         default=list(benchmark.WIDE_LAMBDAS))
     parser.add_argument("--no-finetune", action="store_true")
+    parser.add_argument("--max-iter", type=int, default=benchmark.CONFIG_MAX_ITER,
+                        help="fashionmnist: iterations of every first-stage arm, the fine-tuning "
+                             "stages a third of it (default: the configs'; shortens every arm "
+                             "alike; the SkipNet runs, trained on the configs' schedule, are "
+                             "compared only then)")
     parser.add_argument("--workers", type=int, default=2, help="arms trained at once (1 thread "
                         "each)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
@@ -40,13 +45,24 @@ def main():
     parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
     args = parser.parse_args()
     make_arms, default_output = benchmark.SUITES[args.suite]
+    full_length = args.max_iter == benchmark.CONFIG_MAX_ITER
+    if args.max_iter < 1 or (args.suite != "fashionmnist" and not full_length):
+        parser.error(f"--max-iter {args.max_iter}: a positive number of iterations, for the "
+                     f"fashionmnist suite only")
     out = REPO / (args.output or default_output)
-    work_dir = REPO / (args.work_dir or f"output/DeepMoE/{args.suite}")
+    suffix = "" if full_length else f"_{args.max_iter}it"
+    work_dir = REPO / (args.work_dir or f"output/DeepMoE/{args.suite}{suffix}")
     record = read_record(out)
     if not args.report_only:
+        if args.suite == "fashionmnist":
+            if record.get("max_iter", args.max_iter) != args.max_iter:
+                parser.error(f"--max-iter {args.max_iter}: {out} holds arms of "
+                             f"{record['max_iter']} iterations; name another --output")
+            record["max_iter"] = args.max_iter
         record["machine"] = machine()
         if args.suite == "fashionmnist":
-            table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune)
+            table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune,
+                              args.max_iter)
         else:
             table = make_arms()
         if args.suite == "shapes":
@@ -59,7 +75,7 @@ def main():
                               batch1_images=args.batch1_images, train=not args.timing_only,
                               timing=args.suite == "fashionmnist",
                               external=benchmark.skipnet_runs()
-                              if args.suite == "fashionmnist" else None)
+                              if args.suite == "fashionmnist" and full_length else None)
             benchmark.plot(record, REPO / args.plots, args.suite)
         write_record(out, record)
     print(benchmark.report(record, args.suite))

@@ -63,6 +63,7 @@ PLAIN = "configs/Classification/classifier_R38cifar_3000it_fashionmnist.yaml"
 DEEPMOE = "configs/DeepMoE/deepmoe_R38cifar_3000it_fashionmnist.yaml"
 FINETUNE = "configs/DeepMoE/deepmoe_R38cifar_finetune_1000it_fashionmnist.yaml"
 TEST = "fashion_mnist_test"
+CONFIG_MAX_ITER, FINETUNE_MAX_ITER = 3000, 1000  # the first stage's and the fine-tuning's
 LAMBDAS = (0.0005, 0.001, 0.002, 0.005)
 WIDE_LAMBDAS = (0.002, 0.005, 0.01)
 MATCHED_LAMBDA = 0.001
@@ -89,21 +90,28 @@ def static_matched_opts(deepmoe_run: Path) -> List:
 
 
 def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WIDE_LAMBDAS,
-         finetune: bool = True) -> Dict[str, Arm]:
+         finetune: bool = True, max_iter: int = CONFIG_MAX_ITER) -> Dict[str, Arm]:
     """The ``fashionmnist`` arms in the order they start (module docstring): the plain network,
     each lambda (:data:`MATCHED_LAMBDA` first) with its fine-tuning stage, the static network
-    matched to :data:`MATCHED_LAMBDA` right after it, then wide-DeepMoE."""
-    table = {"R38_plain": Arm(PLAIN)}
+    matched to :data:`MATCHED_LAMBDA` right after it, then wide-DeepMoE. ``max_iter``: the
+    iterations of every first-stage arm (the configs' cosine schedule is stretched alike); the
+    fine-tuning stages keep the configs' ratio, a third of it."""
+    schedule = [] if max_iter == CONFIG_MAX_ITER else ["SOLVER.MAX_ITER", max_iter]
+    finetune_schedule = [] if max_iter == CONFIG_MAX_ITER else [
+        "SOLVER.MAX_ITER", round(max_iter * FINETUNE_MAX_ITER / CONFIG_MAX_ITER)]
+    table = {"R38_plain": Arm(PLAIN, schedule)}
     for lam in sorted(lambdas, key=lambda value: value != MATCHED_LAMBDA):
-        table[f"R38_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.LAMBDA", lam])
+        table[f"R38_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.LAMBDA", lam] + schedule)
         if finetune:
-            table[f"R38_lam{lam:g}_ft"] = Arm(FINETUNE, after=f"R38_lam{lam:g}")
+            table[f"R38_lam{lam:g}_ft"] = Arm(FINETUNE, finetune_schedule,
+                                              after=f"R38_lam{lam:g}")
         if lam == MATCHED_LAMBDA:
-            table["R38_static_matched"] = Arm(PLAIN, after=f"R38_lam{MATCHED_LAMBDA:g}",
+            table["R38_static_matched"] = Arm(PLAIN, schedule,
+                                              after=f"R38_lam{MATCHED_LAMBDA:g}",
                                               derived_opts=static_matched_opts)
     for lam in wide_lambdas:
         table[f"R38w2_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.WIDEN", 2,
-                                                   "MODEL.DEEPMOE.LAMBDA", lam])
+                                                   "MODEL.DEEPMOE.LAMBDA", lam] + schedule)
     return table
 
 

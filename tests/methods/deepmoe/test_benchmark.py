@@ -2,6 +2,8 @@
 suites' arms and configs, the static-pruning width from a measured run, the SkipNet runs it
 compares with, evaluation, timing and gate-embedding shuffling of a finished run (a tiny one on
 digits, checked by hand), the figures and the reports."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +34,33 @@ def test_arms_vary_lambda_width_and_stage():
     # the matched lambda, its fine-tuning and the static network matched to it start first
     assert list(table)[:4] == ["R38_plain", "R38_lam0.001", "R38_lam0.001_ft",
                                "R38_static_matched"]
+
+
+def test_a_shorter_schedule_shortens_every_arm_alike():
+    table = benchmark.arms(max_iter=1500)
+    iterations = {name: load_config(str(REPO / arm.config), list(arm.opts)).SOLVER.MAX_ITER
+                  for name, arm in table.items()}
+    assert {n: i for n, i in iterations.items() if not n.endswith("_ft")} == dict.fromkeys(
+        [n for n in table if not n.endswith("_ft")], 1500)
+    assert {n: i for n, i in iterations.items() if n.endswith("_ft")} == dict.fromkeys(
+        [f"R38_lam{lam:g}_ft" for lam in benchmark.LAMBDAS], 500)
+    # the configs' schedule adds no options
+    assert benchmark.arms(max_iter=3000)["R38_plain"].opts == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--max-iter", "0"], "--max-iter 0: a positive number of iterations"),
+    (["--suite", "shapes", "--max-iter", "1500"], "for the fashionmnist suite only"),
+    (["--max-iter", "1500"], "holds arms of 3000 iterations; name another --output"),
+])
+def test_the_tool_rejects_a_bad_schedule_before_training(tmp_path, args, message):
+    (tmp_path / "record.json").write_text('{"runs": {}, "max_iter": 3000}')
+    proc = subprocess.run([sys.executable, "tools/benchmark_deepmoe.py", "--output",
+                           str(tmp_path / "record.json"), "--work-dir", str(tmp_path / "work"),
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert message in proc.stderr
+    assert not (tmp_path / "work").exists()
 
 
 def test_widening_and_shapes_arms():
