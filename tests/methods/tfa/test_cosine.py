@@ -47,7 +47,7 @@ def test_cosine_scores_and_gradient_match_a_hand_computation():
 def test_learnable_scale_is_a_parameter_named_as_fsdet():
     predictor = _predictor(-1.0)
     assert isinstance(predictor.scale, nn.Parameter) and predictor.scale.shape == (1,)
-    assert float(predictor.scale) == 20.0
+    assert predictor.scale.item() == 20.0
     predictor(torch.randn(4, 3))[0].sum().backward()
     assert predictor.scale.grad is not None and predictor.scale.grad.abs() > 0
     assert set(predictor.state_dict()) == {"cls_score.weight", "bbox_pred.weight", "bbox_pred.bias",
