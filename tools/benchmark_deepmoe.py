@@ -59,12 +59,11 @@ def main():
                 parser.error(f"--max-iter {args.max_iter}: {out} holds arms of "
                              f"{record['max_iter']} iterations; name another --output")
             record["max_iter"] = args.max_iter
-        record["machine"] = machine()
-        if args.suite == "fashionmnist":
             table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune,
                               args.max_iter)
         else:
             table = make_arms()
+        record["machine"] = machine()
         if args.suite == "shapes":
             benchmark.measure_shapes(table, record, out, work_dir, workers=args.workers,
                                      threads=args.threads, rounds=args.rounds,

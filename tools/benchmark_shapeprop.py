@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """ShapeProp benchmark on the synthetic shapes (projects/ShapeProp/README.md, thesis ch. 8).
 
-    python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_shapes_2cpu.json
-    python tools/benchmark_shapeprop.py --suite ablations --output X.json
-    python tools/benchmark_shapeprop.py --output X.json --report-only   # Markdown tables of X.json
+    python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_main_2cpu.json
     python tools/benchmark_shapeprop.py --output benchmarks/shapeprop_main_2cpu.json --seeds 0
+    python tools/benchmark_shapeprop.py --suite ablations \\
+        --output benchmarks/shapeprop_shapes_2cpu.json
+    python tools/benchmark_shapeprop.py --output X.json --report-only   # Markdown tables of X.json
 
 The suites of arms and what is measured: ``dynnet_d2/methods/shapeprop/benchmark.py``: "main"
 (the configs' schedule, 3 seeds: the class-agnostic Mask R-CNN, its capacity-matched variant,

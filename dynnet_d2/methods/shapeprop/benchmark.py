@@ -163,10 +163,15 @@ def training_arms(suite: Suite, max_iter: int, seeds=None) -> dict:
             if seeds is None or arm_seed(opts) in seeds}
 
 
+def arm_record(arm: Arm) -> dict:
+    """What an arm's record keeps of ``arm`` to be recognised by :func:`recorded`."""
+    return {"config": arm.config, "opts": list(arm.opts)}
+
+
 def recorded(run: dict, arm: Arm, masks_on: str) -> bool:
     """Whether ``run`` (an arm's record) holds the evaluation of ``arm``'s config and options
     (and, for an arm with every mask, its evaluation on the split-1 subsets)."""
-    return (run.get("arm") == {"config": arm.config, "opts": list(arm.opts)}
+    return (run.get("arm") == arm_record(arm)
             and "results" in run and (masks_on != "all" or "results_base1" in run))
 
 
@@ -181,7 +186,7 @@ def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_it
             if not recorded(runs.get(name, {}), arm, suite.arms[name][3])}
 
     def keep_results(name: str, run: dict) -> None:  # in the record as soon as an arm finishes
-        run["arm"] = {"config": arms[name].config, "opts": list(arms[name].opts)}
+        run["arm"] = arm_record(arms[name])
         results = work / name / "inference" / "results.json"
         if results.is_file():
             run["results"] = json.loads(results.read_text())
