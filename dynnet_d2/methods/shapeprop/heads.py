@@ -9,9 +9,10 @@ hooks overridden:
 * ``_forward_mask`` in training pools the RoI features of the MIL bags once, the foreground
   proposals and a sampled fraction of the background ones (``MIL_NEGATIVE_FRACTION``), runs the
   saliency head's trunk on them once, takes the MIL loss (Eq. 8.3) of their maps (``loss_mil``)
-  and hands the foreground rows (features and trunk) to the mask head. This is the body of
-  Detectron2's ``StandardROIHeads._forward_mask`` (v0.6-main: foreground selection, then the mask
-  pooler) with the negatives added; a test pins the mask head's losses to the upstream path's.
+  and hands the foreground rows (features and trunk, a leading slice) to the mask head. This
+  is the body of Detectron2's ``StandardROIHeads._forward_mask`` (v0.6-main: foreground
+  selection, then the mask pooler) with the negatives added; a test pins the mask head's losses
+  to the upstream path's.
   Inference is ``super()``'s.
 
 ``ShapePropMaskHead`` (``MODEL.ROI_MASK_HEAD.NAME``) runs on the mask branch's RoI features
@@ -207,14 +208,15 @@ class ShapePropROIHeads(StandardROIHeads):
         if not self.training:
             return super()._forward_mask(features, instances)
         foreground, _ = select_foreground_proposals(instances, self.num_classes)
-        bags = [Instances.cat([f, self.negative_bags(i)]) for f, i in zip(foreground, instances)]
-        pooled = self.mask_pooler([features[f] for f in self.mask_in_features],
-                                  [b.proposal_boxes for b in bags])
-        trunk = self.mask_head.saliency.trunk(pooled)
-        loss = mil_loss(self.mask_head.saliency.maps(trunk), cat([b.gt_mil_labels for b in bags]),
+        negatives = [self.negative_bags(i) for i in instances]
+        levels = [features[f] for f in self.mask_in_features]
+        # the foreground bags of every image first, so that the mask head reads a leading slice
+        pooled = self.mask_pooler(levels, [f.proposal_boxes for f in foreground])
+        trunk = self.mask_head.saliency.trunk(cat([
+            pooled, self.mask_pooler(levels, [n.proposal_boxes for n in negatives])]))
+        loss = mil_loss(self.mask_head.saliency.maps(trunk),
+                        cat([b.gt_mil_labels for b in foreground + negatives]),
                         self.mil_aggregation)
-        is_foreground = cat([torch.arange(len(b), device=pooled.device) < len(f)
-                             for b, f in zip(bags, foreground)])
-        losses = self.mask_head(pooled[is_foreground], foreground, trunk=trunk[is_foreground])
+        losses = self.mask_head(pooled, foreground, trunk=trunk[:len(pooled)])
         losses["loss_mil"] = loss * self.mil_loss_weight
         return losses

@@ -22,6 +22,7 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 
@@ -36,6 +37,57 @@ def normalized_kernels(weights: torch.Tensor, window: int) -> torch.Tensor:
     return weights.reshape(n, channels // r2, r2, h * w).softmax(dim=2)
 
 
+def _steps(flat: torch.Tensor, taps: torch.Tensor, shifts: list, lo: int, hi: int,
+           steps: int, keep: Optional[list] = None) -> torch.Tensor:
+    """``steps`` steps of Eq. 8.4 on the padded flat maps ``flat`` (R, C, P) with the window
+    entries ``taps`` (R, G, r * r, hi - lo) of the flat positions ``lo:hi``; each step's input
+    is appended to ``keep`` when given."""
+    size = flat.shape[2]
+    for _ in range(steps):
+        if keep is not None:
+            keep.append(flat)
+        inside = flat[:, :, lo + shifts[0]:hi + shifts[0]] * taps[:, :, 0]
+        for k in range(1, len(shifts)):
+            inside.addcmul_(flat[:, :, lo + shifts[k]:hi + shifts[k]], taps[:, :, k])
+        flat = F.pad(inside, (lo, size - hi))
+    return flat
+
+
+class _Propagation(torch.autograd.Function):
+    """:func:`_steps` with its backward written out: autograd's own graph of the ``steps * r *
+    r`` shifted slices gave every slice's gradient a zero-filled full-size tensor and summed
+    them, most of ShapeProp's training overhead; here each step's gradient is accumulated in
+    place, shift by shift."""
+
+    @staticmethod
+    def forward(ctx, flat, taps, shifts, lo, hi, steps):
+        keep = [] if any(ctx.needs_input_grad) else None
+        out = _steps(flat, taps, shifts, lo, hi, steps, keep)
+        if keep is not None:
+            ctx.save_for_backward(taps, *keep)
+            ctx.shifts, ctx.lo, ctx.hi = shifts, lo, hi
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        taps, *inputs = ctx.saved_tensors
+        shifts, lo, hi = ctx.shifts, ctx.lo, ctx.hi
+        grad_taps = torch.zeros_like(taps)
+        for flat in reversed(inputs):
+            grad_inside = grad[:, :, lo:hi]
+            grad = torch.zeros_like(flat)
+            for k, shift in enumerate(shifts):
+                window = slice(lo + shift, hi + shift)
+                grad[:, :, window].addcmul_(grad_inside, taps[:, :, k])
+                if taps.shape[1] == 1:  # a kernel shared by every channel: their sum
+                    grad_taps[:, :, k] += (grad_inside * flat[:, :, window]).sum(
+                        dim=1, keepdim=True)
+                else:
+                    grad_taps[:, :, k].addcmul_(grad_inside, flat[:, :, window])
+        return grad, grad_taps, None, None, None, None
+
+
 def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
               steps: int) -> torch.Tensor:
     """Eq. 8.4 applied ``steps`` times to ``latent`` (R, C, H, W) with ``kernels``
@@ -45,7 +97,8 @@ def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
     the window offset (dy, dx) is the flat shift ``dy (W + 2h) + dx``: a step is ``r * r``
     multiply-adds of contiguous shifted slices with that offset's kernel entries, which are 0 on
     the padding so that it stays 0. No (R, C, r * r, H * W) window tensor is materialised
-    (``F.unfold``), whose memory traffic made the propagation most of ShapeProp's inference."""
+    (``F.unfold``), whose memory traffic made the propagation most of ShapeProp's inference;
+    the backward is :class:`_Propagation`'s."""
     n, c, h, w = latent.shape
     half = window // 2
     padded_h, padded_w = h + 2 * half, w + 2 * half
@@ -57,12 +110,7 @@ def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
     lo, hi = half * padded_w + half, size - half * padded_w - half
     shifts = [(dy - half) * padded_w + (dx - half) for dy in range(window) for dx in range(window)]
     flat = F.pad(latent, (half, half, half, half)).reshape(n, c, size)
-    for _ in range(steps):
-        # a new tensor updated in place (not a view: autograd would copy the base per update)
-        inside = flat[:, :, lo + shifts[0]:hi + shifts[0]] * taps[:, :, 0, lo:hi]
-        for k in range(1, len(shifts)):
-            inside.addcmul_(flat[:, :, lo + shifts[k]:hi + shifts[k]], taps[:, :, k, lo:hi])
-        flat = F.pad(inside, (lo, size - hi))
+    flat = _Propagation.apply(flat, taps[:, :, :, lo:hi].contiguous(), shifts, lo, hi, steps)
     return flat.reshape(n, c, padded_h, padded_w)[:, :, half:half + h, half:half + w]
 
 

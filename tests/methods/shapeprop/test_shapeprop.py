@@ -159,6 +159,17 @@ def test_batched_message_passing_equals_the_naive_loop(groups):
         assert torch.allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.parametrize("groups", [3, 1], ids=["per-channel", "channel-agnostic"])
+def test_propagation_backward_passes_gradcheck(groups):
+    """The hand-written backward of the propagation against finite differences (float64)."""
+    torch.manual_seed(0)
+    r, h, w = 3, 3, 4
+    latent = torch.randn(2, 3, h, w, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(2, groups * r * r, h, w, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: propagate(a, normalized_kernels(b, r), r, steps=3), (latent, weights))
+
+
 def test_a_seed_pixel_reaches_every_location_after_max_h_w_steps():
     h, w, r = 5, 7, 3
     seed = torch.zeros(1, 1, h, w)
