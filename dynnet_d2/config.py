@@ -90,6 +90,13 @@ def _add_freeze_config(cfg: CN) -> None:
     cfg.MODEL.ROI_HEADS.FREEZE_FEAT = False
 
 
+def _add_roi_align_config(cfg: CN) -> None:
+    # The CPU backward of the ROI poolers' ROIAlign (dynnet_d2/modeling/roi_align.py):
+    # "separable" (two matrix products where that is cheaper than torchvision's scatter; the
+    # same gradient) or "torchvision" (Detectron2's ROIAlign as it is). CUDA is torchvision's.
+    cfg.MODEL.ROI_ALIGN_CPU_BACKWARD = "separable"
+
+
 def _add_box_predictor_config(cfg: CN) -> None:
     # Box predictor of ROI heads that build it from the box-predictor registry (e.g. TFA's
     # TFAROIHeads): "FastRCNNOutputLayers" (Detectron2's) or any name in
@@ -202,6 +209,7 @@ def add_dynnet_config(cfg: CN) -> CN:
     _add_mobilenet_config(cfg)
     _add_cifar_resnet_config(cfg)
     _add_freeze_config(cfg)
+    _add_roi_align_config(cfg)
     _add_box_predictor_config(cfg)
     _add_fewshot_config(cfg)
     _add_classification_config(cfg)

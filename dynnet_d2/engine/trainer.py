@@ -48,6 +48,7 @@ from ..evaluation.flops import ExecutedFlopsEvaluator
 from ..modeling import freeze_from_config
 from ..modeling.dynamic import leaves_parameters_unused
 from ..modeling.meta_arch import meta_architecture_needs
+from ..modeling.roi_align import use_roi_align_cpu_backward
 from ..modeling.roi_heads import check_output_layer_is_used
 from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
@@ -186,12 +187,16 @@ class DynnetTrainer(DefaultTrainer):
     @classmethod
     def build_model(cls, cfg):
         """Detectron2's model builder, after :func:`check_config_ops`, with the parts the freeze
-        keys name frozen (:func:`freeze_from_config`); logs the device."""
+        keys name frozen (:func:`freeze_from_config`) and the poolers' CPU backward of
+        ``MODEL.ROI_ALIGN_CPU_BACKWARD`` (:mod:`dynnet_d2.modeling.roi_align`); logs the
+        device."""
         check_config_ops(cfg)
         check_output_layer_is_used(cfg)
         logger.info(f"Building the model on MODEL.DEVICE={cfg.MODEL.DEVICE} (CUDA available: "
                     f"{torch.cuda.is_available()}; {torch.get_num_threads()} intra-op thread(s))")
-        return freeze_from_config(super().build_model(cfg), cfg)
+        model = super().build_model(cfg)
+        use_roi_align_cpu_backward(model, cfg.MODEL.ROI_ALIGN_CPU_BACKWARD)
+        return freeze_from_config(model, cfg)
 
     @classmethod
     def build_optimizer(cls, cfg, model):

@@ -42,6 +42,7 @@ from ...data.mappers import CheckedDatasetMapper
 from ...engine.arms import Arm, is_finished, machine, train_arms, train_net, write_record
 from ...engine.runs import load_trained_model
 from ...engine.trainer import DynnetTrainer
+from ...modeling.roi_align import use_roi_align_cpu_backward
 from ...utils.measure import interleaved_median_s
 from . import analysis
 
@@ -124,6 +125,7 @@ VALIDATION = {
 
 
 FIRST_SEED0 = "shapeprop_first_base1_seed0"
+TORCHVISION = "torchvision"  # the ROIAlign backward timed beside the configured one
 
 
 class Suite(NamedTuple):
@@ -307,7 +309,8 @@ def instance_figure(models: dict, records: list, novel: list, path: Path,
 
 def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int) -> None:
     """Inference (batch 1, ``images`` test images) and training steps (``train_iters`` batches
-    of the baseline's training data, SGD) of the seed-0 baseline and ShapeProp (and its first
+    of the baseline's training data, SGD; with the configured ROIAlign backward and with
+    torchvision's, ``<arm>/torchvision``) of the seed-0 baseline and ShapeProp (and its first
     version when the suite has it), in this process, in interleaved rounds."""
     names = ("maskrcnn_base1_seed0", "shapeprop_base1_seed0")
     missing = [n for n in names if not (work / n / "model_final.pth").is_file()]
@@ -343,7 +346,8 @@ def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int)
     batches = [next(loader) for _ in range(train_iters)]
     del loader
 
-    def train_steps(model, optimizer):
+    def train_steps(model, optimizer, backward):
+        use_roi_align_cpu_backward(model, backward)
         for batch in batches:
             loss = sum(model(batch).values())
             optimizer.zero_grad()
@@ -354,7 +358,9 @@ def timing(work: Path, record: dict, images: int, train_iters: int, rounds: int)
     for n, (arm_cfg, model) in models.items():
         model.train()
         optimizer = torch.optim.SGD(model.parameters(), lr=arm_cfg.SOLVER.BASE_LR * 0.01)
-        steps[n] = partial(train_steps, model, optimizer)
+        # the configured ROIAlign backward (the separable one), and torchvision's for reference
+        steps[n] = partial(train_steps, model, optimizer, arm_cfg.MODEL.ROI_ALIGN_CPU_BACKWARD)
+        steps[f"{n}/{TORCHVISION}"] = partial(train_steps, model, optimizer, TORCHVISION)
     with EventStorage(0):
         for fn in steps.values():
             fn()
@@ -398,7 +404,10 @@ def cost_table(cost: dict, runs: dict) -> list:
     rows = [(f"inference, ms/image (batch 1, {inf['images']} images)",
              {n: inf[n]["ms_per_image"] for n in inf if isinstance(inf[n], dict)}),
             (f"training, s/iter (same process, {tr['iterations']} batches)",
-             {n: tr[n]["s_per_iter"] for n in tr if isinstance(tr[n], dict)})]
+             {n: tr[n]["s_per_iter"] for n in tr if isinstance(tr[n], dict)}),
+            ("training, s/iter with torchvision's ROIAlign backward (same process)",
+             {n.rsplit("/", 1)[0]: tr[n]["s_per_iter"] for n in tr
+              if n.endswith(f"/{TORCHVISION}")})]
     for key, label in (("mask_head", "mask head (ShapeProp: with saliency and propagation)"),
                        ("model", "whole model")):
         rows.append((f"parameters, {label}",

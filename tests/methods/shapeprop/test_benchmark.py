@@ -1,6 +1,6 @@
 """The ShapeProp benchmark's arm selection (dynnet_d2/methods/shapeprop/benchmark.py): a suite
 restricted to some seeds, and arms whose evaluation the record holds from the same config and
-options not trained again although their folders are gone."""
+options not trained again although their folders are gone; the cost table."""
 from dynnet_d2.methods.shapeprop import benchmark
 
 
@@ -53,3 +53,16 @@ def test_recorded_arms_are_not_trained_again_and_the_others_are_recorded_with_th
     benchmark.train_and_evaluate(suite, tmp_path / "work2", record, tmp_path / "out.json",
                                  2800, seeds={0})
     assert trained == [([], 2, 1)]
+
+
+def test_cost_table_has_both_roialign_backwards_with_their_ratios():
+    base, sp = "maskrcnn_base1_seed0", "shapeprop_base1_seed0"
+    cost = {"inference": {"images": 10, base: {"ms_per_image": 50.0}, sp: {"ms_per_image": 60.0}},
+            "train": {"iterations": 4, "rounds": 3, base: {"s_per_iter": 0.5},
+                      sp: {"s_per_iter": 0.8}, f"{base}/torchvision": {"s_per_iter": 0.6},
+                      f"{sp}/torchvision": {"s_per_iter": 1.2}}}
+    lines = benchmark.cost_table(cost, {})
+    assert "| inference, ms/image (batch 1, 10 images) | 50.0 | 60.0 | 1.20x |" in lines
+    assert "| training, s/iter (same process, 4 batches) | 0.5 | 0.8 | 1.60x |" in lines
+    assert ("| training, s/iter with torchvision's ROIAlign backward (same process) | 0.6 | 1.2 "
+            "| 2.00x |") in lines
