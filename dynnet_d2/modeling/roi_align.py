@@ -31,12 +31,13 @@ from detectron2.modeling.poolers import ROIPooler
 from torch import nn
 from torchvision.ops import roi_align
 
+from ..utils.measure import interleaved_median_s
+
 CPU_BACKWARDS = ("separable", "torchvision")
-# A multiply-add of the batched matrix products costs about 1/60 of one of torchvision's scalar
-# scatter-adds here (2-core CPU, 14 x 14 bins, 64 channels, a 40 x 52 map: 0.07 vs 0.35 s for
-# 256 RoIs); the separable backward is used when its multiply-adds are fewer than this many
-# times the scatter's, half of that ratio.
-SCATTER_COST = 30
+# The separable backward is used when its multiply-adds are fewer than this many times the
+# scatter's: the break-even was between 143 and 290 on this 2-core CPU, 1 thread
+# (benchmarks/roi_align_backward_2cpu.json, tools/benchmark_roi_align.py).
+SCATTER_COST = 100
 
 
 def axis_weights(start: torch.Tensor, length: torch.Tensor, bins: int, sampling_ratio: int,
@@ -143,3 +144,48 @@ def use_roi_align_cpu_backward(model: nn.Module, backward: str) -> int:
                                                  level.sampling_ratio, level.aligned)
                 replaced += 1
     return replaced
+
+
+#: (channels, map height, map width, bins, RoIs) timed by :func:`time_backwards`: this project's
+#: finest FPN level at ~160-pixel images (box and mask poolers), twice that, and 800-pixel
+#: images' coarser and finest levels (256 channels).
+BENCHMARK_CASES = ((64, 44, 73, 7, 256), (64, 44, 73, 14, 256), (64, 88, 146, 7, 256),
+                   (256, 100, 150, 7, 512), (256, 200, 304, 14, 128))
+
+
+def time_backwards(cases=BENCHMARK_CASES, *, sampling_ratio: int = 2, images: int = 2,
+                   rounds: int = 5, seed: int = 0) -> list:
+    """For each case, the median wall time (interleaved rounds) of torchvision's backward and of
+    the separable one on the same random RoIs (up to 60 x 60 input pixels at stride 4), their
+    ratio, the ratio of multiply-adds to scatter-adds that :func:`separable_backward_is_cheaper`
+    compares with :data:`SCATTER_COST`, and which backward the layer picks."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for channels, height, width, bins, count in cases:
+        features = torch.randn(images, channels, height, width, generator=generator,
+                               requires_grad=True)
+        corner = torch.rand(count, 2, generator=generator) * torch.tensor(
+            [width * 4.0 - 20, height * 4.0 - 20])
+        size = torch.rand(count, 2, generator=generator) * 60 + 4
+        index = torch.randint(0, images, (count, 1), generator=generator).sort(dim=0).values
+        rois = torch.cat([index.float(), corner, corner + size], dim=1)
+        args = ((bins, bins), 0.25, sampling_ratio, True)
+        outputs = {"torchvision": roi_align(features, rois, *args),
+                   "separable": _SeparableBackward.apply(features, rois, *args)}
+        grad = torch.randn(outputs["torchvision"].shape, generator=generator)
+
+        def backward(out):
+            return lambda: torch.autograd.grad(out, features, grad, retain_graph=True)
+
+        times = interleaved_median_s({k: backward(v) for k, v in outputs.items()}, rounds)
+        scatter = channels * bins * bins * sampling_ratio ** 2 * 4
+        rows.append({
+            "channels": channels, "height": height, "width": width, "bins": bins, "rois": count,
+            "torchvision_s": round(times["torchvision"]["median_s"], 5),
+            "separable_s": round(times["separable"]["median_s"], 5),
+            "speedup": round(times["torchvision"]["median_s"] / times["separable"]["median_s"], 2),
+            "multiply_adds_per_scatter_add": round(
+                channels * bins * width * (bins + height) / scatter, 1),
+            "picked": "separable" if separable_backward_is_cheaper(
+                channels, (bins, bins), sampling_ratio, height, width) else "torchvision"})
+    return rows
