@@ -61,11 +61,10 @@ class _Propagation(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, flat, taps, shifts, lo, hi, steps):
-        keep = [] if any(ctx.needs_input_grad) else None
+        keep = []
         out = _steps(flat, taps, shifts, lo, hi, steps, keep)
-        if keep is not None:
-            ctx.save_for_backward(taps, *keep)
-            ctx.shifts, ctx.lo, ctx.hi = shifts, lo, hi
+        ctx.save_for_backward(taps, *keep)
+        ctx.shifts, ctx.lo, ctx.hi = shifts, lo, hi
         return out
 
     @staticmethod
@@ -110,7 +109,11 @@ def propagate(latent: torch.Tensor, kernels: torch.Tensor, window: int,
     lo, hi = half * padded_w + half, size - half * padded_w - half
     shifts = [(dy - half) * padded_w + (dx - half) for dy in range(window) for dx in range(window)]
     flat = F.pad(latent, (half, half, half, half)).reshape(n, c, size)
-    flat = _Propagation.apply(flat, taps[:, :, :, lo:hi].contiguous(), shifts, lo, hi, steps)
+    taps = taps[:, :, :, lo:hi].contiguous()
+    if torch.is_grad_enabled() and (flat.requires_grad or taps.requires_grad):
+        flat = _Propagation.apply(flat, taps, shifts, lo, hi, steps)
+    else:  # nothing to differentiate: keep no step's input
+        flat = _steps(flat, taps, shifts, lo, hi, steps)
     return flat.reshape(n, c, padded_h, padded_w)[:, :, half:half + h, half:half + w]
 
 
