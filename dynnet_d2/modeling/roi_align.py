@@ -35,8 +35,8 @@ from ..utils.measure import interleaved_median_s
 
 CPU_BACKWARDS = ("separable", "torchvision")
 # The separable backward is used when its multiply-adds are fewer than this many times the
-# scatter's: the break-even was between 143 and 290 on this 2-core CPU, 1 thread
-# (benchmarks/roi_align_backward_2cpu.json, tools/benchmark_roi_align.py).
+# scatter's: the break-even was between 124 (1.4x faster) and 143 (0.84x) on this 2-core CPU,
+# 1 thread (benchmarks/roi_align_backward_2cpu.json, tools/benchmark_roi_align.py).
 SCATTER_COST = 100
 
 
