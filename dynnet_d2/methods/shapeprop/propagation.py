@@ -56,8 +56,8 @@ def _steps(flat: torch.Tensor, taps: torch.Tensor, shifts: list, lo: int, hi: in
 class _Propagation(torch.autograd.Function):
     """:func:`_steps` with its backward written out: autograd's own graph of the ``steps * r *
     r`` shifted slices gave every slice's gradient a zero-filled full-size tensor and summed
-    them, most of ShapeProp's training overhead; here each step's gradient is accumulated in
-    place, shift by shift."""
+    them, a large part of ShapeProp's training overhead; here each step's gradient is
+    accumulated in place, shift by shift."""
 
     @staticmethod
     def forward(ctx, flat, taps, shifts, lo, hi, steps):
