@@ -62,14 +62,20 @@ def axis_weights(start: torch.Tensor, length: torch.Tensor, bins: int, sampling_
     return weights.view(rois, bins, sampling_ratio, size).sum(dim=2)
 
 
-def separable_backward_is_cheaper(channels: int, output_size: Tuple[int, int],
-                                  sampling_ratio: int, height: int, width: int) -> bool:
-    """Whether the separable backward's multiply-adds per RoI, ``C Sh W (Sw + H)``, are below
-    :data:`SCATTER_COST` times torchvision's scatter-adds, ``C Sh Sw s^2 4``."""
+def multiply_adds_per_scatter_add(channels: int, output_size: Tuple[int, int],
+                                  sampling_ratio: int, height: int, width: int) -> float:
+    """The separable backward's multiply-adds per RoI, ``C Sh W (Sw + H)``, over torchvision's
+    scatter-adds per RoI, ``C Sh Sw s^2 4``."""
     bins_h, bins_w = output_size
     separable = channels * bins_h * width * (bins_w + height)
-    scatter = channels * bins_h * bins_w * sampling_ratio ** 2 * 4
-    return separable < SCATTER_COST * scatter
+    return separable / (channels * bins_h * bins_w * sampling_ratio ** 2 * 4)
+
+
+def separable_backward_is_cheaper(channels: int, output_size: Tuple[int, int],
+                                  sampling_ratio: int, height: int, width: int) -> bool:
+    """Whether :func:`multiply_adds_per_scatter_add` is below :data:`SCATTER_COST`."""
+    return multiply_adds_per_scatter_add(channels, output_size, sampling_ratio, height,
+                                         width) < SCATTER_COST
 
 
 class _SeparableBackward(torch.autograd.Function):
@@ -178,14 +184,12 @@ def time_backwards(cases=BENCHMARK_CASES, *, sampling_ratio: int = 2, images: in
             return lambda: torch.autograd.grad(out, features, grad, retain_graph=True)
 
         times = interleaved_median_s({k: backward(v) for k, v in outputs.items()}, rounds)
-        scatter = channels * bins * bins * sampling_ratio ** 2 * 4
+        shape = (channels, (bins, bins), sampling_ratio, height, width)
         rows.append({
             "channels": channels, "height": height, "width": width, "bins": bins, "rois": count,
             "torchvision_s": round(times["torchvision"]["median_s"], 5),
             "separable_s": round(times["separable"]["median_s"], 5),
             "speedup": round(times["torchvision"]["median_s"] / times["separable"]["median_s"], 2),
-            "multiply_adds_per_scatter_add": round(
-                channels * bins * width * (bins + height) / scatter, 1),
-            "picked": "separable" if separable_backward_is_cheaper(
-                channels, (bins, bins), sampling_ratio, height, width) else "torchvision"})
+            "multiply_adds_per_scatter_add": round(multiply_adds_per_scatter_add(*shape), 1),
+            "picked": "separable" if separable_backward_is_cheaper(*shape) else "torchvision"})
     return rows
