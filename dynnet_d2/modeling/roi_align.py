@@ -102,13 +102,12 @@ class _SeparableBackward(torch.autograd.Function):
         along_x = axis_weights(x1, roi_w, bins_w, ctx.sampling_ratio, width)  # (R, Sw, W)
         grad_features = grad.new_zeros(ctx.shape[0], height, channels, width)
         images, counts = torch.unique_consecutive(rois[:, 0].long(), return_counts=True)
-        start = 0
-        for image, count in zip(images.tolist(), counts.tolist()):
-            rows = slice(start, start + count)
-            start += count
+        counts = counts.tolist()
+        for image, g, a_y, a_x in zip(images.tolist(), grad.split(counts),
+                                      along_y.split(counts), along_x.split(counts)):
             # G_r B_r for every RoI of the image: (r, Sh, C, W)
-            right = torch.einsum("rcij,rjw->ricw", grad[rows], along_x[rows])
-            grad_features[image] += (along_y[rows].reshape(-1, height).t()
+            right = torch.einsum("rcij,rjw->ricw", g, a_x)
+            grad_features[image] += (a_y.reshape(-1, height).t()
                                      @ right.reshape(-1, channels * width)
                                      ).view(height, channels, width)
         return grad_features.permute(0, 2, 1, 3), None, None, None, None, None
