@@ -22,17 +22,17 @@ def test_arms_vary_lambda_width_and_stage():
     cfg = load_config(str(REPO / table["R38_lam0.002"].config), list(table["R38_lam0.002"].opts))
     assert cfg.MODEL.BACKBONE.NAME == "build_deepmoe_backbone" and cfg.MODEL.DEEPMOE.LAMBDA == 0.002
     assert cfg.MODEL.CIFAR_RESNET.DEPTH == 38 and cfg.SOLVER.MAX_ITER == 3000
-    wide = load_config(str(REPO / table["R38w2_lam0.01"].config), list(table["R38w2_lam0.01"].opts))
+    wide = load_config(str(REPO / table["R38w2_lam0.005"].config), list(table["R38w2_lam0.005"].opts))
     assert wide.MODEL.DEEPMOE.WIDEN == 2
-    ft = load_config(str(REPO / table["R38_lam0.01_ft"].config))
-    assert table["R38_lam0.01_ft"].after == "R38_lam0.01"
+    ft = load_config(str(REPO / table["R38_lam0.005_ft"].config))
+    assert table["R38_lam0.005_ft"].after == "R38_lam0.005"
     assert ft.MODEL.DEEPMOE.FREEZE_GATING and ft.MODEL.DEEPMOE.LAMBDA == ft.MODEL.DEEPMOE.MU == 0
     plain = load_config(str(REPO / table["R38_plain"].config))
     assert plain.MODEL.BACKBONE.NAME == "build_cifar_resnet_backbone"
     assert set(benchmark.arms(finetune=False)) == set(table) - {
         f"R38_lam{lam:g}_ft" for lam in benchmark.LAMBDAS}
     # the matched lambda, its fine-tuning and the static network matched to it start first
-    assert list(table)[:4] == ["R38_plain", "R38_lam0.01", "R38_lam0.01_ft",
+    assert list(table)[:4] == ["R38_plain", "R38_lam0.005", "R38_lam0.005_ft",
                                "R38_static_matched"]
 
 
@@ -74,6 +74,7 @@ def test_widening_and_shapes_arms():
     for cfg in (plain, moe):
         assert cfg.MODEL.CIFAR_RESNET.DEPTH == 14 and cfg.SOLVER.MAX_ITER == 1000
     assert plain.MODEL.CIFAR_RESNET.WIDTH == 48 and moe.MODEL.DEEPMOE.WIDEN == 3
+    assert moe.MODEL.DEEPMOE.LAMBDA == benchmark.WIDENING_LAMBDA == 0.0075
     shapes = benchmark.shapes_arms()
     configs = {n: load_config(str(REPO / a.config), list(a.opts)) for n, a in shapes.items()}
     assert {n: c.MODEL.META_ARCHITECTURE for n, c in configs.items()} == {
@@ -221,7 +222,7 @@ def test_measure_resumes_and_times_again_only_when_more_arms_finished(tmp_path, 
     monkeypatch.setattr(benchmark, "test_images", lambda: (torch.zeros(4, 1, 8, 8), None))
     monkeypatch.setattr(benchmark, "time_arms", lambda runs, **kw: calls.append(sorted(runs))
                         or {"ms": 1.0})
-    table = {"R38_plain": Arm("x.yaml"), "R38_lam0.01": Arm("x.yaml")}
+    table = {"R38_plain": Arm("x.yaml"), "R38_lam0.005": Arm("x.yaml")}
     (tmp_path / "R38_plain").mkdir()
     (tmp_path / "R38_plain" / "model_final.pth").write_bytes(b"")
     record, out = {}, tmp_path / "record.json"
@@ -235,9 +236,9 @@ def test_measure_resumes_and_times_again_only_when_more_arms_finished(tmp_path, 
                                                                       "threads1/batch64"}
     measure()  # nothing new: nothing evaluated or timed again
     assert len(calls) == 2 and list(record["results"]) == ["R38_plain"]
-    (tmp_path / "R38_lam0.01").mkdir()
-    (tmp_path / "R38_lam0.01" / "model_final.pth").write_bytes(b"")
+    (tmp_path / "R38_lam0.005").mkdir()
+    (tmp_path / "R38_lam0.005" / "model_final.pth").write_bytes(b"")
     measure()
-    assert calls[2:] == [["R38_lam0.01", "R38_plain"]] * 2
-    assert record["analysis"] == {"R38_lam0.01": {"analysed": "R38_lam0.01"}}
+    assert calls[2:] == [["R38_lam0.005", "R38_plain"]] * 2
+    assert record["analysis"] == {"R38_lam0.005": {"analysed": "R38_lam0.005"}}
     assert '"timed_arms"' in out.read_text()
