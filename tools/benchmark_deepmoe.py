@@ -26,6 +26,8 @@ def main():
     parser.add_argument("--lambdas", type=float, nargs="+", default=list(benchmark.LAMBDAS))
     parser.add_argument("--wide-lambdas", type=float, nargs="*",
                         default=list(benchmark.WIDE_LAMBDAS))
+    parser.add_argument("--widths", type=int, nargs="+", default=list(benchmark.WIDTHS),
+                        help="widening: the width factors trained")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--max-iter", type=int, default=benchmark.CONFIG_MAX_ITER,
                         help="fashionmnist: iterations of every first-stage arm, the fine-tuning "
@@ -49,6 +51,8 @@ def main():
     if args.max_iter < 1 or (args.suite != "fashionmnist" and not full_length):
         parser.error(f"--max-iter {args.max_iter}: a positive number of iterations, for the "
                      f"fashionmnist suite only")
+    if min(args.widths) < 1:
+        parser.error(f"--widths {' '.join(map(str, args.widths))}: width factors are >= 1")
     out = REPO / (args.output or default_output)
     suffix = "" if full_length else f"_{args.max_iter}it"
     work_dir = REPO / (args.work_dir or f"output/DeepMoE/{args.suite}{suffix}")
@@ -61,6 +65,8 @@ def main():
             record["max_iter"] = args.max_iter
             table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune,
                               args.max_iter)
+        elif args.suite == "widening":
+            table = make_arms(args.widths)
         else:
             table = make_arms()
         record["machine"] = machine()

@@ -52,6 +52,7 @@ def test_a_shorter_schedule_shortens_every_arm_alike():
     (["--max-iter", "0"], "--max-iter 0: a positive number of iterations"),
     (["--suite", "shapes", "--max-iter", "1500"], "for the fashionmnist suite only"),
     (["--max-iter", "1500"], "holds arms of 3000 iterations; name another --output"),
+    (["--suite", "widening", "--widths", "1", "0"], "--widths 1 0: width factors are >= 1"),
 ])
 def test_the_tool_rejects_a_bad_schedule_before_training(tmp_path, args, message):
     (tmp_path / "record.json").write_text('{"runs": {}, "max_iter": 3000}')
