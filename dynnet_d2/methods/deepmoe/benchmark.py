@@ -19,7 +19,7 @@ SkipNet-38 at matched FLOPs is not trained here: the SkipNet benchmark's finishe
 (:func:`skipnet_runs`, same plain network and schedule) are evaluated next to the arms.
 
 ``widening`` (Fig. 3.5 analogue; :func:`widening_arms`): a ResNet-14 widened 1-4 times, plain and
-narrow-DeepMoE (lambda of the config), 1000 iterations each (the 16x FLOPs of width 4 at 3000
+narrow-DeepMoE (:data:`WIDENING_LAMBDA`), 1000 iterations each (the 16x FLOPs of width 4 at 3000
 iterations do not fit this machine's budget; every arm is shortened alike).
 
 ``shapes`` (Tables 3.3-3.5 analogues; :func:`shapes_arms`): the half-width ResNet-18 + FPN Faster
