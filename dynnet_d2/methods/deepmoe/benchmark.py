@@ -363,6 +363,7 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]
         lines += [f"| {label} | {t['ms_per_image']:.3f} |" for label, t in timings.items()]
+    lines += savings_report(record)
     for arm, analysis in record.get("analysis", {}).items():
         lines += ["", f"Gate-embedding shuffling, {arm} (top-1 % of each class):", "",
                   "| class | own | same group | other groups |", "|---|---|---|---|"]
@@ -386,6 +387,32 @@ def classification_report(record: dict) -> List[str]:
         ratio = (f"{r['mean_gflops'] / results[reference]['mean_gflops']:.2f}"
                  if reference else "–")
         lines.append(f"| {name} | {r['top1']:.2f} | {1000 * r['mean_gflops']:.2f} | {ratio} |")
+    return lines
+
+
+def savings_report(record: dict) -> List[str]:
+    """Per timing at batch 1 and DeepMoE arm timed sliced: the executed FLOPs saved against the
+    first plain arm, the wall-clock saved by sliced execution, and their ratio (issue 24's
+    target: >= 0.6)."""
+    results, lines = record.get("results", {}), []
+    reference = _first_plain(results)
+    for key, timings in record.get("timing", {}).items():
+        if not key.endswith("batch1") or reference not in timings:
+            continue
+        plain_ms = timings[reference]["ms_per_image"]
+        rows = []
+        for label, timing in timings.items():
+            arm, _, mode = label.partition(" ")
+            if mode != "slice" or arm not in results:
+                continue
+            flops_saved = 1.0 - results[arm]["mean_gflops"] / results[reference]["mean_gflops"]
+            time_saved = 1.0 - timing["ms_per_image"] / plain_ms
+            ratio = f"{time_saved / flops_saved:.2f}" if flops_saved > 0 else "–"
+            rows.append(f"| {arm} | {100 * flops_saved:.1f} | {100 * time_saved:.1f} | {ratio} |")
+        if rows:
+            lines += ["", f"Batch-1 savings of sliced execution, {key.split('/')[0]} (against "
+                      f"{reference}):", "", "| arm | FLOPs saved (%) | time saved (%) | "
+                      "time saved / FLOPs saved |", "|---|---|---|---|", *rows]
     return lines
 
 

@@ -176,7 +176,11 @@ def test_gate_embedding_shuffling_by_hand(tiny_run):
 def test_report_and_figures(tmp_path):
     record = {"results": {"R38_plain": {"top1": 92.5, "mean_gflops": 0.064},
                           "R38_lam0.001": {"top1": 92.0, "mean_gflops": 0.032}},
-              "timing": {"threads1/batch1": {"R38_plain": {"ms_per_image": 6.5}}},
+              "timing": {"threads1/batch1": {"R38_plain": {"ms_per_image": 6.5},
+                                             "R38_lam0.001 mask": {"ms_per_image": 7.0},
+                                             "R38_lam0.001 slice": {"ms_per_image": 4.55}},
+                         "threads1/batch64": {"R38_plain": {"ms_per_image": 1.0},
+                                              "R38_lam0.001 slice union": {"ms_per_image": 1.2}}},
               "analysis": {"R38_lam0.001": {
                   "shuffling": {"0": {"own": 90.0, "same_group": 80.0, "other_groups": 50.0}},
                   "utilisation_per_class": [[0.5, 1.0, 0.25]] * 10}}}
@@ -184,6 +188,10 @@ def test_report_and_figures(tmp_path):
     assert "| R38_lam0.001 | 92.00 | 32.00 | 0.50 |" in table
     assert "threads1, batch1" in table and "| R38_plain | 6.500 |" in table
     assert "| 0 | 90.0 | 80.0 | 50.0 |" in table
+    # half the FLOPs saved, 30 % of the time (1 - 4.55 / 6.5): a ratio of 0.6; batch 64 is not
+    # a batch-1 saving
+    assert "| R38_lam0.001 | 50.0 | 30.0 | 0.60 |" in table
+    assert table.count("Batch-1 savings") == 1
     written = benchmark.plot(record, tmp_path, "fashionmnist")
     assert [p.name for p in written] == ["fashionmnist_accuracy_vs_flops.png",
                                          "fashionmnist_channel_utilisation_R38_lam0.001.png"]
