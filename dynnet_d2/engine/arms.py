@@ -124,7 +124,8 @@ def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: P
     ``{arm: succeeded}``.
 
     ``record["runs"][<arm>]`` becomes the measurement of its run (:func:`train_net`), what was
-    recorded before (or ``{"skipped": "finished before"}``) for a finished arm, ``{"error": ...}``
+    recorded before (or ``{"skipped": "finished before", "results": <its results.json>}``) for a
+    finished arm, ``{"error": ...}``
     for one that failed or raised, ``{"error": "not run: <arm> failed"}`` for one that starts
     from a failed arm; ``on_finished(arm, run_record)`` may add to the record of an arm that
     succeeded before ``out`` is rewritten, after every arm.
@@ -134,8 +135,9 @@ def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: P
 
     def train(name: str) -> dict:
         arm, folder = arms[name], work_dir / name
-        if is_finished(folder):
-            return runs.get(name) or {"skipped": "finished before"}
+        if is_finished(folder):  # unrecorded (e.g. another record's run): its own results
+            return runs.get(name) or {"skipped": "finished before", "results": json.loads(
+                (folder / "inference" / "results.json").read_text())}
         opts = list(arm.opts)
         if arm.after is not None:
             opts += ["MODEL.WEIGHTS", str(work_dir / arm.after / "model_final.pth")]

@@ -76,7 +76,7 @@ def test_finished_arms_are_skipped_and_interrupted_ones_resume(fake, tmp_path):
     work = tmp_path / "work"
     for name in ("done", "done_unrecorded"):
         (work / name / "inference").mkdir(parents=True)
-        (work / name / "inference" / "results.json").write_text("{}")
+        (work / name / "inference" / "results.json").write_text('{"bbox": {"AP": 1.5}}')
     (work / "interrupted").mkdir()
     (work / "interrupted" / "last_checkpoint").write_text("model_0000004.pth")
     record = {"runs": {"done": {"wall_s": 12.5}}}
@@ -86,7 +86,8 @@ def test_finished_arms_are_skipped_and_interrupted_ones_resume(fake, tmp_path):
     assert status == dict.fromkeys(table, True)
     assert call(work, "done") is None and call(work, "done_unrecorded") is None
     assert record["runs"]["done"] == {"wall_s": 12.5}
-    assert record["runs"]["done_unrecorded"] == {"skipped": "finished before"}
+    assert record["runs"]["done_unrecorded"] == {"skipped": "finished before",
+                                                 "results": {"bbox": {"AP": 1.5}}}
     resumed, fresh = call(work, "interrupted")["args"], call(work, "fresh")["args"]
     assert "--resume" in resumed and "--resume" not in fresh
     assert fresh[fresh.index("--config-file") + 1:] == [
@@ -225,6 +226,7 @@ def test_real_train_net_arms_start_from_their_dependency_and_are_skipped_once_do
     assert weights and all(torch.allclose(first[k], second[k], atol=1e-6) for k in weights)
     again = {"runs": {}}
     assert train_arms(table, work, again, out, threads=1) == {"first": True, "second": True}
-    assert again["runs"] == {"first": {"skipped": "finished before"},
-                             "second": {"skipped": "finished before"}}
+    assert again["runs"] == {name: {"skipped": "finished before",
+                                    "results": record["runs"][name]["results"]}
+                             for name in ("first", "second")}
     assert sys.executable in record["runs"]["first"]["command"]

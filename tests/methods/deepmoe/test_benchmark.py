@@ -80,7 +80,10 @@ def test_widening_and_shapes_arms():
     configs = {n: load_config(str(REPO / a.config), list(a.opts)) for n, a in shapes.items()}
     assert {n: c.MODEL.META_ARCHITECTURE for n, c in configs.items()} == {
         "det_plain": "DynamicGeneralizedRCNN", "det_deepmoe": "DynamicGeneralizedRCNN",
+        "det_deepmoe_lam0.005": "DynamicGeneralizedRCNN",
         "seg_plain": "DynamicSemanticSegmentor", "seg_deepmoe": "DynamicSemanticSegmentor"}
+    assert configs["det_deepmoe"].MODEL.DEEPMOE.LAMBDA == 0.01
+    assert configs["det_deepmoe_lam0.005"].MODEL.DEEPMOE.LAMBDA == 0.005
     for task in ("det", "seg"):  # plain and DeepMoE on the same schedule and data
         plain, moe = configs[f"{task}_plain"], configs[f"{task}_deepmoe"]
         assert moe.MODEL.BACKBONE.NAME == "build_deepmoe_backbone"
