@@ -5,7 +5,7 @@
 * :func:`plot_accuracy_vs_flops`: top-1 against executed FLOPs relative to a plain network, e.g.
   over SkipNet's alpha (Fig. 2.7) or DeepMoE's lambda (Fig. 3.3).
 """
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -42,17 +42,23 @@ def plot_accuracy_vs_flops(points: Sequence[Dict], path: str, title: str,
                            reference: Optional[Dict] = None,
                            xlabel: str = "executed FLOPs / plain ResNet FLOPs") -> None:
     """Top-1 (%) against executed FLOPs relative to the plain network, one labelled point per
-    entry of ``points`` (``{"label", "relative_flops", "top1"}``), joined in the given order;
-    ``reference`` (``{"label", "top1"}``) a dashed horizontal line."""
+    entry of ``points`` (``{"label", "relative_flops", "top1"}``, optionally ``"series"``: the
+    points of one series are joined in the given order, each series its own line and legend
+    entry); ``reference`` (``{"label", "top1"}``) a dashed horizontal line."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
-    xs = [p["relative_flops"] for p in points]
-    ax.plot(xs, [p["top1"] for p in points], "o-")
+    series: Dict[str, List[Dict]] = {}
+    for p in points:
+        series.setdefault(p.get("series", ""), []).append(p)
+    for name, members in series.items():
+        ax.plot([p["relative_flops"] for p in members], [p["top1"] for p in members], "o-",
+                label=name or None)
     for p in points:
         ax.annotate(p["label"], (p["relative_flops"], p["top1"]), fontsize=7,
                     textcoords="offset points", xytext=(3, 3))
     if reference is not None:
         ax.axhline(reference["top1"], color="grey", linestyle="--", label=reference["label"])
+    if reference is not None or any(series):
         ax.legend(fontsize=7)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("top-1 (%)")

@@ -40,6 +40,7 @@ timed at batch 1 and 64, masked vs sliced (``union``, ``group``), interleaved ov
 and the per-class channel utilisation (:mod:`.analysis`).
 """
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -328,6 +329,32 @@ def _timed_backbone(backbone, mode: Optional[str], inputs: List[torch.Tensor]):
     return call
 
 
+def flops_points(results: dict, reference: str) -> List[dict]:
+    """The points of the accuracy-vs-FLOPs figure: every arm of ``results`` but ``reference``,
+    top-1 and executed FLOPs relative to ``reference``'s, labelled by its lambda or width, in
+    series (narrow / fine-tuned / wide DeepMoE, plain and static networks) ordered by FLOPs."""
+    points = []
+    for arm, r in results.items():
+        if arm == reference:
+            continue
+        lam = re.search(r"_lam([0-9.e-]+)", arm)
+        width = re.match(r"R\d+x(\d+)_", arm)
+        if arm.startswith("R38w"):
+            series = "wide-DeepMoE"
+        elif lam:
+            series = "narrow-DeepMoE" + (", fine-tuned" if arm.endswith("_ft") else "")
+        else:
+            series = "DeepMoE" if "deepmoe" in arm else "static" if "static" in arm else "plain"
+        label = (f"lambda {lam.group(1)}" if lam and not arm.endswith("_ft")
+                 else f"x{width.group(1)}" if width else "")
+        points.append({"label": label, "series": series, "top1": r["top1"],
+                       "relative_flops": r["mean_gflops"] / results[reference]["mean_gflops"]})
+    order = {}
+    for point in points:
+        order.setdefault(point["series"], len(order))
+    return sorted(points, key=lambda p: (order[p["series"]], p["relative_flops"]))
+
+
 def plot(record: dict, folder: Path, name: str) -> List[Path]:
     """The figures of a classification suite's ``record`` into ``folder`` (``name`` prefixes
     their files): top-1 vs executed FLOPs relative to the plain network of every arm evaluated
@@ -337,14 +364,10 @@ def plot(record: dict, folder: Path, name: str) -> List[Path]:
     results, written = record.get("results", {}), []
     reference = _first_plain(results)
     if reference is not None:
-        plain = results[reference]
-        points = sorted(({"label": n, "top1": r["top1"],
-                          "relative_flops": r["mean_gflops"] / plain["mean_gflops"]}
-                         for n, r in results.items() if n != reference),
-                        key=lambda point: point["relative_flops"])
         path = folder / f"{name}_accuracy_vs_flops.png"
-        plot_accuracy_vs_flops(points, str(path), f"DeepMoE, {name}: top-1 vs executed FLOPs",
-                               reference={"label": reference, "top1": plain["top1"]},
+        plot_accuracy_vs_flops(flops_points(results, reference), str(path),
+                               f"DeepMoE, {name}: top-1 vs executed FLOPs",
+                               reference={"label": reference, "top1": results[reference]["top1"]},
                                xlabel=f"executed FLOPs / {reference} FLOPs")
         written.append(path)
     for arm, analysis in record.get("analysis", {}).items():

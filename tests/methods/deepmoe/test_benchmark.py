@@ -254,3 +254,22 @@ def test_measure_resumes_and_times_again_only_when_more_arms_finished(tmp_path, 
     assert calls[2:] == [["R38_lam0.005", "R38_plain"]] * 2
     assert record["analysis"] == {"R38_lam0.005": {"analysed": "R38_lam0.005"}}
     assert '"timed_arms"' in out.read_text()
+
+
+def test_flops_points_are_series_ordered_by_flops():
+    results = {"R38_plain": {"top1": 90.0, "mean_gflops": 0.02},
+               "R38_lam0.01": {"top1": 86.0, "mean_gflops": 0.001},
+               "R38_lam0.005": {"top1": 89.0, "mean_gflops": 0.01},
+               "R38_lam0.005_ft": {"top1": 89.5, "mean_gflops": 0.01},
+               "R38_static_matched": {"top1": 89.2, "mean_gflops": 0.0095},
+               "R38w2_lam0.004": {"top1": 87.0, "mean_gflops": 0.03}}
+    points = benchmark.flops_points(results, "R38_plain")
+    assert [(p["series"], p["label"], p["relative_flops"]) for p in points] == [
+        ("narrow-DeepMoE", "lambda 0.01", 0.05), ("narrow-DeepMoE", "lambda 0.005", 0.5),
+        ("narrow-DeepMoE, fine-tuned", "", 0.5), ("static", "", 0.475),
+        ("wide-DeepMoE", "lambda 0.004", 1.5)]
+    widening = benchmark.flops_points({"R14x1_plain": {"top1": 1.0, "mean_gflops": 1.0},
+                                       "R14x2_plain": {"top1": 2.0, "mean_gflops": 4.0},
+                                       "R14x1_deepmoe": {"top1": 3.0, "mean_gflops": 0.5}},
+                                      "R14x1_plain")
+    assert [(p["series"], p["label"]) for p in widening] == [("plain", "x2"), ("DeepMoE", "x1")]
