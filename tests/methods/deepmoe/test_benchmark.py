@@ -22,7 +22,8 @@ def test_arms_vary_lambda_width_and_stage():
     cfg = load_config(str(REPO / table["R38_lam0.002"].config), list(table["R38_lam0.002"].opts))
     assert cfg.MODEL.BACKBONE.NAME == "build_deepmoe_backbone" and cfg.MODEL.DEEPMOE.LAMBDA == 0.002
     assert cfg.MODEL.CIFAR_RESNET.DEPTH == 38 and cfg.SOLVER.MAX_ITER == 3000
-    wide = load_config(str(REPO / table["R38w2_lam0.005"].config), list(table["R38w2_lam0.005"].opts))
+    wide_arm = table["R38w2_lam0.005"]
+    wide = load_config(str(REPO / wide_arm.config), list(wide_arm.opts))
     assert wide.MODEL.DEEPMOE.WIDEN == 2
     ft = load_config(str(REPO / table["R38_lam0.005_ft"].config))
     assert table["R38_lam0.005_ft"].after == "R38_lam0.005"
