@@ -74,9 +74,14 @@ def machine() -> dict:
     return {"cpu_count": os.cpu_count(), "torch": torch.__version__}
 
 
+def results_file(folder: PathLike) -> Path:
+    """The ``inference/results.json`` that the run in ``folder`` writes when it finishes."""
+    return Path(folder) / "inference" / "results.json"
+
+
 def is_finished(folder: PathLike) -> bool:
-    """Whether the run in ``folder`` finished: its evaluation wrote ``inference/results.json``."""
-    return (Path(folder) / "inference" / "results.json").is_file()
+    """Whether the run in ``folder`` finished: its evaluation wrote :func:`results_file`."""
+    return results_file(folder).is_file()
 
 
 def train_net(config: PathLike, opts: Sequence, output_dir: PathLike, log: PathLike, *,
@@ -136,8 +141,8 @@ def train_arms(arms: Mapping[str, Arm], work_dir: PathLike, record: dict, out: P
     def train(name: str) -> dict:
         arm, folder = arms[name], work_dir / name
         if is_finished(folder):  # unrecorded (e.g. another record's run): its own results
-            return runs.get(name) or {"skipped": "finished before", "results": json.loads(
-                (folder / "inference" / "results.json").read_text())}
+            return runs.get(name) or {"skipped": "finished before",
+                                      "results": json.loads(results_file(folder).read_text())}
         opts = list(arm.opts)
         if arm.after is not None:
             opts += ["MODEL.WEIGHTS", str(work_dir / arm.after / "model_final.pth")]
