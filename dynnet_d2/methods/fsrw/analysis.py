@@ -1,11 +1,12 @@
 """What the class vectors look like (thesis Fig. 6.4): (a) the classes' vectors as a heat map,
 features sorted by their variance across classes; (b) a 2-D t-SNE of the vectors of every
-support example with the mean vector of each class.
+support example with the mean vector of each class. And how fast fine-tuning learns (Fig. 6.3):
+nAP50 against fine-tuning iterations.
 
 Shapes: ``vectors`` ``(N, r)`` (one per class); ``per_shot`` ``(M, r)`` with ``labels`` ``(M,)``
 in [0, N) (one vector per support example).
 """
-from typing import Sequence, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 
@@ -68,6 +69,34 @@ def plot_tsne(points: np.ndarray, labels: np.ndarray, means: np.ndarray,
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_learning_curves(curves: Dict[str, Dict[str, Sequence[dict]]], path: str,
+                         title: str, metric: str = "nAP50") -> None:
+    """Fig. 6.3: ``metric`` against fine-tuning iterations, one panel per evaluated set (e.g.
+    validation, test) and one line per run. ``curves``: run -> {set: [{"iteration", metric}]}
+    (``benchmark.learning_curve`` of each run)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = sorted({name for per_set in curves.values() for name in per_set})
+    fig, axes = plt.subplots(1, len(sets), figsize=(5 * len(sets), 3.8), squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        for run, per_set in curves.items():
+            points = per_set.get(name, [])
+            ax.plot([p["iteration"] for p in points], [p[metric] for p in points], marker="o",
+                    markersize=3, label=run)
+        ax.set_xlabel("fine-tuning iteration")
+        ax.set_ylabel(metric)
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

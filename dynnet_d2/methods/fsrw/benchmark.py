@@ -2,8 +2,8 @@
 
 * **learning speed** (Fig. 6.3): the reweighting detectors and FRCN+ft-full fine-tuned on one
   K-shot set, evaluated every ``eval_period`` iterations on the validation and the test set:
-  nAP50 and bAP50 against iterations; the validation curve's best iteration is the fine-tuning
-  length it chooses (never the test curve's);
+  nAP50 and bAP50 against iterations (``learning_speed.png``); the validation curve's best
+  iteration is the fine-tuning length it chooses (never the test curve's);
 * **cost**: s/iter and peak RSS (of the training process tree) of phase 1 (a short run of each
   phase-1 config, TFA's base training beside them) and of the fine-tunings above;
 * **inference**: ms/image at batch 1 of the fine-tuned detectors, interleaved rounds, and of the
@@ -30,7 +30,7 @@ from ...engine.arms import REPO, Arm, machine, train_arms, write_record
 from ...engine.fewshot_methods import FEWSHOT_METHODS, fewshot_base
 from ...engine.runs import load_trained_model
 from ...utils.measure import interleaved_median_s
-from .analysis import plot_class_vectors, plot_tsne, tsne_with_class_means
+from .analysis import plot_class_vectors, plot_learning_curves, plot_tsne, tsne_with_class_means
 from .support import read_image_tensor
 
 # sweep method -> label of the fine-tuned detectors compared
@@ -188,6 +188,11 @@ def run(record: dict, out: Path, work_dir: Path, plots_dir: Path, *, split: int,
     record["best_on_validation"] = {
         name: best_iteration(curves[f"shapes_val_all{split}"])
         for name, curves in record["learning_speed"].items()}
+    if record["learning_speed"]:
+        plots_dir.mkdir(parents=True, exist_ok=True)
+        plot_learning_curves(record["learning_speed"], str(plots_dir / "learning_speed.png"),
+                             f"{shot}-shot fine-tuning, split {split}, seed {seed}")
+        record["learning_speed_figure"] = "learning_speed.png"
     write_record(out, record)
     finished = {name: work_dir / name for name in fine_tunings if done.get(name)}
     record["inference"] = inference_timing(finished, batch_1_inputs(split, timing_images), rounds,

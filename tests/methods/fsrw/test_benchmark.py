@@ -43,6 +43,19 @@ def test_learning_curves_per_test_set_and_the_iteration_validation_chooses(tmp_p
                                                             "bAP50": 2.0, "AP": 3.0}]}
 
 
+def test_the_learning_speed_figure_has_a_panel_per_evaluated_set(tmp_path):
+    from PIL import Image
+
+    from dynnet_d2.methods.fsrw.analysis import plot_learning_curves
+
+    point = {"iteration": 100, "nAP50": 1.0}
+    for sets, width in ((("val", "test"), 2 * 5 * 120), (("test",), 5 * 120)):
+        path = tmp_path / f"{len(sets)}.png"
+        plot_learning_curves({"a": {s: [point] for s in sets}, "b": {sets[0]: [point]}},
+                             str(path), "title")
+        assert Image.open(path).size[0] == width
+
+
 def test_a_missing_phase_1_model_names_the_sweep_that_trains_it(tmp_path, monkeypatch):
     monkeypatch.setattr(benchmark, "REPO", tmp_path)
     with pytest.raises(benchmark.MissingBaseError, match="fsrw_MobileNetV2_FPN_base_2800it_shapes"
