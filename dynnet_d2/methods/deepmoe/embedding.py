@@ -40,17 +40,23 @@ class ShallowEmbedding(nn.Module):
 
 
 class MultiHeadGating(nn.Module):
-    """One gate head per gated layer: ``e`` ``(B, E)`` -> ``[ReLU(e W_l^T)]`` ``(B, C_l)``."""
+    """One gate head per gated layer: ``e`` ``(B, E)`` -> ``[ReLU(e W_l^T)]`` ``(B, C_l)``.
+
+    The heads run as one matrix product over their stacked weights, split into the layers'
+    gates (views of one ``(B, sum_l C_l)`` tensor): one small kernel call instead of one per
+    gated layer, which is what a batch-1 forward pays for."""
 
     def __init__(self, num_experts: int, channels: Sequence[int], init_noise: float = 0.01):
         super().__init__()
+        self.channels = list(channels)
         self.heads = nn.ModuleList(nn.Linear(num_experts, c, bias=False) for c in channels)
         with torch.no_grad():
             for head in self.heads:
                 head.weight.copy_(1.0 + init_noise * torch.randn_like(head.weight))
 
     def forward(self, e: torch.Tensor) -> List[torch.Tensor]:
-        return [F.relu(head(e)) for head in self.heads]
+        weight = torch.cat([head.weight for head in self.heads])
+        return list(F.relu(F.linear(e, weight)).split(self.channels, dim=1))
 
 
 def gate_l1_loss(gates: Sequence[torch.Tensor]) -> torch.Tensor:

@@ -80,6 +80,28 @@ def test_eq_3_6_gates_by_hand():
     assert torch.allclose(fresh, torch.ones_like(fresh), atol=0.05)
 
 
+def test_the_fused_gate_heads_equal_one_product_per_head_forward_and_backward():
+    gating = MultiHeadGating(4, [3, 5, 2])
+    with torch.no_grad():
+        for head in gating.heads:
+            head.weight.normal_()
+    e = torch.softmax(torch.randn(3, 4), dim=1)
+    fused = gating(e)
+    per_head = [torch.relu(e @ head.weight.T) for head in gating.heads]
+    assert [g.shape for g in fused] == [(3, 3), (3, 5), (3, 2)]
+    for a, b in zip(fused, per_head):
+        torch.testing.assert_close(a, b)
+    weights = torch.randn(3, 10)
+    expected = torch.autograd.grad(
+        sum((g * w).sum() for g, w in zip(per_head, weights.split([3, 5, 2], dim=1))),
+        [head.weight for head in gating.heads])
+    found = torch.autograd.grad(
+        sum((g * w).sum() for g, w in zip(gating(e), weights.split([3, 5, 2], dim=1))),
+        [head.weight for head in gating.heads])
+    for a, b in zip(found, expected):
+        torch.testing.assert_close(a, b)
+
+
 def test_embedding_is_a_softmax_over_experts_after_stride_2_convolutions():
     embedding = ShallowEmbedding(3, num_layers=4, channels=8, num_experts=5)
     x = torch.randn(2, 3, 32, 32)
