@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 
 from dynnet_d2.config import load_config
+from dynnet_d2.engine.arms import measure_train_net
 from dynnet_d2.engine.launcher import available_cpus
 from dynnet_d2.utils.io import atomic_write_json
-from dynnet_d2.utils.measure import measure_train_net
 
 REPO = Path(__file__).resolve().parent.parent
 # name -> (processes, OMP_NUM_THREADS or None to leave it unset)

@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from dynnet_d2.config import load_config
+from dynnet_d2.engine.arms import measure_train_net
 from dynnet_d2.utils.io import atomic_write_json
-from dynnet_d2.utils.measure import measure_train_net
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIGS = ["configs/faster_rcnn_R18half_FPN_2800it_shapes.yaml",

@@ -31,7 +31,8 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Union
 import torch
 
 from ..utils.io import atomic_write_json
-from ..utils.measure import measure_train_net
+from ..utils.measure import median_s_per_iter, run_measured
+from .results import results_file
 
 PathLike = Union[str, Path]
 REPO = Path(__file__).resolve().parents[2]  # the checkout: configs/ and tools/
@@ -74,21 +75,35 @@ def machine() -> dict:
     return {"cpu_count": os.cpu_count(), "torch": torch.__version__}
 
 
-def results_file(folder: PathLike) -> Path:
-    """The ``inference/results.json`` that the run in ``folder`` writes when it finishes."""
-    return Path(folder) / "inference" / "results.json"
-
-
 def is_finished(folder: PathLike) -> bool:
     """Whether the run in ``folder`` finished: its evaluation wrote :func:`results_file`."""
     return results_file(folder).is_file()
+
+
+def measure_train_net(cmd: Sequence[str], output_dir: Path, log_path: Path, *,
+                      cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None) -> dict:
+    """Run a ``tools/train_net.py`` command writing to ``output_dir``
+    (:func:`~dynnet_d2.utils.measure.run_measured`); add its median s/iter, and its
+    :func:`~dynnet_d2.engine.results.results_file` as ``results`` when it succeeded, else an
+    ``error`` naming the log."""
+    record = {"command": " ".join(map(str, cmd)),
+              **run_measured(cmd, log_path, cwd=cwd, env=env, poll_s=0.5)}
+    seconds = median_s_per_iter(output_dir)
+    if seconds is not None:
+        record["median_s_per_iter"] = seconds
+    results = results_file(output_dir)
+    if record["returncode"] == 0 and results.is_file():
+        record["results"] = json.loads(results.read_text())
+    elif record["returncode"] != 0:
+        record["error"] = f"train_net exited with {record['returncode']}; see {log_path}"
+    return record
 
 
 def train_net(config: PathLike, opts: Sequence, output_dir: PathLike, log: PathLike, *,
               eval_only: bool = False, resume: Optional[bool] = None,
               threads: Optional[int] = None) -> dict:
     """One ``tools/train_net.py`` process on ``config`` with ``opts``, writing into
-    ``output_dir``, measured by :func:`~dynnet_d2.utils.measure.measure_train_net` (its output
+    ``output_dir``, measured by :func:`measure_train_net` (its output
     in ``log``): with ``--eval-only``, or with ``--resume`` when ``resume`` (default: when an
     interrupted run left ``output_dir/last_checkpoint``); ``threads``: its OpenMP / MKL threads
     (default: this process' environment)."""

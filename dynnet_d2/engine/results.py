@@ -2,10 +2,17 @@
 import math
 import os
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence, Union
 
 from ..evaluation.classification import nest_per_class_accuracy
 from ..utils.io import atomic_write_json
+
+
+def results_file(output_dir: Union[str, os.PathLike]) -> Path:
+    """The ``inference/results.json`` of the run in ``output_dir`` (its primary test set's
+    evaluation, written when the run finishes)."""
+    return Path(output_dir) / "inference" / "results.json"
 
 
 def json_safe(value: Any) -> Any:
@@ -44,7 +51,7 @@ def write_results(output_dir: str, results: Mapping[str, Any],
         path = os.path.join(output_dir, "inference", name, "results.json")
         atomic_write_json(path, json_safe(metrics), indent=2)
         paths[name] = path
-    primary = os.path.join(output_dir, "inference", "results.json")
+    primary = str(results_file(output_dir))
     atomic_write_json(primary, json_safe(per_dataset[dataset_names[0]]), indent=2)
     paths["primary"] = primary
     return paths

@@ -54,7 +54,7 @@ from ..utils.io import ensure_writable_dir
 from ..utils.logger import logging_is_set_up, setup_logger
 from .checkpoint import DynnetCheckpointer, frozen_parts, predictor_checks
 from .ddp import create_ddp_model
-from .results import results_per_dataset, write_results
+from .results import results_file, results_per_dataset, write_results
 from .visualize import visualize_predictions
 
 logger = logging.getLogger(__name__)
@@ -296,7 +296,7 @@ def train_or_reuse(cfg) -> Dict[str, dict]:
     return its evaluation; a run that already finished (``model_final.pth`` and
     ``inference/results.json`` in ``OUTPUT_DIR``) is reused."""
     output = Path(cfg.OUTPUT_DIR)
-    results = output / "inference" / "results.json"
+    results = results_file(output)
     if (output / "model_final.pth").is_file() and results.is_file():
         logger.info(f"Reusing the finished run in {output}")
         return json.loads(results.read_text())

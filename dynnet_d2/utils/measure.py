@@ -1,5 +1,6 @@
 """Run a command and measure it: wall time and the peak resident memory of its process tree;
-for ``tools/train_net.py`` runs also the median s/iter and the evaluation results. Compare
+the median s/iter of a Detectron2 run (``engine.arms.measure_train_net`` adds it and the
+evaluation results to a ``tools/train_net.py`` run's record). Compare
 things in one process: :func:`interleaved_rounds` / :func:`interleaved_median_s`."""
 import json
 import statistics
@@ -54,24 +55,6 @@ def median_s_per_iter(output_dir: Path) -> Optional[float]:
     rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
     times = [r["time"] for r in rows if "time" in r]
     return round(statistics.median(times), 4) if times else None
-
-
-def measure_train_net(cmd: Sequence[str], output_dir: Path, log_path: Path, *,
-                      cwd: Optional[Path] = None, env: Optional[Mapping[str, str]] = None) -> dict:
-    """Run a ``tools/train_net.py`` command writing to ``output_dir`` (:func:`run_measured`);
-    add its median s/iter, and its ``inference/results.json`` as ``results`` when it succeeded,
-    else an ``error`` naming the log."""
-    record = {"command": " ".join(map(str, cmd)),
-              **run_measured(cmd, log_path, cwd=cwd, env=env, poll_s=0.5)}
-    seconds = median_s_per_iter(output_dir)
-    if seconds is not None:
-        record["median_s_per_iter"] = seconds
-    results = Path(output_dir) / "inference" / "results.json"
-    if record["returncode"] == 0 and results.is_file():
-        record["results"] = json.loads(results.read_text())
-    elif record["returncode"] != 0:
-        record["error"] = f"train_net exited with {record['returncode']}; see {log_path}"
-    return record
 
 
 def interleaved_rounds(fns: Mapping[str, Callable[[], Any]], rounds: int) -> Dict[str, List[Any]]:

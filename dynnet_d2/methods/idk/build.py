@@ -17,6 +17,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from ...config import config_value, load_config
 from ...data.classification import map_for_inference
+from ...engine.results import results_file
 from ...utils.io import atomic_write_json, ensure_writable_dir
 from .cascade import (
     CascadeData,
@@ -226,7 +227,7 @@ def run_cascade(cfg, cascade_file: Optional[str] = None) -> Dict:
         "speedup": result["inputs_per_s"] / alone["inputs_per_s"],
         "cost_unit": c.COST, "batch_size": c.BATCH_SIZE, "max_wait_ms": c.MAX_WAIT_MS,
         "order_problems": order_problems})
-    path = os.path.join(cfg.OUTPUT_DIR, "inference", "results.json")
+    path = results_file(cfg.OUTPUT_DIR)
     atomic_write_json(path, {"cascade": result}, indent=2)
     logger.info(f"IDK cascade on {c.TEST_DATASET}: {result}")
     return result

@@ -40,6 +40,7 @@ from detectron2.utils.events import EventStorage
 
 from ...data.mappers import CheckedDatasetMapper
 from ...engine.arms import Arm, is_finished, machine, train_arms, train_net, write_record
+from ...engine.results import results_file
 from ...engine.runs import load_trained_model
 from ...engine.trainer import DynnetTrainer
 from ...modeling.roi_align import use_roi_align_cpu_backward
@@ -189,7 +190,7 @@ def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_it
 
     def keep_results(name: str, run: dict) -> None:  # in the record as soon as an arm finishes
         run["arm"] = arm_record(arms[name])
-        results = work / name / "inference" / "results.json"
+        results = results_file(work / name)
         if results.is_file():
             run["results"] = json.loads(results.read_text())
 
@@ -206,7 +207,7 @@ def train_and_evaluate(suite: Suite, work: Path, record: dict, out: Path, max_it
                                                "OUTPUT_DIR", str(evaluation)],
                 evaluation, evaluation / "benchmark.log", eval_only=True, threads=2)
             write_record(out, record)
-        results = evaluation / "inference" / "results.json"
+        results = results_file(evaluation)
         if results.is_file():
             run["results_base1"] = json.loads(results.read_text())
     write_record(out, record)

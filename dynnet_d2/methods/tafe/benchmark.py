@@ -22,7 +22,7 @@ from typing import Dict, List, Sequence
 import torch
 from detectron2.data import MetadataCatalog
 
-from ...engine.arms import Arm, train_arms, write_record
+from ...engine.arms import Arm, is_finished, train_arms, write_record
 from ...engine.feature_cache import pooled_features
 from ...engine.runs import load_trained_model
 from ...modeling.freeze import freeze_module
@@ -149,7 +149,7 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
     train_arms(table, work_dir, record, out, workers=workers, threads=threads)
     results = record.setdefault("results", {})
     for name in table:
-        if name != FEWSHOT_BACKBONE and (work_dir / name / "inference/results.json").is_file():
+        if name != FEWSHOT_BACKBONE and is_finished(work_dir / name):
             results[name] = run_metrics(work_dir / name)
     write_record(out, record)
     if FEWSHOT_BACKBONE in table and (work_dir / FEWSHOT_BACKBONE / "model_final.pth").is_file():
