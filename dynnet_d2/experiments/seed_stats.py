@@ -8,7 +8,8 @@ every n (1.96 instead of t would be 29 % too narrow at 5 seeds, 6 % at 20); ``"f
 tables. Reads the ``results.json`` / ``failed.json`` records of :mod:`dynnet_d2.experiments.sweep`
 from a sweep folder, finished or not, and lists the records that cannot be read; an aggregated
 JSON's intervals can be recomputed from its n and std alone (:func:`from_json`,
-:func:`with_ci`).
+:func:`with_ci`). Two methods of one sweep are compared seed by seed (the same K-shot set) by
+:func:`paired_differences`: the mean and interval of their difference over the shared seeds.
 """
 import csv
 import io
@@ -91,14 +92,69 @@ def aggregate(records: SweepRecords, task: str = "bbox",
     return table
 
 
+PAIRED_METRICS = ("AP", "bAP50", "nAP50")  # the columns of a paired comparison by default
+
+
+def paired_differences(records: SweepRecords, method: str, baseline: str, task: str = "bbox",
+                       metrics: Sequence[str] = PAIRED_METRICS,
+                       ci: str = "t") -> Dict[Tuple[int, int], dict]:
+    """``{(split, shot): {"seeds", metric: Stats}}``: ``method``'s metric minus ``baseline``'s on
+    every seed that both finished (methods by their sweep names, e.g. ``meta_rcnn`` and
+    ``cos``), the interval by ``ci``. ``ValueError`` naming a method without finished runs and
+    the methods that have some."""
+    runs: Dict[Tuple[int, int, int], Dict[str, dict]] = defaultdict(dict)
+    for record in records.finished:
+        if record.get("method") in (method, baseline):
+            runs[record["split"], record["shot"], record["seed"]][record["method"]] = record
+    present = {m for pair in runs.values() for m in pair}
+    for name in (method, baseline):
+        if name not in present:
+            known = sorted({r.get("method") for r in records.finished})
+            raise ValueError(f"no finished run of method {name!r} in the sweep (methods with "
+                             f"finished runs: {', '.join(map(str, known)) or 'none'})")
+    table: Dict[Tuple[int, int], dict] = {}
+    for (split, shot, seed), pair in sorted(runs.items()):
+        if len(pair) == 2:
+            table.setdefault((split, shot), {"seeds": []})["seeds"].append(seed)
+    for (split, shot), row in table.items():
+        for metric in metrics:
+            row[metric] = describe(
+                [runs[split, shot, s][method]["results"].get(task, {}).get(metric, math.nan)
+                 - runs[split, shot, s][baseline]["results"].get(task, {}).get(metric, math.nan)
+                 for s in row["seeds"]], ci)
+    return table
+
+
+def paired_markdown(table: Dict[Tuple[int, int], dict], method: str, baseline: str,
+                    metrics: Sequence[str] = PAIRED_METRICS, ci: str = "t") -> str:
+    """:func:`paired_differences` as a Markdown table, its caption below."""
+    lines = ["| split | shots | " + " | ".join(f"{m}: {method} − {baseline}" for m in metrics)
+             + " | seeds |", "|---|---|" + "---|" * len(metrics) + "---|"]
+    for (split, shot), row in table.items():
+        cells = " | ".join(_cell(row[m]) for m in metrics)
+        lines.append(f"| {split} | {shot} | {cells} | {len(row['seeds'])} |")
+    return "\n".join(lines + ["", f"Cells: mean ± half-width of the 95 % confidence interval of "
+                                  f"the mean difference over the seeds both methods finished "
+                                  f"(the same K-shot set; {CI_METHODS[ci]})."])
+
+
+def paired_to_json(table: Dict[Tuple[int, int], dict]) -> List[dict]:
+    """:func:`paired_differences` as JSON-safe rows."""
+    return [{"split": split, "shot": shot, "seeds": row["seeds"],
+             **{m: {k: _number(v) for k, v in vars(s).items()}
+                for m, s in row.items() if isinstance(s, Stats)}}
+            for (split, shot), row in table.items()]
+
+
+def _number(x):
+    return None if isinstance(x, float) and math.isnan(x) else x
+
+
 def to_json(table: Dict[Group, dict]) -> List[dict]:
     """The table as JSON-safe rows (nan as null)."""
-    def number(x):
-        return None if isinstance(x, float) and math.isnan(x) else x
-
     return [{"split": split, "shot": shot, "method": method, "n": row["n"],
              "failed": row["failed"], "seeds": row["seeds"],
-             **{m: {k: number(v) for k, v in vars(s).items()}
+             **{m: {k: _number(v) for k, v in vars(s).items()}
                 for m, s in row.items() if isinstance(s, Stats)}}
             for (split, shot, method), row in table.items()]
 
@@ -230,12 +286,19 @@ def recompute_ci_file(path: str, ci: str) -> str:
 
 
 def write_aggregate(records: SweepRecords, sweep_dir: str, out: Path, task: str, ci: str,
-                    metric: str) -> Tuple[str, List[str]]:
+                    metric: str, paired: Sequence[Tuple[str, str]] = ()
+                    ) -> Tuple[str, List[str]]:
     """``aggregate.md`` (with the unreadable records listed), ``aggregate.csv``,
-    ``aggregate.json`` and ``cumulative_<metric>.png`` of ``records`` in ``out``; returns the
-    Markdown text and the shots plotted."""
+    ``aggregate.json`` and ``cumulative_<metric>.png`` of ``records`` in ``out``, with a paired
+    comparison (:func:`paired_differences`) of each (method, baseline) of ``paired``; returns
+    the Markdown text and the shots plotted. A method of ``paired`` without finished runs is a
+    ``ValueError`` before anything is written."""
     table = aggregate(records, task, ci=ci)
+    comparisons = [(method, baseline, paired_differences(records, method, baseline, task, ci=ci))
+                   for method, baseline in paired]
     text = markdown_table(table, ci=ci)
+    for method, baseline, differences in comparisons:
+        text += "\n\n" + paired_markdown(differences, method, baseline, ci=ci)
     if records.unreadable:
         text += ("\n\nRun records that cannot be read (not counted; tools/run_experiments.py "
                  "runs them again):\n" + "\n".join(f"- {u}" for u in records.unreadable))
@@ -245,6 +308,9 @@ def write_aggregate(records: SweepRecords, sweep_dir: str, out: Path, task: str,
         f.write(csv_table(table))
     atomic_write_json(out / "aggregate.json", {"sweep_dir": sweep_dir, "task": task, "ci": ci,
                                                "rows": to_json(table),
+                                               "paired": [{"method": m, "baseline": b,
+                                                           "rows": paired_to_json(d)}
+                                                          for m, b, d in comparisons],
                                                "unreadable": records.unreadable}, indent=1)
     plotted = []
     if any(r.get("method") != "base_only" for r in records.finished):

@@ -17,6 +17,8 @@ from dynnet_d2.experiments.seed_stats import (
     cumulative,
     describe,
     markdown_table,
+    paired_differences,
+    paired_markdown,
     plot_cumulative,
     read_sweep,
 )
@@ -112,6 +114,24 @@ def test_aggregate_reads_an_unfinished_sweep_and_lists_unreadable_records(sweep)
     assert float(cos["q3"]) == 3.25
 
 
+def test_paired_differences_over_the_seeds_both_methods_finished(sweep):
+    _write(sweep, "fc", "TFA w/ fc", 1, 1, {"AP": 1.0, "nAP50": 30.0})
+    _write(sweep, "fc", "TFA w/ fc", 1, 7, {"AP": 1.0, "nAP50": 30.0})  # no cos run of seed 7
+    records = read_sweep(str(sweep))
+    table = paired_differences(records, "cos", "fc", metrics=("AP", "nAP50"))
+    row = table[(1, 1)]
+    # cos - fc on seed 0: 1 - 5 = -4 (AP), 10 - 1 = 9 (nAP50); seed 1: 2 - 1 = 1, 20 - 30 = -10
+    assert row["seeds"] == [0, 1]
+    assert row["AP"].mean == -1.5 and row["nAP50"].mean == -0.5
+    # std of (-4, 1) = 5 / sqrt(2); half-width t(0.975, 1) * std / sqrt(2) = 12.706 * 2.5
+    assert row["AP"].ci95 == pytest.approx(T_975[1] * 2.5, rel=2e-4)
+    text = paired_markdown(table, "cos", "fc", metrics=("AP", "nAP50"))
+    assert "| split | shots | AP: cos − fc | nAP50: cos − fc | seeds |" in text
+    assert "| 1 | 1 | -1.5±31.8 | -0.5±120.7 | 2 |" in text
+    with pytest.raises(ValueError, match="no finished run of method 'full'.*cos, fc"):
+        paired_differences(records, "full", "cos")
+
+
 def test_plot_file_is_produced(sweep, tmp_path):
     path = tmp_path / "plots" / "cumulative.png"
     assert plot_cumulative(read_sweep(str(sweep)), str(path)) == ["TFA w/ cos", "TFA w/ fc"]
@@ -133,6 +153,17 @@ def test_aggregate_seeds_tool(sweep):
     aggregated = json.loads((sweep / "aggregate.json").read_text())
     assert aggregated["ci"] == "t" and len(aggregated["unreadable"]) == 4
     assert aggregated["rows"][0]["AP"]["mean"] == 2.5
+    paired = subprocess.run([sys.executable, "tools/aggregate_seeds.py", str(sweep), "--paired",
+                             "fc", "cos"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert paired.returncode == 0, paired.stderr
+    assert "| 1 | 1 | 4.0 | " in paired.stdout  # fc - cos, seed 0 alone: AP 5 - 1
+    (comparison,) = json.loads((sweep / "aggregate.json").read_text())["paired"]
+    assert (comparison["method"], comparison["baseline"]) == ("fc", "cos")
+    assert comparison["rows"][0]["seeds"] == [0] and comparison["rows"][0]["AP"]["mean"] == 4.0
+    refused = subprocess.run([sys.executable, "tools/aggregate_seeds.py", str(sweep), "--paired",
+                              "fsrw", "cos"], cwd=REPO, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "no finished run of method 'fsrw'" in refused.stderr
 
 
 def test_intervals_of_an_aggregated_json_are_recomputed_without_the_sweep(tmp_path):
