@@ -23,6 +23,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
+import yaml
 from detectron2.data import DatasetCatalog
 
 from ...config import load_config
@@ -91,15 +92,21 @@ def phase_1_cost_arms(split: int, iterations: int) -> Dict[str, Arm]:
 def learning_curve(folder: Path) -> Dict[str, List[dict]]:
     """``{test set: [{"iteration", "nAP50", "bAP50", "AP"}]}`` of every evaluation in the run's
     ``metrics.json`` (Detectron2 prefixes the metrics with the test set's name when there are
-    several)."""
+    several), ``iteration`` the iterations trained before it: Detectron2 stores a periodic
+    evaluation at the 0-based step it ran after, the evaluation after training at
+    ``SOLVER.MAX_ITER`` (read from the run's ``config.yaml`` where there is one)."""
+    config = folder / "config.yaml"
+    max_iter = (yaml.safe_load(config.read_text())["SOLVER"]["MAX_ITER"] if config.is_file()
+                else None)
     curves: Dict[str, List[dict]] = {}
     for line in (folder / "metrics.json").read_text().splitlines():
         entry = json.loads(line)
+        trained = entry["iteration"] + (entry["iteration"] != max_iter)
         for key in entry:
             if key == "bbox/nAP50" or key.endswith("/bbox/nAP50"):
                 prefix = key[:-len("nAP50")]
                 curves.setdefault(prefix[:-len("/bbox/")] or "test", []).append({
-                    "iteration": entry["iteration"] + 1, "nAP50": entry[key],
+                    "iteration": trained, "nAP50": entry[key],
                     "bAP50": entry[prefix + "bAP50"], "AP": entry[prefix + "AP"]})
     return curves
 

@@ -29,14 +29,20 @@ def test_learning_curves_per_test_set_and_the_iteration_validation_chooses(tmp_p
             {"iteration": 199, **_evaluation("val/", 20.5, 69.0, 31.0),
              **_evaluation("test/", 9.0, 68.0, 29.0)},
             {"iteration": 299, **_evaluation("val/", 20.5, 68.0, 30.0),
-             **_evaluation("test/", 30.0, 68.0, 29.0)}]
+             **_evaluation("test/", 30.0, 68.0, 29.0)},
+            # Detectron2's evaluation after training, stored at MAX_ITER
+            {"iteration": 400, **_evaluation("val/", 1.0, 1.0, 1.0),
+             **_evaluation("test/", 2.0, 2.0, 2.0)}]
     (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "config.yaml").write_text("SOLVER:\n  MAX_ITER: 400\n")
     curves = benchmark.learning_curve(tmp_path)
     assert curves["val"][:2] == [{"iteration": 100, "nAP50": 10.0, "bAP50": 70.0, "AP": 30.0},
                                  {"iteration": 200, "nAP50": 20.5, "bAP50": 69.0, "AP": 31.0}]
-    assert [p["nAP50"] for p in curves["test"]] == [11.0, 9.0, 30.0]
+    assert [(p["iteration"], p["nAP50"]) for p in curves["test"]] == [
+        (100, 11.0), (200, 9.0), (300, 30.0), (400, 2.0)]
     # the validation curve chooses (the earliest of equal ones); the test curve's 30.0 does not
     assert benchmark.best_iteration(curves["val"])["iteration"] == 200
+    (tmp_path / "config.yaml").unlink()
     (tmp_path / "metrics.json").write_text(json.dumps({"iteration": 9, **_evaluation("", 1.0,
                                                                                      2.0, 3.0)}))
     assert benchmark.learning_curve(tmp_path) == {"test": [{"iteration": 10, "nAP50": 1.0,
