@@ -23,13 +23,12 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 import torch
-import yaml
 from detectron2.data import DatasetCatalog
 
 from ...config import load_config
 from ...engine.arms import REPO, Arm, machine, train_arms, write_record
 from ...engine.fewshot_methods import FEWSHOT_METHODS, fewshot_base
-from ...engine.runs import load_trained_model
+from ...engine.runs import load_trained_model, run_config
 from ...utils.measure import interleaved_median_s
 from .analysis import plot_class_vectors, plot_learning_curves, plot_tsne, tsne_with_class_means
 from .support import read_image_tensor
@@ -94,10 +93,8 @@ def learning_curve(folder: Path) -> Dict[str, List[dict]]:
     ``metrics.json`` (Detectron2 prefixes the metrics with the test set's name when there are
     several), ``iteration`` the iterations trained before it: Detectron2 stores a periodic
     evaluation at the 0-based step it ran after, the evaluation after training at
-    ``SOLVER.MAX_ITER`` (read from the run's ``config.yaml`` where there is one)."""
-    config = folder / "config.yaml"
-    max_iter = (yaml.safe_load(config.read_text())["SOLVER"]["MAX_ITER"] if config.is_file()
-                else None)
+    ``SOLVER.MAX_ITER`` (of the run's own config, :func:`~dynnet_d2.engine.runs.run_config`)."""
+    max_iter = run_config(folder).SOLVER.MAX_ITER
     curves: Dict[str, List[dict]] = {}
     for line in (folder / "metrics.json").read_text().splitlines():
         entry = json.loads(line)
