@@ -86,8 +86,7 @@ def aggregate(records: SweepRecords, task: str = "bbox",
         row = {"n": len(group), "failed": failures.get(key, 0),
                "seeds": [r["seed"] for r in group]}
         for metric in metrics:
-            row[metric] = describe([r["results"].get(task, {}).get(metric, math.nan)
-                                    for r in group], ci)
+            row[metric] = describe([_metric(r, task, metric) for r in group], ci)
         table[key] = row
     return table
 
@@ -118,10 +117,9 @@ def paired_differences(records: SweepRecords, method: str, baseline: str, task: 
             table.setdefault((split, shot), {"seeds": []})["seeds"].append(seed)
     for (split, shot), row in table.items():
         for metric in metrics:
-            row[metric] = describe(
-                [runs[split, shot, s][method]["results"].get(task, {}).get(metric, math.nan)
-                 - runs[split, shot, s][baseline]["results"].get(task, {}).get(metric, math.nan)
-                 for s in row["seeds"]], ci)
+            row[metric] = describe([_metric(runs[split, shot, s][method], task, metric)
+                                    - _metric(runs[split, shot, s][baseline], task, metric)
+                                    for s in row["seeds"]], ci)
     return table
 
 
@@ -140,22 +138,28 @@ def paired_markdown(table: Dict[Tuple[int, int], dict], method: str, baseline: s
 
 def paired_to_json(table: Dict[Tuple[int, int], dict]) -> List[dict]:
     """:func:`paired_differences` as JSON-safe rows."""
-    return [{"split": split, "shot": shot, "seeds": row["seeds"],
-             **{m: {k: _number(v) for k, v in vars(s).items()}
-                for m, s in row.items() if isinstance(s, Stats)}}
+    return [{"split": split, "shot": shot, "seeds": row["seeds"], **_stats_to_json(row)}
             for (split, shot), row in table.items()]
 
 
-def _number(x):
-    return None if isinstance(x, float) and math.isnan(x) else x
+def _metric(record: dict, task: str, metric: str) -> float:
+    """A finished run's ``metric`` of ``task`` (nan where it has none)."""
+    return record["results"].get(task, {}).get(metric, math.nan)
+
+
+def _stats_to_json(row: dict) -> dict:
+    """``{metric: {statistic: value}}`` of the :class:`Stats` in ``row``, nan as null."""
+    def number(x):
+        return None if isinstance(x, float) and math.isnan(x) else x
+
+    return {m: {k: number(v) for k, v in vars(s).items()}
+            for m, s in row.items() if isinstance(s, Stats)}
 
 
 def to_json(table: Dict[Group, dict]) -> List[dict]:
     """The table as JSON-safe rows (nan as null)."""
     return [{"split": split, "shot": shot, "method": method, "n": row["n"],
-             "failed": row["failed"], "seeds": row["seeds"],
-             **{m: {k: _number(v) for k, v in vars(s).items()}
-                for m, s in row.items() if isinstance(s, Stats)}}
+             "failed": row["failed"], "seeds": row["seeds"], **_stats_to_json(row)}
             for (split, shot, method), row in table.items()]
 
 
