@@ -23,9 +23,10 @@ narrow-DeepMoE (:data:`WIDENING_LAMBDA`), 1000 iterations each (the 16x FLOPs of
 iterations do not fit this machine's budget; every arm is shortened alike).
 
 ``shapes`` (Tables 3.3-3.5 analogues; :func:`shapes_arms`): the half-width ResNet-18 + FPN Faster
-R-CNN and semantic segmentor on the synthetic shapes, plain vs DeepMoE, each on its config's
-2800 iterations; the plain ones under the ``Dynamic*`` meta-architectures so both report their
-executed backbone FLOPs (:mod:`dynnet_d2.modeling.dynamic_meta_arch`). Their numbers are the
+R-CNN and semantic segmentor on the synthetic shapes, plain vs DeepMoE (two lambdas) vs the plain
+backbone narrowed to DeepMoE's executed FLOPs (:func:`static_matched_backbone_opts`), each on its
+config's 2800 iterations; the plain ones under the ``Dynamic*`` meta-architectures so all report
+their executed backbone FLOPs (:mod:`dynnet_d2.modeling.dynamic_meta_arch`). Their numbers are the
 runs' own evaluations (``inference/results.json``); the backbones of each task are then timed at
 batch 1 on ~160 x 224 test images, plain vs DeepMoE masked vs sliced (:func:`measure_shapes`):
 the batch-1 wall-clock at a size where convolutions, not per-layer overhead, dominate.
@@ -39,21 +40,25 @@ timed at batch 1 and 64, masked vs sliced (``union``, ``group``), interleaved ov
 (:func:`time_arms`), and the analysed arm (:data:`ANALYSED`) gets the gate-embedding shuffling
 and the per-class channel utilisation (:mod:`.analysis`).
 """
+import json
 import math
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
+from detectron2.modeling import build_backbone
 from detectron2.structures import ImageList
 
 from ...config import load_config
 from ...data.classification import image_tensors
 from ...engine.arms import REPO, Arm, is_finished, train_arms, write_record
-from ...engine.runs import load_trained_model
+from ...engine.results import results_file
+from ...engine.runs import load_trained_model, run_config
+from ...modeling.flops import static_flops
 from ...utils.measure import interleaved_median_s
 from ...utils.plots import plot_accuracy_vs_flops, plot_per_class_heatmap
 from ...utils.stats import per_class_mean
@@ -83,8 +88,12 @@ DEEPMOE_DETECTOR = "configs/DeepMoE/faster_rcnn_deepmoe_R18half_FPN_2800it_shape
 SEGMENTOR = "configs/semantic_R18half_FPN_2800it_shapessem.yaml"
 DEEPMOE_SEGMENTOR = "configs/DeepMoE/semantic_deepmoe_R18half_FPN_2800it_shapessem.yaml"
 #: The detector's config lambda (0.01) closed ~90 % of the gated channels by iteration 1000 of
-#: 2800 and ~97 % in the end (measured); the suite also trains it at half that.
+#: 2800 and ~97 % in the end (measured); the suite also trains both tasks at half that, and
+#: matches the static backbones to those runs.
 SHAPES_LOW_LAMBDA = 0.005
+#: The image shape (C, H, W) the narrowed backbone's FLOPs are counted at (a typical test image;
+#: every convolution's cost scales with the pixels alike, so the ratio barely depends on it).
+MATCH_SHAPE = (3, 160, 224)
 SKIPNET_RUNS = REPO / "output/SkipNet/benchmark"
 #: The arm analysed (gate-embedding shuffling, channel utilisation): the first one finished.
 ANALYSED = (f"R38_lam{MATCHED_LAMBDA:g}_ft", f"R38_lam{MATCHED_LAMBDA:g}")
@@ -98,6 +107,54 @@ def static_matched_opts(deepmoe_run: Path) -> List:
     width = max(1, round(PLAIN_WIDTH * math.sqrt(measured["mean_gflops"]
                                                  / measured["static_gflops"])))
     return ["MODEL.CIFAR_RESNET.WIDTH", width, "MODEL.WEIGHTS", ""]
+
+
+def narrowed_backbone_width(cfg, flops_ratio: float) -> int:
+    """``RESNETS.STEM_OUT_CHANNELS`` (= ``RES2_OUT_CHANNELS``; every later stage doubles it) of
+    ``cfg``'s backbone, at most its own width, whose static FLOPs (fvcore, FPN included, one
+    :data:`MATCH_SHAPE` image) come closest to ``flops_ratio`` x those at its own width. The FLOPs
+    grow with the width (bisection); the FPN's output convolutions do not shrink with it, so the
+    ratio is not the width's square."""
+    def flops(width: int) -> float:
+        narrowed = cfg.clone()
+        narrowed.defrost()
+        narrowed.MODEL.RESNETS.STEM_OUT_CHANNELS = narrowed.MODEL.RESNETS.RES2_OUT_CHANNELS = width
+        backbone = build_backbone(narrowed).eval()
+        return static_flops(backbone, lambda x: tuple(backbone(x).values()),
+                            torch.zeros((1,) + MATCH_SHAPE))[0]
+
+    full = cfg.MODEL.RESNETS.STEM_OUT_CHANNELS
+    target = flops_ratio * flops(full)
+    low, high = 1, full  # the narrowest width whose FLOPs reach the target lies in [low, high]
+    while low < high:
+        middle = (low + high) // 2
+        low, high = (middle + 1, high) if flops(middle) < target else (low, middle)
+    if low > 1 and target - flops(low - 1) < flops(low) - target:
+        return low - 1
+    return low
+
+
+def static_matched_backbone_opts(plain_arm: str) -> Callable[[Path], List]:
+    """Derived opts of a static backbone narrowed to the executed backbone FLOPs of a finished
+    DeepMoE detector / segmentor run (the static-pruning comparison of Tables 3.3-3.5): the
+    plain arm ``plain_arm``'s config (a sibling run folder, finished first) narrowed by
+    :func:`narrowed_backbone_width` to the ratio of the two runs' mean executed backbone FLOPs
+    on the same test images, trained from scratch on its schedule."""
+    def derive(deepmoe_run: Path) -> List:
+        plain_run = deepmoe_run.parent / plain_arm
+        measured = []
+        for run in (deepmoe_run, plain_run):
+            if not is_finished(run):
+                raise FileNotFoundError(f"the static backbone matched to {deepmoe_run.name!r} "
+                                        f"needs the finished runs of {deepmoe_run.name!r} and "
+                                        f"{plain_arm!r}: {results_file(run)} is missing (run the "
+                                        f"suite again once they finished)")
+            results = json.loads(results_file(run).read_text())
+            measured.append(results["flops"]["mean_backbone_gflops"])
+        width = narrowed_backbone_width(run_config(plain_run), measured[0] / measured[1])
+        return ["MODEL.RESNETS.STEM_OUT_CHANNELS", width, "MODEL.RESNETS.RES2_OUT_CHANNELS",
+                width, "MODEL.WEIGHTS", ""]
+    return derive
 
 
 def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WIDE_LAMBDAS,
@@ -139,13 +196,23 @@ def widening_arms(widths: Sequence[int] = WIDTHS) -> Dict[str, Arm]:
 
 
 def shapes_arms() -> Dict[str, Arm]:
-    """The ``shapes`` arms (module docstring); the detector also at :data:`SHAPES_LOW_LAMBDA`."""
-    return {"det_plain": Arm(DETECTOR, ["MODEL.META_ARCHITECTURE", "DynamicGeneralizedRCNN"]),
-            "det_deepmoe": Arm(DEEPMOE_DETECTOR),
-            f"det_deepmoe_lam{SHAPES_LOW_LAMBDA:g}": Arm(
-                DEEPMOE_DETECTOR, ["MODEL.DEEPMOE.LAMBDA", SHAPES_LOW_LAMBDA]),
-            "seg_plain": Arm(SEGMENTOR, ["MODEL.META_ARCHITECTURE", "DynamicSemanticSegmentor"]),
-            "seg_deepmoe": Arm(DEEPMOE_SEGMENTOR)}
+    """The ``shapes`` arms (module docstring): per task the plain network, DeepMoE at its
+    config's lambda and at :data:`SHAPES_LOW_LAMBDA`, and the plain network narrowed to the
+    latter's executed backbone FLOPs (started after it; the plain arm, listed first, has
+    finished by then)."""
+    table = {}
+    for task, config, deepmoe_config, meta_arch in (
+            ("det", DETECTOR, DEEPMOE_DETECTOR, "DynamicGeneralizedRCNN"),
+            ("seg", SEGMENTOR, DEEPMOE_SEGMENTOR, "DynamicSemanticSegmentor")):
+        plain_opts = ["MODEL.META_ARCHITECTURE", meta_arch]
+        matched = f"{task}_deepmoe_lam{SHAPES_LOW_LAMBDA:g}"
+        table[f"{task}_plain"] = Arm(config, plain_opts)
+        table[f"{task}_deepmoe"] = Arm(deepmoe_config)
+        table[matched] = Arm(deepmoe_config, ["MODEL.DEEPMOE.LAMBDA", SHAPES_LOW_LAMBDA])
+        table[f"{task}_static_matched"] = Arm(
+            config, plain_opts, after=matched,
+            derived_opts=static_matched_backbone_opts(f"{task}_plain"))
+    return table
 
 
 def skipnet_runs(folder: Path = SKIPNET_RUNS) -> Dict[str, Path]:

@@ -1,13 +1,16 @@
 """DeepMoE's benchmark (dynnet_d2/methods/deepmoe/benchmark.py) and analyses (analysis.py): the
-suites' arms and configs, the static-pruning width from a measured run, the SkipNet runs it
+suites' arms and configs, the static-pruning widths from measured runs, the SkipNet runs it
 compares with, evaluation, timing and gate-embedding shuffling of a finished run (a tiny one on
 digits, checked by hand), the figures and the reports."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from detectron2.modeling import build_backbone
+from fvcore.nn import FlopCountAnalysis
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine.arms import check_arms
@@ -78,19 +81,24 @@ def test_widening_and_shapes_arms():
     assert plain.MODEL.CIFAR_RESNET.WIDTH == 48 and moe.MODEL.DEEPMOE.WIDEN == 3
     assert moe.MODEL.DEEPMOE.LAMBDA == benchmark.WIDENING_LAMBDA == 0.0075
     shapes = benchmark.shapes_arms()
+    check_arms(shapes)
     configs = {n: load_config(str(REPO / a.config), list(a.opts)) for n, a in shapes.items()}
+    meta_archs = {"det": "DynamicGeneralizedRCNN", "seg": "DynamicSemanticSegmentor"}
     assert {n: c.MODEL.META_ARCHITECTURE for n, c in configs.items()} == {
-        "det_plain": "DynamicGeneralizedRCNN", "det_deepmoe": "DynamicGeneralizedRCNN",
-        "det_deepmoe_lam0.005": "DynamicGeneralizedRCNN",
-        "seg_plain": "DynamicSemanticSegmentor", "seg_deepmoe": "DynamicSemanticSegmentor"}
-    assert configs["det_deepmoe"].MODEL.DEEPMOE.LAMBDA == 0.01
-    assert configs["det_deepmoe_lam0.005"].MODEL.DEEPMOE.LAMBDA == 0.005
-    for task in ("det", "seg"):  # plain and DeepMoE on the same schedule and data
+        f"{task}_{arm}": meta_arch for task, meta_arch in meta_archs.items()
+        for arm in ("plain", "deepmoe", "deepmoe_lam0.005", "static_matched")}
+    for task in ("det", "seg"):  # plain, DeepMoE and static on the same schedule and data
         plain, moe = configs[f"{task}_plain"], configs[f"{task}_deepmoe"]
+        assert moe.MODEL.DEEPMOE.LAMBDA == 0.01
+        assert configs[f"{task}_deepmoe_lam0.005"].MODEL.DEEPMOE.LAMBDA == 0.005
         assert moe.MODEL.BACKBONE.NAME == "build_deepmoe_backbone"
         assert moe.MODEL.DEEPMOE.BASE_BACKBONE == plain.MODEL.BACKBONE.NAME
         assert (moe.SOLVER, moe.DATASETS, moe.INPUT) == (plain.SOLVER, plain.DATASETS,
                                                          plain.INPUT)
+        assert configs[f"{task}_static_matched"] == plain
+        static = shapes[f"{task}_static_matched"]
+        assert static.after == f"{task}_deepmoe_lam0.005" and static.derived_opts is not None
+        assert list(shapes).index(f"{task}_plain") < list(shapes).index(static.after)
 
 
 def test_skipnet_runs_are_the_finished_gated_resnet38s(tmp_path):
@@ -109,6 +117,44 @@ def test_static_matched_width_from_the_measured_run(monkeypatch):
                                                             "static_gflops": 0.08})
     assert benchmark.static_matched_opts(Path("x")) == ["MODEL.CIFAR_RESNET.WIDTH", 8,
                                                          "MODEL.WEIGHTS", ""]
+
+
+def _backbone_flops(cfg, width):
+    cfg = cfg.clone()
+    cfg.MODEL.RESNETS.STEM_OUT_CHANNELS = cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = width
+    backbone = build_backbone(cfg).eval()
+    return FlopCountAnalysis(backbone, torch.zeros((1,) + benchmark.MATCH_SHAPE)).total()
+
+
+def test_narrowed_backbone_width_is_the_closest_in_fvcore_flops():
+    cfg = load_config(str(REPO / benchmark.DETECTOR), ["MODEL.DEVICE", "cpu"])
+    full = _backbone_flops(cfg, 32)
+    assert benchmark.narrowed_backbone_width(cfg, 1.0) == 32
+    width = benchmark.narrowed_backbone_width(cfg, 0.48)
+    error = {w: abs(_backbone_flops(cfg, w) / full - 0.48) for w in (width - 1, width, width + 1)}
+    assert error[width] == min(error.values()) and error[width] < 0.03
+    # the FPN's output convolutions keep their 64 channels: no width reaches 1 % of the FLOPs
+    assert benchmark.narrowed_backbone_width(cfg, 0.01) == 1
+
+
+def test_static_backbone_matched_to_the_ratio_of_the_runs_executed_flops(tmp_path, monkeypatch):
+    cfg = load_config(str(REPO / benchmark.DETECTOR), ["MODEL.DEVICE", "cpu"])
+    for name, gflops in (("det_plain", 0.4), ("det_deepmoe_lam0.005", 0.1)):
+        (tmp_path / name / "inference").mkdir(parents=True)
+        (tmp_path / name / "config.yaml").write_text(cfg.dump())
+        (tmp_path / name / "inference" / "results.json").write_text(
+            json.dumps({"flops": {"mean_backbone_gflops": gflops}}))
+    ratios = []
+    monkeypatch.setattr(benchmark, "narrowed_backbone_width",
+                        lambda narrowed, ratio: ratios.append((narrowed, ratio)) or 9)
+    derive = benchmark.static_matched_backbone_opts("det_plain")
+    assert derive(tmp_path / "det_deepmoe_lam0.005") == [
+        "MODEL.RESNETS.STEM_OUT_CHANNELS", 9, "MODEL.RESNETS.RES2_OUT_CHANNELS", 9,
+        "MODEL.WEIGHTS", ""]
+    assert ratios[0][1] == pytest.approx(0.25)
+    assert ratios[0][0].MODEL.RESNETS.STEM_OUT_CHANNELS == 32
+    with pytest.raises(FileNotFoundError, match="'seg_plain'.*run the suite again"):
+        benchmark.static_matched_backbone_opts("seg_plain")(tmp_path / "det_deepmoe_lam0.005")
 
 
 @pytest.fixture(scope="module")
