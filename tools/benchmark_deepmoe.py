@@ -3,6 +3,7 @@
 accuracy, executed FLOPs and wall-clock time of all of them in one process on the same images.
 
     python tools/benchmark_deepmoe.py --suite fashionmnist   # Table 3.2 / Fig. 3.3-3.4 analogues
+    python tools/benchmark_deepmoe.py --suite fashionmnist --seeds 1 2   # + the matched arms' seeds
     python tools/benchmark_deepmoe.py --suite widening       # Fig. 3.5 analogue
     python tools/benchmark_deepmoe.py --suite shapes         # detection and segmentation
     python tools/benchmark_deepmoe.py --suite shapes --report-only   # Markdown tables
@@ -28,6 +29,10 @@ def main():
                         default=list(benchmark.WIDE_LAMBDAS))
     parser.add_argument("--widths", type=int, nargs="+", default=list(benchmark.WIDTHS),
                         help="widening: the width factors trained")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[],
+                        help="fashionmnist: train the arms compared at matched FLOPs (plain, "
+                             "lambda 0.005 and its fine-tuning, static) again with SEED s each "
+                             "(<arm>_seed<s>), for their spread over seeds")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--max-iter", type=int, default=benchmark.CONFIG_MAX_ITER,
                         help="fashionmnist: iterations of every first-stage arm, the fine-tuning "
@@ -51,6 +56,9 @@ def main():
     if args.max_iter < 1 or (args.suite != "fashionmnist" and not full_length):
         parser.error(f"--max-iter {args.max_iter}: a positive number of iterations, for the "
                      f"fashionmnist suite only")
+    if args.seeds and (args.suite != "fashionmnist" or min(args.seeds) < 0):
+        parser.error(f"--seeds {' '.join(map(str, args.seeds))}: seeds >= 0, for the "
+                     f"fashionmnist suite only")
     if min(args.widths) < 1:
         parser.error(f"--widths {' '.join(map(str, args.widths))}: width factors are >= 1")
     out = REPO / (args.output or default_output)
@@ -63,8 +71,9 @@ def main():
                 parser.error(f"--max-iter {args.max_iter}: {out} holds arms of "
                              f"{record['max_iter']} iterations; name another --output")
             record["max_iter"] = args.max_iter
-            table = make_arms(args.lambdas, args.wide_lambdas, not args.no_finetune,
-                              args.max_iter)
+            table = benchmark.with_seeds(make_arms(args.lambdas, args.wide_lambdas,
+                                                   not args.no_finetune, args.max_iter),
+                                         args.seeds)
         elif args.suite == "widening":
             table = make_arms(args.widths)
         else:

@@ -13,7 +13,10 @@ partial run already compares):
   FLOPs of ``R38_lam{MATCHED_LAMBDA}``, measured on its finished run when this arm starts (the
   static-pruning comparison);
 * ``R38w2_lam{l}``: wide-DeepMoE-38 (``WIDEN 2``) over :data:`WIDE_LAMBDAS`, to find the one
-  whose executed FLOPs match the plain network's.
+  whose executed FLOPs match the plain network's;
+* ``<arm>_seed{s}`` (``--seeds``; :func:`with_seeds`): the arms compared at matched FLOPs
+  (:data:`REPEATED`) again with ``SEED s``, evaluated but neither timed nor plotted; their
+  spread over seeds is the record's ``seed_statistics``.
 
 SkipNet-38 at matched FLOPs is not trained here: the SkipNet benchmark's finished ResNet-38 runs
 (:func:`skipnet_runs`, same plain network and schedule) are evaluated next to the arms.
@@ -61,7 +64,7 @@ from ...engine.runs import load_trained_model, run_config
 from ...modeling.flops import static_flops
 from ...utils.measure import interleaved_median_s
 from ...utils.plots import plot_accuracy_vs_flops, plot_per_class_heatmap
-from ...utils.stats import per_class_mean
+from ...utils.stats import describe, per_class_mean
 from .analysis import FASHION_MNIST_GROUPS, gate_statistics, shuffled_accuracy
 from .gated import DeepMoEBackbone
 
@@ -95,6 +98,11 @@ SHAPES_LOW_LAMBDA = 0.005
 #: every convolution's cost scales with the pixels alike, so the ratio barely depends on it).
 MATCH_SHAPE = (3, 160, 224)
 SKIPNET_RUNS = REPO / "output/SkipNet/benchmark"
+#: The ``fashionmnist`` arms that ``--seeds`` repeats (:func:`with_seeds`): the comparison at
+#: matched FLOPs (plain, DeepMoE at MATCHED_LAMBDA with its fine-tuning, the static network).
+REPEATED = ("R38_plain", f"R38_lam{MATCHED_LAMBDA:g}", f"R38_lam{MATCHED_LAMBDA:g}_ft",
+            "R38_static_matched")
+SEED_SUFFIX = "_seed"
 #: The arm analysed (gate-embedding shuffling, channel utilisation): the first one finished.
 ANALYSED = (f"R38_lam{MATCHED_LAMBDA:g}_ft", f"R38_lam{MATCHED_LAMBDA:g}")
 
@@ -181,6 +189,47 @@ def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WID
         table[f"R38w2_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.WIDEN", 2,
                                                    "MODEL.DEEPMOE.LAMBDA", lam] + schedule)
     return table
+
+
+def with_seeds(table: Dict[str, Arm], seeds: Sequence[int]) -> Dict[str, Arm]:
+    """``table`` and, per seed ``s`` of ``seeds``, its arms of :data:`REPEATED` again with
+    ``SEED s``, named ``<arm>_seed<s>``; one that starts from another arm starts from that arm's
+    run of the same seed. ``table``'s own runs keep their config's ``SEED`` (-1: a random seed,
+    not recorded), so they count as one more independent run of each arm."""
+    seeded = dict(table)
+    for seed in seeds:
+        for name in REPEATED:
+            if name in table:
+                arm = table[name]
+                seeded[f"{name}{SEED_SUFFIX}{seed}"] = Arm(
+                    arm.config, list(arm.opts) + ["SEED", seed],
+                    after=None if arm.after is None else f"{arm.after}{SEED_SUFFIX}{seed}",
+                    derived_opts=arm.derived_opts)
+    return seeded
+
+
+def repeated_arm(name: str) -> Optional[str]:
+    """The arm that ``name`` repeats with another seed (:func:`with_seeds`), else None."""
+    match = re.fullmatch(rf"(.+){SEED_SUFFIX}\d+", name)
+    return match.group(1) if match else None
+
+
+def seed_statistics(results: dict) -> Dict[str, dict]:
+    """Per arm of ``results`` that other seeds repeat: its runs (the arm's first and its seeded
+    ones), top-1 and executed GFLOPs over them (mean, sample std, Student-t 95 % CI)."""
+    runs: Dict[str, List[str]] = {}
+    for name in results:
+        base = repeated_arm(name)
+        if base is not None and base in results:
+            runs.setdefault(base, [base]).append(name)
+    statistics = {}
+    for base, names in runs.items():
+        statistics[base] = {"runs": names}
+        for metric in ("top1", "mean_gflops"):
+            stats = describe([results[n][metric] for n in names])
+            statistics[base][metric] = {"n": stats.n, "mean": stats.mean, "std": stats.std,
+                                        "ci95": stats.ci95}
+    return statistics
 
 
 def widening_arms(widths: Sequence[int] = WIDTHS) -> Dict[str, Arm]:
@@ -317,6 +366,9 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
         if name not in results:
             results[name] = evaluate(run)
             write_record(out, record)
+    if any(repeated_arm(n) for n in results):
+        record["seed_statistics"] = seed_statistics(results)
+        write_record(out, record)
     analysed = next((n for n in ANALYSED if n in finished), None)
     if analysed is not None and analysed not in record.setdefault("analysis", {}):
         record["analysis"][analysed] = analyse(finished[analysed])
@@ -324,7 +376,8 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
     if not timing:
         return
     images = test_images()[0]
-    timed = {n: r for n, r in finished.items() if not n.endswith("_ft")}
+    timed = {n: r for n, r in finished.items()
+             if not n.endswith("_ft") and repeated_arm(n) is None}
     if record.get("timed_arms") != sorted(timed):  # more arms finished: time them all again
         record["timing"], record["timed_arms"] = {}, sorted(timed)
     for count in threads:
@@ -341,20 +394,26 @@ def measure_shapes(table: Dict[str, Arm], record: dict, out: Path, work_dir: Pat
                    workers: int, threads: Sequence[int], rounds: int, images: int,
                    train: bool) -> None:
     """The ``shapes`` suite: train the arms (when ``train``; their numbers are their own
-    evaluations), then time the backbones of each task's finished plain and DeepMoE runs at
-    batch 1 (:func:`time_backbones`); ``out`` is rewritten after every step."""
+    evaluations), then time the backbones of each task's finished runs at batch 1
+    (:func:`time_backbones`), again when more of them finished since; ``out`` is rewritten
+    after every step."""
     if train:
         train_arms(table, work_dir, record, out, workers=workers, threads=1)
     finished = {n: work_dir / n for n in table if is_finished(work_dir / n)}
+    timing, timed = record.setdefault("timing", {}), record.setdefault("timed_arms", {})
     for task in ("det", "seg"):
         runs = {n: r for n, r in finished.items() if n.startswith(f"{task}_")}
         if len(runs) < 2:
             continue
+        if timed.get(task) != sorted(runs):
+            for key in [k for k in timing if k.startswith(f"{task}/")]:
+                del timing[key]
+            timed[task] = sorted(runs)
         for count in threads:
             key = f"{task}/threads{count}/batch1"
-            if key not in record.setdefault("timing", {}):
+            if key not in timing:
                 torch.set_num_threads(count)
-                record["timing"][key] = time_backbones(runs, images=images, rounds=rounds)
+                timing[key] = time_backbones(runs, images=images, rounds=rounds)
                 write_record(out, record)
 
 
@@ -402,7 +461,7 @@ def flops_points(results: dict, reference: str) -> List[dict]:
     series (narrow / fine-tuned / wide DeepMoE, plain and static networks) ordered by FLOPs."""
     points = []
     for arm, r in results.items():
-        if arm == reference:
+        if arm == reference or repeated_arm(arm) is not None:
             continue
         lam = re.search(r"_lam([0-9.e-]+)", arm)
         width = re.match(r"R\d+x(\d+)_", arm)
@@ -454,6 +513,13 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
     to the first plain arm) or the runs' own evaluations (``shapes``), the timings and the
     gate-embedding shuffling."""
     lines = shapes_report(record) if suite == "shapes" else classification_report(record)
+    if record.get("seed_statistics"):
+        lines += ["", "Over seeds (the arm's first run and its `_seed<s>` runs; mean ± Student-t "
+                  "95 % CI):", "", "| arm | runs | top-1 (%) | executed MFLOPs / image |",
+                  "|---|---|---|---|"]
+        lines += [f"| {arm} | {s['top1']['n']} | {s['top1']['mean']:.2f} ± "
+                  f"{s['top1']['ci95']:.2f} | {1000 * s['mean_gflops']['mean']:.2f} |"
+                  for arm, s in record["seed_statistics"].items()]
     for key, timings in record.get("timing", {}).items():
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]

@@ -57,6 +57,8 @@ def test_a_shorter_schedule_shortens_every_arm_alike():
     (["--suite", "shapes", "--max-iter", "1500"], "for the fashionmnist suite only"),
     (["--max-iter", "1500"], "holds arms of 3000 iterations; name another --output"),
     (["--suite", "widening", "--widths", "1", "0"], "--widths 1 0: width factors are >= 1"),
+    (["--seeds", "1", "-1"], "--seeds 1 -1: seeds >= 0, for the fashionmnist suite only"),
+    (["--suite", "shapes", "--seeds", "1"], "--seeds 1: seeds >= 0, for the fashionmnist suite"),
 ])
 def test_the_tool_rejects_a_bad_schedule_before_training(tmp_path, args, message):
     (tmp_path / "record.json").write_text('{"runs": {}, "max_iter": 3000}')
@@ -66,6 +68,45 @@ def test_the_tool_rejects_a_bad_schedule_before_training(tmp_path, args, message
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert message in proc.stderr
     assert not (tmp_path / "work").exists()
+
+
+def test_seeds_repeat_the_matched_flops_comparison_each_from_its_own_seed():
+    table = benchmark.arms(max_iter=1500)
+    seeded = benchmark.with_seeds(table, [1, 2])
+    check_arms(seeded)
+    assert list(seeded)[:len(table)] == list(table)
+    added = {n: a for n, a in seeded.items() if n not in table}
+    assert set(added) == {f"{arm}_seed{s}" for arm in benchmark.REPEATED for s in (1, 2)}
+    for name, arm in added.items():
+        base = table[benchmark.repeated_arm(name)]
+        seed = int(name.rsplit("_seed", 1)[1])
+        assert list(arm.opts) == list(base.opts) + ["SEED", seed]
+        assert arm.after == (None if base.after is None else f"{base.after}_seed{seed}")
+        assert arm.derived_opts is base.derived_opts
+        assert load_config(str(REPO / arm.config), list(arm.opts)).SEED == seed
+    assert benchmark.repeated_arm("R38_lam0.005_ft_seed12") == "R38_lam0.005_ft"
+    assert benchmark.repeated_arm("R38_lam0.005_ft") is None
+    assert benchmark.with_seeds(table, []) == table
+
+
+def test_seed_statistics_by_hand():
+    results = {"R38_plain": {"top1": 90.0, "mean_gflops": 0.02},
+               "R38_plain_seed1": {"top1": 91.0, "mean_gflops": 0.02},
+               "R38_plain_seed2": {"top1": 92.0, "mean_gflops": 0.02},
+               "R38_lam0.01": {"top1": 80.0, "mean_gflops": 0.001}}
+    statistics = benchmark.seed_statistics(results)
+    assert list(statistics) == ["R38_plain"]
+    plain = statistics["R38_plain"]
+    assert plain["runs"] == ["R38_plain", "R38_plain_seed1", "R38_plain_seed2"]
+    # mean 91, sample std 1, t(0.975, 2) = 4.3027 -> 4.3027 / sqrt(3)
+    assert plain["top1"]["n"] == 3 and plain["top1"]["mean"] == pytest.approx(91.0)
+    assert plain["top1"]["std"] == pytest.approx(1.0)
+    assert plain["top1"]["ci95"] == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
+    assert plain["mean_gflops"]["mean"] == pytest.approx(0.02)
+    record = {"results": results, "seed_statistics": statistics}
+    assert "| R38_plain | 3 | 91.00 ± 2.48 | 20.00 |" in benchmark.report(record)
+    # the figure shows each arm's first run only
+    assert [p["label"] for p in benchmark.flops_points(results, "R38_plain")] == ["lambda 0.01"]
 
 
 def test_widening_and_shapes_arms():
@@ -301,6 +342,44 @@ def test_measure_resumes_and_times_again_only_when_more_arms_finished(tmp_path, 
     assert calls[2:] == [["R38_lam0.005", "R38_plain"]] * 2
     assert record["analysis"] == {"R38_lam0.005": {"analysed": "R38_lam0.005"}}
     assert '"timed_arms"' in out.read_text()
+    (tmp_path / "R38_plain_seed1").mkdir()  # another seed: evaluated, not timed
+    (tmp_path / "R38_plain_seed1" / "model_final.pth").write_bytes(b"")
+    table["R38_plain_seed1"] = Arm("x.yaml", ["SEED", 1])
+    measure()
+    assert len(calls) == 4 and "R38_plain_seed1" in record["results"]
+    assert record["seed_statistics"]["R38_plain"]["runs"] == ["R38_plain", "R38_plain_seed1"]
+
+
+def test_shapes_backbones_timed_again_when_more_runs_of_their_task_finished(tmp_path,
+                                                                            monkeypatch):
+    from dynnet_d2.engine.arms import Arm
+    from dynnet_d2.engine.results import results_file
+
+    calls = []
+    monkeypatch.setattr(benchmark, "time_backbones", lambda runs, **kw: calls.append(sorted(runs))
+                        or {"ms": 1.0})
+    table = {n: Arm("x.yaml") for n in ("det_plain", "det_deepmoe", "det_static_matched",
+                                        "seg_plain", "seg_deepmoe")}
+
+    def finish(name):
+        results_file(tmp_path / name).parent.mkdir(parents=True)
+        results_file(tmp_path / name).write_text("{}")
+
+    for name in ("det_plain", "det_deepmoe", "seg_plain", "seg_deepmoe"):
+        finish(name)
+    record, out = {}, tmp_path / "record.json"
+
+    def measure():
+        benchmark.measure_shapes(table, record, out, tmp_path, workers=1, threads=[1],
+                                 rounds=1, images=2, train=False)
+
+    measure()
+    measure()  # nothing new: nothing timed again
+    assert calls == [["det_deepmoe", "det_plain"], ["seg_deepmoe", "seg_plain"]]
+    finish("det_static_matched")
+    measure()  # only the task with a new run
+    assert calls[2:] == [["det_deepmoe", "det_plain", "det_static_matched"]]
+    assert set(record["timing"]) == {"det/threads1/batch1", "seg/threads1/batch1"}
 
 
 def test_flops_points_are_series_ordered_by_flops():
