@@ -49,6 +49,9 @@ def main():
                         help="test images of the detector / segmentor backbone timing")
     parser.add_argument("--plots", default="projects/DeepMoE", help="folder of the figures")
     parser.add_argument("--timing-only", action="store_true", help="skip training")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="train and evaluate only (time later with --timing-only, on an "
+                             "otherwise idle machine)")
     parser.add_argument("--report-only", action="store_true", help="print the Markdown tables")
     args = parser.parse_args()
     make_arms, default_output = benchmark.SUITES[args.suite]
@@ -59,6 +62,8 @@ def main():
     if args.seeds and (args.suite != "fashionmnist" or min(args.seeds) < 0):
         parser.error(f"--seeds {' '.join(map(str, args.seeds))}: seeds >= 0, for the "
                      f"fashionmnist suite only")
+    if args.timing_only and args.no_timing:
+        parser.error("--timing-only and --no-timing: choose one")
     if min(args.widths) < 1:
         parser.error(f"--widths {' '.join(map(str, args.widths))}: width factors are >= 1")
     out = REPO / (args.output or default_output)
@@ -82,12 +87,13 @@ def main():
         if args.suite == "shapes":
             benchmark.measure_shapes(table, record, out, work_dir, workers=args.workers,
                                      threads=args.threads, rounds=args.rounds,
-                                     images=args.shapes_images, train=not args.timing_only)
+                                     images=args.shapes_images, train=not args.timing_only,
+                                     timing=not args.no_timing)
         else:
             benchmark.measure(table, record, out, work_dir, workers=args.workers,
                               threads=args.threads, rounds=args.rounds,
                               batch1_images=args.batch1_images, train=not args.timing_only,
-                              timing=args.suite == "fashionmnist",
+                              timing=args.suite == "fashionmnist" and not args.no_timing,
                               external=benchmark.skipnet_runs()
                               if args.suite == "fashionmnist" and full_length else None)
             benchmark.plot(record, REPO / args.plots, args.suite)

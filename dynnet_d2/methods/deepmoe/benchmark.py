@@ -392,13 +392,15 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
 
 def measure_shapes(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *,
                    workers: int, threads: Sequence[int], rounds: int, images: int,
-                   train: bool) -> None:
+                   train: bool, timing: bool = True) -> None:
     """The ``shapes`` suite: train the arms (when ``train``; their numbers are their own
-    evaluations), then time the backbones of each task's finished runs at batch 1
-    (:func:`time_backbones`), again when more of them finished since; ``out`` is rewritten
-    after every step."""
+    evaluations), then (when ``timing``) time the backbones of each task's finished runs at
+    batch 1 (:func:`time_backbones`), again when more of them finished since; ``out`` is
+    rewritten after every step."""
     if train:
         train_arms(table, work_dir, record, out, workers=workers, threads=1)
+    if not timing:
+        return
     finished = {n: work_dir / n for n in table if is_finished(work_dir / n)}
     timing, timed = record.setdefault("timing", {}), record.setdefault("timed_arms", {})
     for task in ("det", "seg"):

@@ -57,6 +57,7 @@ def test_a_shorter_schedule_shortens_every_arm_alike():
     (["--suite", "shapes", "--max-iter", "1500"], "for the fashionmnist suite only"),
     (["--max-iter", "1500"], "holds arms of 3000 iterations; name another --output"),
     (["--suite", "widening", "--widths", "1", "0"], "--widths 1 0: width factors are >= 1"),
+    (["--timing-only", "--no-timing"], "--timing-only and --no-timing: choose one"),
     (["--seeds", "1", "-1"], "--seeds 1 -1: seeds >= 0, for the fashionmnist suite only"),
     (["--suite", "shapes", "--seeds", "1"], "--seeds 1: seeds >= 0, for the fashionmnist suite"),
 ])
@@ -373,6 +374,9 @@ def test_shapes_backbones_timed_again_when_more_runs_of_their_task_finished(tmp_
         benchmark.measure_shapes(table, record, out, tmp_path, workers=1, threads=[1],
                                  rounds=1, images=2, train=False)
 
+    benchmark.measure_shapes(table, record, out, tmp_path, workers=1, threads=[1], rounds=1,
+                             images=2, train=False, timing=False)
+    assert calls == [] and "timing" not in record
     measure()
     measure()  # nothing new: nothing timed again
     assert calls == [["det_deepmoe", "det_plain"], ["seg_deepmoe", "seg_plain"]]
