@@ -57,6 +57,23 @@ def describe(values: Sequence[float], ci: str = "t") -> Stats:
     return Stats(len(v), float(v.mean()), std, ci95(std, len(v), ci), q1, median, q3)
 
 
+def welch_difference(values: Sequence[float], baseline: Sequence[float]) -> dict:
+    """The difference of the means of two independent samples (e.g. two arms trained with
+    different seeds): ``{"difference", "ci95", "df"}``, the half-width of its 95 % confidence
+    interval by Welch's t (unequal variances, Welch-Satterthwaite degrees of freedom); nan for
+    fewer than two values on either side."""
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    difference = float(a.mean() - b.mean()) if len(a) and len(b) else math.nan
+    if len(a) < 2 or len(b) < 2:
+        return {"difference": difference, "ci95": math.nan, "df": math.nan}
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        return {"difference": difference, "ci95": 0.0, "df": math.nan}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(scipy_stats.t.ppf(0.975, df)) * math.sqrt(va + vb)
+    return {"difference": difference, "ci95": half, "df": float(df)}
+
+
 def per_class_mean(values, labels, num_classes: int) -> np.ndarray:
     """``(num_classes, L)``: the mean of the rows of ``values`` ``(N, L)`` over each class's
     images (``labels`` ``(N,)``), NaN for a class without images."""

@@ -64,7 +64,7 @@ from ...engine.runs import load_trained_model, run_config
 from ...modeling.flops import static_flops
 from ...utils.measure import interleaved_median_s
 from ...utils.plots import plot_accuracy_vs_flops, plot_per_class_heatmap
-from ...utils.stats import describe, per_class_mean
+from ...utils.stats import describe, per_class_mean, welch_difference
 from .analysis import FASHION_MNIST_GROUPS, gate_statistics, shuffled_accuracy
 from .gated import DeepMoEBackbone
 
@@ -103,6 +103,11 @@ SKIPNET_RUNS = REPO / "output/SkipNet/benchmark"
 REPEATED = ("R38_plain", f"R38_lam{MATCHED_LAMBDA:g}", f"R38_lam{MATCHED_LAMBDA:g}_ft",
             "R38_static_matched")
 SEED_SUFFIX = "_seed"
+#: (arm, baseline) pairs whose top-1 difference over seeds the record holds (seed_differences).
+COMPARED = ((f"R38_lam{MATCHED_LAMBDA:g}_ft", "R38_static_matched"),
+            (f"R38_lam{MATCHED_LAMBDA:g}", "R38_static_matched"),
+            (f"R38_lam{MATCHED_LAMBDA:g}_ft", "R38_plain"),
+            (f"R38_lam{MATCHED_LAMBDA:g}", "R38_plain"))
 #: The arm analysed (gate-embedding shuffling, channel utilisation): the first one finished.
 ANALYSED = (f"R38_lam{MATCHED_LAMBDA:g}_ft", f"R38_lam{MATCHED_LAMBDA:g}")
 
@@ -214,22 +219,41 @@ def repeated_arm(name: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def seed_statistics(results: dict) -> Dict[str, dict]:
-    """Per arm of ``results`` that other seeds repeat: its runs (the arm's first and its seeded
-    ones), top-1 and executed GFLOPs over them (mean, sample std, Student-t 95 % CI)."""
+def _runs_per_arm(results: dict) -> Dict[str, List[str]]:
+    """``{arm: [its first run, its seeded runs]}`` for every arm of ``results`` repeated."""
     runs: Dict[str, List[str]] = {}
     for name in results:
         base = repeated_arm(name)
         if base is not None and base in results:
             runs.setdefault(base, [base]).append(name)
+    return runs
+
+
+def seed_statistics(results: dict) -> Dict[str, dict]:
+    """Per arm of ``results`` that other seeds repeat: its runs (the arm's first and its seeded
+    ones), top-1 and executed GFLOPs over them (mean, sample std, Student-t 95 % CI)."""
     statistics = {}
-    for base, names in runs.items():
+    for base, names in _runs_per_arm(results).items():
         statistics[base] = {"runs": names}
         for metric in ("top1", "mean_gflops"):
             stats = describe([results[n][metric] for n in names])
             statistics[base][metric] = {"n": stats.n, "mean": stats.mean, "std": stats.std,
                                         "ci95": stats.ci95}
     return statistics
+
+
+def seed_differences(results: dict) -> List[dict]:
+    """Top-1 differences between the repeated arms (:data:`COMPARED`, where both have two runs
+    or more): the difference of their means over their runs and Welch's 95 % interval (the runs
+    of two arms are independent samples, not pairs: a seed means nothing across arms)."""
+    runs = _runs_per_arm(results)
+    rows = []
+    for arm, baseline in COMPARED:
+        if len(runs.get(arm, ())) > 1 and len(runs.get(baseline, ())) > 1:
+            rows.append({"arm": arm, "baseline": baseline, **welch_difference(
+                [results[n]["top1"] for n in runs[arm]],
+                [results[n]["top1"] for n in runs[baseline]])})
+    return rows
 
 
 def widening_arms(widths: Sequence[int] = WIDTHS) -> Dict[str, Arm]:
@@ -368,6 +392,7 @@ def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, w
             write_record(out, record)
     if any(repeated_arm(n) for n in results):
         record["seed_statistics"] = seed_statistics(results)
+        record["seed_differences"] = seed_differences(results)
         write_record(out, record)
     analysed = next((n for n in ANALYSED if n in finished), None)
     if analysed is not None and analysed not in record.setdefault("analysis", {}):
@@ -522,6 +547,11 @@ def report(record: dict, suite: str = "fashionmnist") -> str:
         lines += [f"| {arm} | {s['top1']['n']} | {s['top1']['mean']:.2f} ± "
                   f"{s['top1']['ci95']:.2f} | {1000 * s['mean_gflops']['mean']:.2f} |"
                   for arm, s in record["seed_statistics"].items()]
+    if record.get("seed_differences"):
+        lines += ["", "Top-1 differences over seeds (difference of the means ± Welch's 95 % CI):",
+                  "", "| arm − baseline | top-1 difference |", "|---|---|"]
+        lines += [f"| {d['arm']} − {d['baseline']} | {d['difference']:+.2f} ± {d['ci95']:.2f} |"
+                  for d in record["seed_differences"]]
     for key, timings in record.get("timing", {}).items():
         lines += ["", f"Milliseconds per image, {key.replace('/', ', ')} (median of the "
                   f"interleaved rounds):", "", "| variant | ms / image |", "|---|---|"]

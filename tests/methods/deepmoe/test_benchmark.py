@@ -11,6 +11,7 @@ import pytest
 import torch
 from detectron2.modeling import build_backbone
 from fvcore.nn import FlopCountAnalysis
+from scipy import stats as scipy_stats
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine.arms import check_arms
@@ -108,6 +109,22 @@ def test_seed_statistics_by_hand():
     assert "| R38_plain | 3 | 91.00 ± 2.48 | 20.00 |" in benchmark.report(record)
     # the figure shows each arm's first run only
     assert [p["label"] for p in benchmark.flops_points(results, "R38_plain")] == ["lambda 0.01"]
+
+
+def test_seed_differences_are_welch_intervals_between_the_compared_arms():
+    results = {"R38_plain": {"top1": 90.0}, "R38_plain_seed1": {"top1": 92.0},
+               "R38_lam0.005_ft": {"top1": 91.0}, "R38_lam0.005_ft_seed1": {"top1": 92.0},
+               "R38_lam0.005_ft_seed2": {"top1": 93.0},
+               "R38_static_matched": {"top1": 89.0}}
+    # the static network has one run: only DeepMoE fine-tuned vs plain is compared
+    (row,) = benchmark.seed_differences(results)
+    assert (row["arm"], row["baseline"]) == ("R38_lam0.005_ft", "R38_plain")
+    # means 92 and 91, variances 1 and 2: se^2 = 1/3 + 2/2, df = (4/3)^2 / ((1/3)^2/2 + 1^2/1)
+    assert row["difference"] == pytest.approx(1.0)
+    assert row["df"] == pytest.approx((4 / 3) ** 2 / ((1 / 3) ** 2 / 2 + 1))
+    assert row["ci95"] == pytest.approx(scipy_stats.t.ppf(0.975, row["df"]) * (4 / 3) ** 0.5)
+    table = benchmark.report({"results": {}, "seed_differences": [row]})
+    assert f"| R38_lam0.005_ft − R38_plain | +1.00 ± {row['ci95']:.2f} |" in table
 
 
 def test_widening_and_shapes_arms():
