@@ -427,20 +427,20 @@ def measure_shapes(table: Dict[str, Arm], record: dict, out: Path, work_dir: Pat
     if not timing:
         return
     finished = {n: work_dir / n for n in table if is_finished(work_dir / n)}
-    timing, timed = record.setdefault("timing", {}), record.setdefault("timed_arms", {})
+    timings, timed = record.setdefault("timing", {}), record.setdefault("timed_arms", {})
     for task in ("det", "seg"):
         runs = {n: r for n, r in finished.items() if n.startswith(f"{task}_")}
         if len(runs) < 2:
             continue
         if timed.get(task) != sorted(runs):
-            for key in [k for k in timing if k.startswith(f"{task}/")]:
-                del timing[key]
+            for key in [k for k in timings if k.startswith(f"{task}/")]:
+                del timings[key]
             timed[task] = sorted(runs)
         for count in threads:
             key = f"{task}/threads{count}/batch1"
-            if key not in timing:
+            if key not in timings:
                 torch.set_num_threads(count)
-                timing[key] = time_backbones(runs, images=images, rounds=rounds)
+                timings[key] = time_backbones(runs, images=images, rounds=rounds)
                 write_record(out, record)
 
 
