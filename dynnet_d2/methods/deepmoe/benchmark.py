@@ -127,7 +127,8 @@ def narrowed_backbone_width(cfg, flops_ratio: float) -> int:
     ``cfg``'s backbone, at most its own width, whose static FLOPs (fvcore, FPN included, one
     :data:`MATCH_SHAPE` image) come closest to ``flops_ratio`` x those at its own width. The FLOPs
     grow with the width (bisection); the FPN's output convolutions do not shrink with it, so the
-    ratio is not the width's square."""
+    ratio is not the width's square. Each width is built and counted once."""
+    @lru_cache(maxsize=None)
     def flops(width: int) -> float:
         narrowed = cfg.clone()
         narrowed.defrost()
