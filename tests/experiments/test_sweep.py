@@ -373,6 +373,28 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, frozen_weight
             in (Path(runs[3].output_dir) / "log.txt").read_text())
 
 
+def _trained_weights(run: Run) -> dict:
+    return torch.load(Path(run.output_dir) / "model_final.pth", map_location="cpu")["model"]
+
+
+def test_a_run_is_seeded_by_its_seed_and_gives_the_same_weights_again(tmp_path,
+                                                                        frozen_weights):
+    method = _joint(tmp_path, "good", frozen_weights)
+    (first,) = expand_grid(str(tmp_path / "a"), [method], [1], [1], [0])
+    (again,) = expand_grid(str(tmp_path / "b"), [method], [1], [1], [0])  # its caches exist
+    chosen = Run(method, 1, 1, 0, str(tmp_path / "c" / "chosen"), ("SEED", 5))
+    for run in (first, again, chosen):
+        torch.manual_seed(len(run.output_dir))  # whatever state the worker was left in
+        assert execute_run(run, redirect_output=False)["status"] == "finished"
+    assert [load_config(str(Path(run.output_dir) / "config.yaml")).SEED
+            for run in (first, chosen)] == [0, 5]  # the overrides' SEED wins over the run's
+    weights, same = _trained_weights(first), _trained_weights(again)
+    assert weights.keys() == same.keys()
+    assert all(torch.equal(weights[k], same[k]) for k in weights)
+    other = _trained_weights(chosen)  # the same K-shot set, another SEED
+    assert any(not torch.equal(weights[k], other[k]) for k in weights)
+
+
 def test_execute_run_never_raises(tmp_path):
     run = Run(Method("x", "x", str(tmp_path / "missing.yaml"), "joint"), 1, 1, 0,
               str(tmp_path / "x" / "split1_1shot_seed0"))

@@ -12,6 +12,12 @@ cached last-layer fine-tuning) and evaluation, with everything recorded in the r
   it starts with the run's schedule (:func:`describe_schedule`).
 * ``config.yaml``, ``metrics.json``, ``model_final.pth``: as ``tools/train_net.py``.
 
+A run is reproducible: unless its config or ``--opts`` set ``SEED`` >= 0, its ``SEED`` is the
+run's K-shot seed (0 for a base training), and every random number generator is seeded with it
+before the model is built (``tools/train_net.py`` keeps Detectron2's ``SEED -1``: a new random
+seed per call). Running a run again gives the same weights and results on the same machine and
+thread count.
+
 :func:`execute_run` never raises (a folder it cannot write included): the sweep goes on
 whatever one run does.
 """
@@ -23,6 +29,8 @@ import time
 import traceback
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
+
+from detectron2.utils.env import seed_all_rng
 
 from ...config import describe_schedule as describe_config_schedule
 from ...config import load_config, schedule_per_shot
@@ -49,7 +57,8 @@ def set_schedule(cfg, max_iter: int) -> None:
 
 def run_config(run: Run, weights: Optional[str], cache_dir: Optional[str]):
     """The run's config: its method's file, the grid coordinates, the split's surgery
-    checkpoint (fine-tuning and base-only), the sweep's overrides, its schedule."""
+    checkpoint (fine-tuning and base-only), the sweep's overrides, its schedule, and its
+    ``SEED`` (the run's seed where the config and overrides leave Detectron2's -1)."""
     opts = ["FEWSHOT.SPLIT", run.split, "FEWSHOT.SHOT", run.shot, "FEWSHOT.SEED", run.seed,
             "OUTPUT_DIR", run.output_dir]
     if run.method.kind == "base":
@@ -61,6 +70,8 @@ def run_config(run: Run, weights: Optional[str], cache_dir: Optional[str]):
     cfg = load_config(run.method.config, opts + list(run.opts))
     if run.max_iter:
         set_schedule(cfg, run.max_iter)
+    if cfg.SEED < 0:
+        cfg.SEED = run.seed
     return cfg
 
 
@@ -197,7 +208,8 @@ def _run_and_record(run: Run, weights: Optional[str], cache_dir: Optional[str],
     output = Path(run.output_dir)
     cfg = run_config(run, weights, cache_dir)
     cfg.freeze()
-    logger.info(f"Run {run.name}: {describe_schedule(run, cfg)}")
+    logger.info(f"Run {run.name}: {describe_schedule(run, cfg)}; SEED {cfg.SEED}")
+    seed_all_rng(cfg.SEED)
     output.mkdir(parents=True, exist_ok=True)
     with atomic_open(output / "config.yaml") as f:
         f.write(cfg.dump())

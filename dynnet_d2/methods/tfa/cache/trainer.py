@@ -29,6 +29,7 @@ from detectron2.engine import SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import default_writers
 from detectron2.modeling import GeneralizedRCNN
 from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
 
 from ....data.build import check_dataset_names
 from ....data.from_config import register_datasets_from_config
@@ -216,6 +217,10 @@ class CachedLastLayerTrainer(TrainerBase):
         :func:`~dynnet_d2.evaluation.fewshot.check_results_defined`)."""
         cache = training_cache(self.cfg, self.model, self.dataset_dicts)
         seed = self.cfg.SEED if self.cfg.SEED >= 0 else None
+        if seed is not None:
+            # building the caches draws random numbers (each data-loader pass does), reading
+            # them does not: seed again so a run is the same whether its caches existed or not
+            seed_all_rng(seed)
         self._batches = cached_batches(cache, self.cfg.SOLVER.IMS_PER_BATCH,
                                        flip_probability(self.cfg), seed)
         self.model.train()
