@@ -377,12 +377,14 @@ def _trained_weights(run: Run) -> dict:
     return torch.load(Path(run.output_dir) / "model_final.pth", map_location="cpu")["model"]
 
 
-def test_a_run_is_seeded_by_its_seed_and_gives_the_same_weights_again(tmp_path,
-                                                                        frozen_weights):
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "full_model"])
+def test_a_run_is_seeded_by_its_seed_and_gives_the_same_weights_again(tmp_path, frozen_weights,
+                                                                        cached):
     method = _joint(tmp_path, "good", frozen_weights)
-    (first,) = expand_grid(str(tmp_path / "a"), [method], [1], [1], [0])
-    (again,) = expand_grid(str(tmp_path / "b"), [method], [1], [1], [0])  # its caches exist
-    chosen = Run(method, 1, 1, 0, str(tmp_path / "c" / "chosen"), ("SEED", 5))
+    opts = ("FEWSHOT.CACHE.ENABLED", cached)
+    first, again = (Run(method, 1, 1, 0, str(tmp_path / name / "run"), opts)
+                    for name in ("a", "b"))  # the second finds the first's caches
+    chosen = Run(method, 1, 1, 0, str(tmp_path / "c" / "run"), opts + ("SEED", 5))
     for run in (first, again, chosen):
         torch.manual_seed(len(run.output_dir))  # whatever state the worker was left in
         assert execute_run(run, redirect_output=False)["status"] == "finished"
