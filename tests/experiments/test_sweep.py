@@ -383,10 +383,10 @@ def test_a_run_is_seeded_by_its_seed_and_gives_the_same_weights_again(tmp_path, 
     method = _joint(tmp_path, "good", frozen_weights)
     opts = ("FEWSHOT.CACHE.ENABLED", cached)
     first, again = (Run(method, 1, 1, 0, str(tmp_path / name / "run"), opts)
-                    for name in ("a", "b"))  # the second finds the first's caches
+                    for name in ("a", "b"))  # cached: the second finds the first's caches
     chosen = Run(method, 1, 1, 0, str(tmp_path / "c" / "run"), opts + ("SEED", 5))
-    for run in (first, again, chosen):
-        torch.manual_seed(len(run.output_dir))  # whatever state the worker was left in
+    for state, run in enumerate((first, again, chosen)):
+        torch.manual_seed(100 + state)  # whatever state the worker was left in
         assert execute_run(run, redirect_output=False)["status"] == "finished"
     assert [load_config(str(Path(run.output_dir) / "config.yaml")).SEED
             for run in (first, chosen)] == [0, 5]  # the overrides' SEED wins over the run's
