@@ -31,14 +31,13 @@ def main():
                         help="widening: the width factors trained")
     parser.add_argument("--seeds", type=int, nargs="*", default=[],
                         help="fashionmnist: train the arms compared at matched FLOPs (plain, "
-                             "lambda 0.005 and its fine-tuning, static) again with SEED s each "
-                             "(<arm>_seed<s>), for their spread over seeds")
+                             "lambda 0.005 and its fine-tuning, static, SkipNet) again with "
+                             "SEED s each (<arm>_seed<s>), for their spread over seeds")
     parser.add_argument("--no-finetune", action="store_true")
     parser.add_argument("--max-iter", type=int, default=benchmark.CONFIG_MAX_ITER,
                         help="fashionmnist: iterations of every first-stage arm, the fine-tuning "
                              "stages a third of it (default: the configs'; shortens every arm "
-                             "alike; the SkipNet runs, trained on the configs' schedule, are "
-                             "compared only then)")
+                             "alike)")
     parser.add_argument("--workers", type=int, default=2, help="arms trained at once (1 thread "
                         "each)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2],
@@ -93,9 +92,7 @@ def main():
             benchmark.measure(table, record, out, work_dir, workers=args.workers,
                               threads=args.threads, rounds=args.rounds,
                               batch1_images=args.batch1_images, train=not args.timing_only,
-                              timing=args.suite == "fashionmnist" and not args.no_timing,
-                              external=benchmark.skipnet_runs()
-                              if args.suite == "fashionmnist" and full_length else None)
+                              timing=args.suite == "fashionmnist" and not args.no_timing)
             benchmark.plot(record, REPO / args.plots, args.suite)
         write_record(out, record)
     print(benchmark.report(record, args.suite))

@@ -12,14 +12,15 @@ partial run already compares):
 * ``R38_static_matched``: the plain ResNet-38 narrowed (``CIFAR_RESNET.WIDTH``) to the executed
   FLOPs of ``R38_lam{MATCHED_LAMBDA}``, measured on its finished run when this arm starts (the
   static-pruning comparison);
+* ``R38_skipnet``: SkipNet-38 (our other dynamic network: RNN gates before every residual
+  block, supervised pre-training ``SP``), the plain ResNet-38's config and schedule with gates;
+  it lands near DeepMoE's FLOPs by itself (about half the plain network's: measured, not
+  tuned), so it is compared at matched FLOPs;
 * ``R38w2_lam{l}``: wide-DeepMoE-38 (``WIDEN 2``) over :data:`WIDE_LAMBDAS`, to find the one
   whose executed FLOPs match the plain network's;
 * ``<arm>_seed{s}`` (``--seeds``; :func:`with_seeds`): the arms compared at matched FLOPs
   (:data:`REPEATED`) again with ``SEED s``, evaluated but neither timed nor plotted; their
   spread over seeds is the record's ``seed_statistics``.
-
-SkipNet-38 at matched FLOPs is not trained here: the SkipNet benchmark's finished ResNet-38 runs
-(:func:`skipnet_runs`, same plain network and schedule) are evaluated next to the arms.
 
 ``widening`` (Fig. 3.5 analogue; :func:`widening_arms`): a ResNet-14 widened 1-4 times, plain and
 narrow-DeepMoE (:data:`WIDENING_LAMBDA`), 1000 iterations each (the 16x FLOPs of width 4 at 3000
@@ -97,17 +98,20 @@ SHAPES_LOW_LAMBDA = 0.005
 #: The image shape (C, H, W) the narrowed backbone's FLOPs are counted at (a typical test image;
 #: every convolution's cost scales with the pixels alike, so the ratio barely depends on it).
 MATCH_SHAPE = (3, 160, 224)
-SKIPNET_RUNS = REPO / "output/SkipNet/benchmark"
+SKIPNET = "configs/SkipNet/skipnet_R38cifar_sp_3000it_fashionmnist.yaml"
 #: The ``fashionmnist`` arms that ``--seeds`` repeats (:func:`with_seeds`): the comparison at
-#: matched FLOPs (plain, DeepMoE at MATCHED_LAMBDA with its fine-tuning, the static network).
+#: matched FLOPs (plain, DeepMoE at MATCHED_LAMBDA with its fine-tuning, the static network,
+#: SkipNet).
 REPEATED = ("R38_plain", f"R38_lam{MATCHED_LAMBDA:g}", f"R38_lam{MATCHED_LAMBDA:g}_ft",
-            "R38_static_matched")
+            "R38_static_matched", "R38_skipnet")
 SEED_SUFFIX = "_seed"
 #: (arm, baseline) pairs whose top-1 difference over seeds the record holds (seed_differences).
 COMPARED = ((f"R38_lam{MATCHED_LAMBDA:g}_ft", "R38_static_matched"),
             (f"R38_lam{MATCHED_LAMBDA:g}", "R38_static_matched"),
             (f"R38_lam{MATCHED_LAMBDA:g}_ft", "R38_plain"),
-            (f"R38_lam{MATCHED_LAMBDA:g}", "R38_plain"))
+            (f"R38_lam{MATCHED_LAMBDA:g}", "R38_plain"),
+            (f"R38_lam{MATCHED_LAMBDA:g}_ft", "R38_skipnet"),
+            ("R38_skipnet", "R38_plain"))
 #: The arm analysed (gate-embedding shuffling, channel utilisation): the first one finished.
 ANALYSED = (f"R38_lam{MATCHED_LAMBDA:g}_ft", f"R38_lam{MATCHED_LAMBDA:g}")
 
@@ -175,9 +179,9 @@ def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WID
          finetune: bool = True, max_iter: int = CONFIG_MAX_ITER) -> Dict[str, Arm]:
     """The ``fashionmnist`` arms in the order they start (module docstring): the plain network,
     each lambda (:data:`MATCHED_LAMBDA` first) with its fine-tuning stage, the static network
-    matched to :data:`MATCHED_LAMBDA` right after it, then wide-DeepMoE. ``max_iter``: the
-    iterations of every first-stage arm (the configs' cosine schedule is stretched alike); the
-    fine-tuning stages keep the configs' ratio, a third of it."""
+    matched to :data:`MATCHED_LAMBDA` and SkipNet-38 right after it, then wide-DeepMoE.
+    ``max_iter``: the iterations of every first-stage arm (the configs' cosine schedule is
+    stretched alike); the fine-tuning stages keep the configs' ratio, a third of it."""
     schedule = [] if max_iter == CONFIG_MAX_ITER else ["SOLVER.MAX_ITER", max_iter]
     finetune_schedule = [] if max_iter == CONFIG_MAX_ITER else [
         "SOLVER.MAX_ITER", round(max_iter * FINETUNE_MAX_ITER / CONFIG_MAX_ITER)]
@@ -191,6 +195,7 @@ def arms(lambdas: Sequence[float] = LAMBDAS, wide_lambdas: Sequence[float] = WID
             table["R38_static_matched"] = Arm(PLAIN, schedule,
                                               after=f"R38_lam{MATCHED_LAMBDA:g}",
                                               derived_opts=static_matched_opts)
+            table["R38_skipnet"] = Arm(SKIPNET, schedule)
     for lam in wide_lambdas:
         table[f"R38w2_lam{lam:g}"] = Arm(DEEPMOE, ["MODEL.DEEPMOE.WIDEN", 2,
                                                    "MODEL.DEEPMOE.LAMBDA", lam] + schedule)
@@ -289,15 +294,6 @@ def shapes_arms() -> Dict[str, Arm]:
     return table
 
 
-def skipnet_runs(folder: Path = SKIPNET_RUNS) -> Dict[str, Path]:
-    """``{"SkipNet_<run>": run folder}`` of the SkipNet benchmark's finished gated ResNet-38
-    runs in ``folder`` (trained from the same plain network on the same schedule)."""
-    if not folder.is_dir():
-        return {}
-    return {f"SkipNet_{run.name}": run for run in sorted(folder.glob("R38_*"))
-            if run.name != "R38_plain" and (run / "model_final.pth").is_file()}
-
-
 @lru_cache(maxsize=None)
 def test_images(config: str = PLAIN, dataset: str = TEST):
     """``(images (N, C, H, W) uint8, labels (N,))`` of ``dataset`` as ``config``'s test mapper
@@ -379,15 +375,14 @@ def analyse(run: Path) -> dict:
 
 def measure(table: Dict[str, Arm], record: dict, out: Path, work_dir: Path, *, workers: int,
             threads: Sequence[int], rounds: int, batch1_images: int, train: bool,
-            timing: bool = True, external: Optional[Dict[str, Path]] = None) -> None:
-    """Train the arms (when ``train``), evaluate every finished one and the ``external`` runs,
-    analyse :data:`ANALYSED`, time the arms (when ``timing``); ``out`` is rewritten after every
-    step."""
+            timing: bool = True) -> None:
+    """Train the arms (when ``train``), evaluate every finished one, analyse
+    :data:`ANALYSED`, time the arms (when ``timing``); ``out`` is rewritten after every step."""
     if train:
         train_arms(table, work_dir, record, out, workers=workers, threads=1)
     finished = {n: work_dir / n for n in table if (work_dir / n / "model_final.pth").is_file()}
     results = record.setdefault("results", {})
-    for name, run in {**finished, **(external or {})}.items():
+    for name, run in finished.items():
         if name not in results:
             results[name] = evaluate(run)
             write_record(out, record)
@@ -498,7 +493,8 @@ def flops_points(results: dict, reference: str) -> List[dict]:
         elif lam:
             series = "narrow-DeepMoE" + (", fine-tuned" if arm.endswith("_ft") else "")
         else:
-            series = "DeepMoE" if "deepmoe" in arm else "static" if "static" in arm else "plain"
+            series = next((s for key, s in (("deepmoe", "DeepMoE"), ("static", "static"),
+                                            ("skipnet", "SkipNet")) if key in arm), "plain")
         label = (f"lambda {lam.group(1)}" if lam and not arm.endswith("_ft")
                  else f"x{width.group(1)}" if width else "")
         points.append({"label": label, "series": series, "top1": r["top1"],
@@ -585,9 +581,9 @@ def classification_report(record: dict) -> List[str]:
 
 
 def savings_report(record: dict) -> List[str]:
-    """Per timing at batch 1 and DeepMoE arm timed sliced: the executed FLOPs saved against the
-    first plain arm, the wall-clock saved by sliced execution, and their ratio (issue 24's
-    target: >= 0.6)."""
+    """Per timing at batch 1 and arm timed as it executes (a DeepMoE arm sliced, SkipNet and the
+    static network as they are): the executed FLOPs saved against the first plain arm, the
+    wall-clock saved, and their ratio (issue 24's target for DeepMoE: >= 0.6)."""
     results, lines = record.get("results", {}), []
     reference = _first_plain(results)
     for key, timings in record.get("timing", {}).items():
@@ -597,7 +593,7 @@ def savings_report(record: dict) -> List[str]:
         rows = []
         for label, timing in timings.items():
             arm, _, mode = label.partition(" ")
-            if mode != "slice" or arm not in results:
+            if mode not in ("", "slice") or arm == reference or arm not in results:
                 continue
             flops_saved = 1.0 - results[arm]["mean_gflops"] / results[reference]["mean_gflops"]
             time_saved = 1.0 - timing["ms_per_image"] / plain_ms

@@ -1,7 +1,7 @@
 """DeepMoE's benchmark (dynnet_d2/methods/deepmoe/benchmark.py) and analyses (analysis.py): the
-suites' arms and configs, the static-pruning widths from measured runs, the SkipNet runs it
-compares with, evaluation, timing and gate-embedding shuffling of a finished run (a tiny one on
-digits, checked by hand), the figures and the reports."""
+suites' arms and configs, the static-pruning widths from measured runs, evaluation, timing and
+gate-embedding shuffling of a finished run (a tiny one on digits, checked by hand), the figures
+and the reports."""
 import json
 import subprocess
 import sys
@@ -15,6 +15,7 @@ from scipy import stats as scipy_stats
 
 from dynnet_d2.config import load_config
 from dynnet_d2.engine.arms import check_arms
+from dynnet_d2.engine.runs import load_trained_model
 from dynnet_d2.methods.deepmoe import benchmark
 
 REPO = Path(__file__).resolve().parents[3]
@@ -36,9 +37,16 @@ def test_arms_vary_lambda_width_and_stage():
     assert plain.MODEL.BACKBONE.NAME == "build_cifar_resnet_backbone"
     assert set(benchmark.arms(finetune=False)) == set(table) - {
         f"R38_lam{lam:g}_ft" for lam in benchmark.LAMBDAS}
-    # the matched lambda, its fine-tuning and the static network matched to it start first
-    assert list(table)[:4] == ["R38_plain", "R38_lam0.005", "R38_lam0.005_ft",
-                               "R38_static_matched"]
+    # the matched lambda, its fine-tuning, the static network matched to it and SkipNet-38
+    # start first
+    assert list(table)[:5] == ["R38_plain", "R38_lam0.005", "R38_lam0.005_ft",
+                               "R38_static_matched", "R38_skipnet"]
+    skipnet = load_config(str(REPO / table["R38_skipnet"].config))
+    assert skipnet.MODEL.BACKBONE.NAME == "build_skipnet_backbone"
+    assert skipnet.MODEL.SKIPNET.STAGE == "SP" and skipnet.MODEL.CIFAR_RESNET.DEPTH == 38
+    # the plain network's config and schedule, with gates
+    assert (skipnet.SOLVER.MAX_ITER, skipnet.SOLVER.BASE_LR, skipnet.SOLVER.IMS_PER_BATCH) == (
+        plain.SOLVER.MAX_ITER, plain.SOLVER.BASE_LR, plain.SOLVER.IMS_PER_BATCH)
 
 
 def test_a_shorter_schedule_shortens_every_arm_alike():
@@ -160,16 +168,6 @@ def test_widening_and_shapes_arms():
         assert list(shapes).index(f"{task}_plain") < list(shapes).index(static.after)
 
 
-def test_skipnet_runs_are_the_finished_gated_resnet38s(tmp_path):
-    for name, finished in (("R38_plain", True), ("R38_rnn_HRL", True), ("R38_rnn_SP", False),
-                           ("R74_rnn_HRL", True)):
-        (tmp_path / name).mkdir()
-        if finished:
-            (tmp_path / name / "model_final.pth").write_bytes(b"")
-    assert benchmark.skipnet_runs(tmp_path) == {"SkipNet_R38_rnn_HRL": tmp_path / "R38_rnn_HRL"}
-    assert benchmark.skipnet_runs(tmp_path / "missing") == {}
-
-
 def test_static_matched_width_from_the_measured_run(monkeypatch):
     # executed 0.25 of the static FLOPs: width 16 sqrt(0.25) = 8, trained from scratch
     monkeypatch.setattr(benchmark, "evaluate", lambda run: {"mean_gflops": 0.02,
@@ -216,22 +214,31 @@ def test_static_backbone_matched_to_the_ratio_of_the_runs_executed_flops(tmp_pat
         benchmark.static_matched_backbone_opts("seg_plain")(tmp_path / "det_deepmoe_lam0.005")
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A DeepMoE ResNet-8 trained 3 iterations on digits, some channels closed."""
+def train_tiny(folder: Path, config: str, prepare=None) -> Path:
+    """``config`` trained 3 iterations on digits into ``folder`` as tools/train_net.py would
+    (``prepare(model)`` first)."""
     from dynnet_d2.engine import DynnetTrainer
 
-    folder = tmp_path_factory.mktemp("deepmoe_run")
-    cfg = load_config(str(REPO / "configs/DeepMoE/deepmoe_R8cifar_200it_digits.yaml"),
+    cfg = load_config(str(REPO / config),
                       ["OUTPUT_DIR", str(folder), "MODEL.DEVICE", "cpu", "DATASETS.TEST", "()",
                        "SOLVER.MAX_ITER", 3, "SOLVER.IMS_PER_BATCH", 8])
     (folder / "config.yaml").write_text(cfg.dump())  # as tools/train_net.py writes it
     trainer = DynnetTrainer(cfg)
     trainer.resume_or_load(resume=False)
-    with torch.no_grad():
-        trainer.model.backbone.gating.heads[0].weight[:4] = -1.0  # 4 of 8 channels closed
+    if prepare is not None:
+        with torch.no_grad():
+            prepare(trainer.model)
     trainer.train()
     return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A DeepMoE ResNet-8 trained 3 iterations on digits, some channels closed."""
+    def close_channels(model):
+        model.backbone.gating.heads[0].weight[:4] = -1.0  # 4 of 8 channels closed
+    return train_tiny(tmp_path_factory.mktemp("deepmoe_run"),
+                      "configs/DeepMoE/deepmoe_R8cifar_200it_digits.yaml", close_channels)
 
 
 def test_evaluate_and_time_a_finished_run(tiny_run, monkeypatch):
@@ -245,6 +252,24 @@ def test_evaluate_and_time_a_finished_run(tiny_run, monkeypatch):
     assert all(t["ms_per_image"] > 0 for t in timings.values())
     assert set(benchmark.time_arms({"tiny": tiny_run}, batch=1, images=images[:2],
                                    rounds=1)) == {"tiny mask", "tiny slice"}
+
+
+def test_evaluate_and_time_a_skipnet_run_as_it_executes(tmp_path, monkeypatch):
+    """The suite's SkipNet arm is evaluated and timed like the plain network: its executed FLOPs
+    from the blocks that ran, one timing (no masked / sliced variants)."""
+    run = train_tiny(tmp_path, "configs/SkipNet/skipnet_R8cifar_sp_200it_digits.yaml")
+    images = (torch.rand(6, 1, 8, 8) * 255).to(torch.uint8)
+    monkeypatch.setattr(benchmark, "test_images", lambda: (images, torch.zeros(6).long()))
+    _, model = load_trained_model(run)
+    with torch.no_grad():
+        outputs = model([{"image": i} for i in images])
+    measured = benchmark.evaluate(run, batch=4)
+    assert measured["mean_gflops"] == pytest.approx(sum(o["gflops"] for o in outputs) / 6)
+    assert 0 < measured["mean_gflops"] <= measured["static_gflops"]
+    assert measured["top1"] == pytest.approx(100 * sum(
+        int(o["scores"].argmax() == 0) for o in outputs) / 6)
+    assert set(benchmark.time_arms({"skipnet": run}, batch=2, images=images,
+                                   rounds=1)) == {"skipnet"}
 
 
 def test_gate_embedding_shuffling_by_hand(tiny_run):
@@ -284,12 +309,15 @@ def test_gate_embedding_shuffling_by_hand(tiny_run):
 
 def test_report_and_figures(tmp_path):
     record = {"results": {"R38_plain": {"top1": 92.5, "mean_gflops": 0.064},
-                          "R38_lam0.001": {"top1": 92.0, "mean_gflops": 0.032}},
+                          "R38_lam0.001": {"top1": 92.0, "mean_gflops": 0.032},
+                          "R38_skipnet": {"top1": 91.0, "mean_gflops": 0.016}},
               "timing": {"threads1/batch1": {"R38_plain": {"ms_per_image": 6.5},
                                              "R38_lam0.001 mask": {"ms_per_image": 7.0},
-                                             "R38_lam0.001 slice": {"ms_per_image": 4.55}},
+                                             "R38_lam0.001 slice": {"ms_per_image": 4.55},
+                                             "R38_skipnet": {"ms_per_image": 3.25}},
                          "threads1/batch64": {"R38_plain": {"ms_per_image": 1.0},
-                                              "R38_lam0.001 slice union": {"ms_per_image": 1.2}}},
+                                              "R38_lam0.001 slice union": {"ms_per_image": 1.2},
+                                              "R38_skipnet": {"ms_per_image": 0.5}}},
               "analysis": {"R38_lam0.001": {
                   "shuffling": {"0": {"own": 90.0, "same_group": 80.0, "other_groups": 50.0}},
                   "utilisation_per_class": [[0.5, 1.0, 0.25]] * 10}}}
@@ -300,6 +328,12 @@ def test_report_and_figures(tmp_path):
     # half the FLOPs saved, 30 % of the time (1 - 4.55 / 6.5): a ratio of 0.6; batch 64 is not
     # a batch-1 saving
     assert "| R38_lam0.001 | 50.0 | 30.0 | 0.60 |" in table
+    # SkipNet as it executes: 75 % of the FLOPs and half the time saved; masking saves nothing
+    # by design and is not a row, nor is the plain network itself
+    savings = table.split("Batch-1 savings")[1].splitlines()
+    assert [line.split(" |")[0] for line in savings if line.startswith("| R38")] == [
+        "| R38_lam0.001", "| R38_skipnet"]
+    assert "| R38_skipnet | 75.0 | 50.0 | 0.67 |" in savings
     assert table.count("Batch-1 savings") == 1
     written = benchmark.plot(record, tmp_path, "fashionmnist")
     assert [p.name for p in written] == ["fashionmnist_accuracy_vs_flops.png",
@@ -409,12 +443,13 @@ def test_flops_points_are_series_ordered_by_flops():
                "R38_lam0.005": {"top1": 89.0, "mean_gflops": 0.01},
                "R38_lam0.005_ft": {"top1": 89.5, "mean_gflops": 0.01},
                "R38_static_matched": {"top1": 89.2, "mean_gflops": 0.0095},
+               "R38_skipnet": {"top1": 89.4, "mean_gflops": 0.0104},
                "R38w2_lam0.004": {"top1": 87.0, "mean_gflops": 0.03}}
     points = benchmark.flops_points(results, "R38_plain")
     assert [(p["series"], p["label"], p["relative_flops"]) for p in points] == [
         ("narrow-DeepMoE", "lambda 0.01", 0.05), ("narrow-DeepMoE", "lambda 0.005", 0.5),
         ("narrow-DeepMoE, fine-tuned", "", 0.5), ("static", "", 0.475),
-        ("wide-DeepMoE", "lambda 0.004", 1.5)]
+        ("SkipNet", "", 0.52), ("wide-DeepMoE", "lambda 0.004", 1.5)]
     widening = benchmark.flops_points({"R14x1_plain": {"top1": 1.0, "mean_gflops": 1.0},
                                        "R14x2_plain": {"top1": 2.0, "mean_gflops": 4.0},
                                        "R14x1_deepmoe": {"top1": 3.0, "mean_gflops": 0.5}},
