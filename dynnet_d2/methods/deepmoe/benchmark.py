@@ -39,10 +39,11 @@ Arms train through :func:`dynnet_d2.engine.arms.train_arms` (finished arms skipp
 recorded). Then, for the classification suites, in one process (:func:`measure`), every
 finished arm is rebuilt from its own ``config.yaml`` with its weights loaded strictly and
 evaluated on the test set with per-image slicing (``BATCH_EXECUTION group``: the executed FLOPs
-of each image as at batch 1); in ``fashionmnist`` the plain network and the DeepMoE arms are
-timed at batch 1 and 64, masked vs sliced (``union``, ``group``), interleaved over rounds
-(:func:`time_arms`), and the analysed arm (:data:`ANALYSED`) gets the gate-embedding shuffling
-and the per-class channel utilisation (:mod:`.analysis`).
+of each image as at batch 1); in ``fashionmnist`` the first-stage arms are timed at batch 1
+and 64, interleaved over rounds (:func:`time_arms`: the DeepMoE arms masked vs sliced, ``union``
+and ``group``; the plain and static networks and SkipNet as they execute), and the analysed
+arm (:data:`ANALYSED`) gets the gate-embedding shuffling and the per-class channel utilisation
+(:mod:`.analysis`).
 """
 import json
 import math
