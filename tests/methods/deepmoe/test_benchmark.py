@@ -273,7 +273,6 @@ def test_evaluate_and_time_a_skipnet_run_as_it_executes(tmp_path, monkeypatch):
 
 
 def test_gate_embedding_shuffling_by_hand(tiny_run):
-    from dynnet_d2.engine.runs import load_trained_model
     from dynnet_d2.methods.deepmoe.analysis import gate_statistics, shuffled_accuracy
 
     _, model = load_trained_model(tiny_run)
