@@ -601,8 +601,8 @@ def savings_report(record: dict) -> List[str]:
             ratio = f"{time_saved / flops_saved:.2f}" if flops_saved > 0 else "–"
             rows.append(f"| {arm} | {100 * flops_saved:.1f} | {100 * time_saved:.1f} | {ratio} |")
         if rows:
-            lines += ["", f"Batch-1 savings of sliced execution, {key.split('/')[0]} (against "
-                      f"{reference}):", "", "| arm | FLOPs saved (%) | time saved (%) | "
+            lines += ["", f"Batch-1 savings as executed (DeepMoE sliced), {key.split('/')[0]} "
+                      f"(against {reference}):", "", "| arm | FLOPs saved (%) | time saved (%) | "
                       "time saved / FLOPs saved |", "|---|---|---|---|", *rows]
     return lines
 
